@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Idle-connection memory benchmark: how much server memory does one idle WebSocket cost?
+#
+# Usage: bench/idle_rss.sh [PW_ECHO] [CONNS] [-- extra idle_conns options]
+#   PW_ECHO  path to the echo server (default build/examples/pw-echo)
+#   CONNS    number of idle connections (default 10000)
+#   IDLE_CONNS=path overrides the client binary (default build/bench/idle_conns)
+#
+# Builds nothing. Starts `PW_ECHO 0`, reads its port from
+# "pw-echo listening on port N", runs idle_conns with --server-pid against it,
+# prints the result and stops the server by its pid. Exits with idle_conns' status.
+set -euo pipefail
+
+ECHO=${1:-build/examples/pw-echo}
+CONNS=${2:-10000}
+shift $(( $# >= 2 ? 2 : $# ))
+if [[ ${1:-} == "--" ]]; then shift; fi
+IDLE_CONNS=${IDLE_CONNS:-build/bench/idle_conns}
+
+for f in "$ECHO" "$IDLE_CONNS"; do
+  if [[ ! -x $f ]]; then
+    echo "idle_rss.sh: $f is not an executable (build the project first)" >&2
+    exit 2
+  fi
+done
+
+# Both ends need CONNS descriptors; the client raises its own limit, and raising
+# the shell's here lets the server inherit a high one too (best effort).
+want=$(( CONNS + 200 ))
+if (( $(ulimit -n) < want )); then
+  ulimit -Hn "$want" 2>/dev/null || true
+  ulimit -n "$want" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+fi
+
+out=$(mktemp)
+server_pid=
+cleanup() {
+  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+      kill -0 "$server_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$server_pid" 2>/dev/null || true
+  fi
+  rm -f "$out"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$ECHO" 0 >"$out" &
+server_pid=$!
+
+port=
+for _ in $(seq 100); do
+  line=$(head -n 1 "$out" 2>/dev/null || true)
+  if [[ $line =~ ^pw-echo\ listening\ on\ port\ ([0-9]+)$ ]]; then
+    port=${BASH_REMATCH[1]}
+    break
+  fi
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "idle_rss.sh: server exited before listening" >&2
+    exit 2
+  fi
+  sleep 0.1
+done
+if [[ -z $port ]]; then
+  echo "idle_rss.sh: no 'pw-echo listening on port N' line within 10 s" >&2
+  exit 2
+fi
+
+echo "server: $ECHO (pid $server_pid, port $port, fd limit $(ulimit -n))"
+rc=0
+"$IDLE_CONNS" --port "$port" --conns "$CONNS" --server-pid "$server_pid" "$@" || rc=$?
+if ! kill -0 "$server_pid" 2>/dev/null; then
+  echo "idle_rss.sh: the server died during the benchmark" >&2
+  rc=1
+fi
+exit "$rc"

@@ -1,0 +1,87 @@
+/* pw-echo: a WebSocket echo server on pushwire, and the demo page at "/".
+ * Usage: pw-echo [PORT] [--max-message BYTES] [--idle-timeout MS] [--ping-interval MS]
+ *                [--handshake-timeout MS] [--close-timeout MS] [--max-head BYTES]
+ * The server runs in its own thread (pw_server_start); the main thread only waits for
+ * SIGINT/SIGTERM, then stops it. Every complete message is echoed with its type. */
+#include <pushwire.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const char pw_echo_page[];
+extern const size_t pw_echo_page_len;
+
+static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len,
+                       int is_binary, void *user) {
+  pw_send(srv, id, data, len, is_binary ? PW_BINARY : PW_TEXT);
+}
+
+static void on_http(pw_server *srv, const pw_request *req, pw_response *res, void *user) {
+  if (strcmp(req->method, "GET") != 0 || strcmp(req->path, "/") != 0) return; /* 404 */
+  res->status = 200;
+  res->content_type = "text/html; charset=utf-8";
+  res->body = pw_echo_page;
+  res->body_len = pw_echo_page_len;
+}
+
+/* Select "echo" when the client offers it. */
+static int select_subprotocol(pw_server *srv, const pw_request *req, const char *const *offers,
+                              size_t count, void *user) {
+  for (size_t i = 0; i < count; i++)
+    if (strcmp(offers[i], "echo") == 0) return (int)i;
+  return -1;
+}
+
+static void log_line(int level, const char *msg, void *user) {
+  fprintf(stderr, "pw-echo: %s\n", msg);
+}
+
+static int parse_args(int argc, char **argv, pw_options *o) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-') { o->port = atoi(a); continue; }
+    if (i + 1 >= argc) return fprintf(stderr, "pw-echo: %s needs a value\n", a), -1;
+    long v = strtol(argv[++i], NULL, 10);
+    if (!strcmp(a, "--max-message")) o->max_message_size = (size_t)v;
+    else if (!strcmp(a, "--idle-timeout")) o->idle_timeout_ms = (int)v;
+    else if (!strcmp(a, "--ping-interval")) o->ping_interval_ms = (int)v;
+    else if (!strcmp(a, "--handshake-timeout")) o->handshake_timeout_ms = (int)v;
+    else if (!strcmp(a, "--close-timeout")) o->close_timeout_ms = (int)v;
+    else if (!strcmp(a, "--max-head")) o->max_head_size = (size_t)v;
+    else return fprintf(stderr, "pw-echo: unknown option %s\n", a), -1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  pw_options opt = {.port = 8080, .log = log_line, .log_level = PW_LOG_WARN};
+  pw_callbacks cb = {.on_message = on_message, .on_http = on_http,
+                     .select_subprotocol = select_subprotocol};
+  if (parse_args(argc, argv, &opt) != 0) return 2;
+
+  /* Block the stop signals before the loop thread exists, so only sigwait sees them. */
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
+  pw_server *srv = pw_server_new(&opt, &cb, NULL);
+  if (!srv) return fprintf(stderr, "pw-echo: bad options\n"), 2;
+  int r = pw_server_start(srv);
+  if (r != 0) {
+    fprintf(stderr, "pw-echo: cannot start on port %d: %s\n", opt.port, pw_strerror(r));
+    pw_server_free(srv);
+    return 1;
+  }
+  printf("pw-echo listening on port %d\n", pw_server_port(srv));
+  printf("open http://127.0.0.1:%d/ in a browser\n", pw_server_port(srv));
+  fflush(stdout);
+
+  int sig;
+  sigwait(&stop_signals, &sig);
+  pw_server_stop(srv);
+  pw_server_free(srv);
+  return 0;
+}

@@ -1,0 +1,292 @@
+/* One connection: accept, read dispatch, the send queue and its writev, and every way a
+ * connection ends. Loop thread only. See conn.h for the memory and lifetime notes. */
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "loop.h"
+#include "server.h"
+
+#define PW__IOV_MAX 64 /* buffers per writev: enough to batch, small enough for the stack */
+
+typedef struct pw__write_req {
+  uv_write_t req;
+  size_t bytes; /* wire bytes this write covers: all written when it completes */
+} pw__write_req;
+
+static void on_closed(uv_handle_t *h);
+
+/* ---- read dispatch ---------------------------------------------------------------------- */
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  pw__conn *c = h->data;
+  /* libuv calls alloc then read synchronously, one connection at a time: one shared buffer
+   * per loop serves every connection, so idle connections own no read buffer. */
+  *buf = uv_buf_init((char *)c->loop->rbuf, PW__READ_BUF_SIZE);
+}
+
+static void on_eof(pw__conn *c) {
+  if (c->close_code == 0) c->close_code = PW_CLOSE_ABNORMAL;
+  pw__conn_destroy(c);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  pw__conn *c = s->data;
+  pw__loop *l = c->loop;
+  if (nread < 0) return on_eof(c);
+  if (nread == 0) return;
+  l->now_ms = uv_now(&l->uv);
+  switch (c->state) {
+  case PW__S_HTTP:
+    return pw__http_read(c, (const uint8_t *)buf->base, (size_t)nread);
+  case PW__S_OPEN:
+    c->last_active_ms = l->now_ms;
+    c->ping_sent = 0;
+    pw__list_push(l, c, PW__L_OPEN); /* to the tail: the list stays ordered by activity */
+    /* fall through */
+  case PW__S_CLOSING:
+    return pw__ws_read(c, (uint8_t *)buf->base, (size_t)nread);
+  default: /* DRAIN, LINGER: we are ending; input is discarded */
+    return;
+  }
+}
+
+pw__conn *pw__conn_accept(pw__loop *l) {
+  pw__conn *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  uv_tcp_init(&l->uv, &c->tcp);
+  c->tcp.data = c;
+  c->loop = l;
+  l->nconns++;
+  if (uv_accept((uv_stream_t *)&l->listener, (uv_stream_t *)&c->tcp) != 0) {
+    c->state = PW__S_DEAD;
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+    return NULL;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  c->state = PW__S_HTTP;
+  c->last_active_ms = l->now_ms;
+  pw__list_push(l, c, PW__L_HTTP);
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  return c;
+}
+
+/* ---- the send queue ---------------------------------------------------------------------- */
+static int q_grow(pw__sendq *q) {
+  uint32_t cap = q->cap ? q->cap * 2 : 8;
+  pw__buf **ring = malloc(cap * sizeof *ring);
+  if (!ring) return PW_ENOMEM;
+  for (uint32_t i = 0; i < q->count; i++) ring[i] = q->ring[(q->head + i) & (q->cap - 1)];
+  free(q->ring);
+  q->ring = ring;
+  q->cap = cap;
+  q->head = 0;
+  return 0;
+}
+
+static pw__buf *q_at(const pw__sendq *q, uint32_t i) {
+  return q->ring[(q->head + i) & (q->cap - 1)];
+}
+
+void pw__conn_queue(pw__conn *c, pw__buf *b) {
+  pw__sendq *q = &c->q;
+  if (c->state >= PW__S_LINGER || (q->count == q->cap && q_grow(q) != 0)) {
+    pw__buf_unref(b); /* nobody will write it: the connection is ending (or no memory) */
+    return;
+  }
+  q->ring[(q->head + q->count) & (q->cap - 1)] = b;
+  q->count++;
+  q->bytes += pw__buf_wire_len(b);
+  pw__mark_dirty(c->loop, c);
+}
+
+int pw__conn_send_frame(pw__conn *c, int opcode, const void *data, size_t len) {
+  pw__buf *b = pw__buf_new_frame(opcode, data, len);
+  if (!b) return PW_ENOMEM;
+  pw__conn_queue(c, b);
+  return 0;
+}
+
+/* Drop `bytes` written bytes from the front of the queue, releasing finished buffers. */
+static void q_advance(pw__sendq *q, size_t bytes) {
+  q->bytes -= bytes;
+  while (bytes > 0) {
+    pw__buf *b = q_at(q, 0);
+    size_t left = pw__buf_wire_len(b) - q->offset;
+    if (bytes < left) {
+      q->offset += bytes;
+      return;
+    }
+    bytes -= left;
+    q->offset = 0;
+    q->head = (q->head + 1) & (q->cap - 1);
+    q->count--;
+    pw__buf_unref(b);
+  }
+}
+
+static void q_release_all(pw__sendq *q) {
+  for (uint32_t i = 0; i < q->count; i++) pw__buf_unref(q_at(q, i));
+  free(q->ring);
+  memset(q, 0, sizeof *q);
+}
+
+/* Fill iov from the queue front; returns the count, *bytes the total. */
+static int q_fill_iov(const pw__sendq *q, uv_buf_t *iov, size_t *bytes) {
+  int n = 0;
+  size_t offset = q->offset;
+  *bytes = 0;
+  for (uint32_t i = 0; i < q->count && n + 2 <= PW__IOV_MAX; i++) {
+    int k = pw__buf_iov(q_at(q, i), offset, iov + n);
+    for (int j = 0; j < k; j++) *bytes += iov[n + j].len;
+    n += k;
+    offset = 0;
+  }
+  return n;
+}
+
+static void write_failed(pw__conn *c) {
+  if (c->close_code == 0) c->close_code = PW_CLOSE_ABNORMAL;
+  pw__conn_destroy(c);
+}
+
+/* Everything queued is written: a connection that was ending can now shut down. */
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  pw__conn *c = req->handle->data;
+  free(req);
+  if (status < 0 && c->state != PW__S_DEAD) pw__conn_destroy(c);
+}
+
+static void drained(pw__conn *c) {
+  if (c->state != PW__S_DRAIN) return;
+  uv_shutdown_t *req = malloc(sizeof *req);
+  if (!req || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    free(req);
+    pw__conn_destroy(c);
+    return;
+  }
+  /* Keep reading after our FIN: closing with unread input would send an RST, which can
+   * destroy the close frame we just sent before the peer reads it. */
+  c->state = PW__S_LINGER;
+}
+
+static void on_written(uv_write_t *req, int status) {
+  pw__write_req *w = (pw__write_req *)req;
+  pw__conn *c = req->handle->data;
+  size_t bytes = w->bytes;
+  free(w);
+  if (c->state == PW__S_DEAD) return; /* queue already released */
+  c->q.inflight = 0;
+  if (status < 0) return write_failed(c);
+  q_advance(&c->q, bytes);
+  pw__conn_flush(c);
+}
+
+/* Hand the rest to uv_write: it waits for writability; the buffers stay referenced by the
+ * queue until on_written advances past them. */
+static void write_async(pw__conn *c) {
+  uv_buf_t iov[PW__IOV_MAX];
+  pw__write_req *w = malloc(sizeof *w);
+  if (!w) return write_failed(c);
+  int n = q_fill_iov(&c->q, iov, &w->bytes);
+  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, iov, (unsigned)n, on_written) != 0) {
+    free(w);
+    return write_failed(c);
+  }
+  c->q.inflight = 1;
+}
+
+void pw__conn_flush(pw__conn *c) {
+  pw__sendq *q = &c->q;
+  if (q->inflight || c->state == PW__S_DEAD) return;
+  while (q->count > 0) {
+    uv_buf_t iov[PW__IOV_MAX];
+    size_t bytes;
+    int n = q_fill_iov(q, iov, &bytes);
+    int r = uv_try_write((uv_stream_t *)&c->tcp, iov, (unsigned)n);
+    if (r == UV_EAGAIN) r = 0;
+    if (r < 0) return write_failed(c);
+    q_advance(q, (size_t)r);
+    if ((size_t)r < bytes) return write_async(c);
+  }
+  if (q->count == 0 && q->cap > 8) { /* a burst is over: give the big ring back */
+    free(q->ring);
+    q->ring = NULL;
+    q->cap = 0;
+  }
+  drained(c);
+}
+
+/* ---- ending ------------------------------------------------------------------------------ */
+static void set_close(pw__conn *c, int code, const char *reason) {
+  if (c->close_code) return; /* the first reason a connection ends is the one reported */
+  c->close_code = (uint16_t)code;
+  free(c->close_reason);
+  c->close_reason = reason && *reason ? strdup(reason) : NULL;
+}
+
+static void enter_ending(pw__conn *c, int state) {
+  c->state = (uint8_t)state;
+  c->last_active_ms = c->loop->now_ms;
+  pw__list_push(c->loop, c, PW__L_CLOSING);
+  pw__ws_free_buffers(c);
+}
+
+static void send_close_frame(pw__conn *c, int code, const char *reason) {
+  uint8_t payload[PW_CONTROL_MAX_PAYLOAD];
+  size_t n = pw__close_build(payload, code, reason);
+  pw__conn_send_frame(c, PW_OP_CLOSE, payload, n);
+}
+
+void pw__conn_close_ws(pw__conn *c, int code, const char *reason) {
+  if (c->state != PW__S_OPEN) return;
+  send_close_frame(c, code, reason);
+  set_close(c, code, reason);
+  enter_ending(c, PW__S_CLOSING);
+}
+
+void pw__conn_fail(pw__conn *c, int code, const char *reason) {
+  if (c->state == PW__S_OPEN) send_close_frame(c, code, reason);
+  set_close(c, code, reason);
+  pw__conn_end_after_flush(c);
+}
+
+void pw__conn_end_after_flush(pw__conn *c) {
+  if (c->state >= PW__S_DRAIN) return;
+  enter_ending(c, PW__S_DRAIN);
+  pw__mark_dirty(c->loop, c); /* the flush notices the drained queue and shuts down */
+}
+
+void pw__conn_destroy(pw__conn *c) {
+  if (c->state == PW__S_DEAD) return;
+  c->state = PW__S_DEAD;
+  pw__list_remove(c->loop, c);
+  uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+static void on_closed(uv_handle_t *h) {
+  pw__conn *c = h->data;
+  pw__loop *l = c->loop;
+  pw_server *srv = l->srv;
+  if (c->opened && srv->cb.on_close)
+    srv->cb.on_close(srv, c->id, c->close_code ? c->close_code : PW_CLOSE_ABNORMAL,
+                     c->close_reason ? c->close_reason : "", srv->user);
+  if (c->id) pw__slots_free(&l->slots, c->id);
+  q_release_all(&c->q);
+  pw__http_free(c);
+  pw__ws_free_buffers(c);
+  free(c->close_reason);
+  free(c);
+  pw__loop_conn_freed(l);
+}
+
+int pw__conn_upgrade(pw__conn *c) {
+  pw__loop *l = c->loop;
+  if ((int)l->slots.live >= l->srv->opt.max_connections) return PW_EAGAIN;
+  c->id = pw__slots_alloc(&l->slots, c);
+  if (!c->id) return PW_ENOMEM;
+  c->state = PW__S_OPEN;
+  c->last_active_ms = l->now_ms;
+  pw__list_push(l, c, PW__L_OPEN);
+  return 0;
+}

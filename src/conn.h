@@ -1,0 +1,96 @@
+/* One connection, owned by its loop thread: states, send queue, close paths.
+ * Design notes:
+ * - Memory: an idle WebSocket connection holds only this struct (with its uv_tcp_t). Reads go
+ *   into the loop's shared buffer; only a partial frame header (<= 14 bytes, inline), a message
+ *   being reassembled, or a control frame split across reads get heap storage, freed as soon
+ *   as they complete. The send queue's ring is allocated on first send.
+ * - A conn is never freed inside a callback that might still use it: closing goes through
+ *   uv_close, and the memory is released in its close callback (Redis freeClientAsync). */
+#ifndef PW_CONN_H
+#define PW_CONN_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "frame.h"
+#include "pushwire.h"
+#include "utf8.h"
+
+struct pw__loop;
+struct pw__http;
+
+enum pw__state {
+  PW__S_HTTP,     /* reading HTTP requests (plain ones, or the upgrade) */
+  PW__S_OPEN,     /* WebSocket open */
+  PW__S_CLOSING,  /* we sent a close frame; waiting for the peer's */
+  PW__S_DRAIN,    /* last bytes queued; once written, shut down the write side */
+  PW__S_LINGER,   /* FIN sent; discard input until EOF or the close timeout */
+  PW__S_DEAD,     /* uv_close called; memory goes in the close callback */
+};
+
+enum pw__list { PW__L_NONE, PW__L_HTTP, PW__L_OPEN, PW__L_CLOSING };
+
+/* The send queue: a ring of buffer references; `offset` bytes of the first are written. */
+typedef struct pw__sendq {
+  pw__buf **ring;
+  uint32_t cap, head, count;
+  size_t offset;
+  size_t bytes;          /* wire bytes queued and not yet written */
+  uint32_t inflight;     /* entries covered by the pending uv_write (0 = none pending) */
+} pw__sendq;
+
+typedef struct pw__conn {
+  uv_tcp_t tcp;
+  struct pw__loop *loop;
+  pw_conn_id id;            /* 0 until the upgrade */
+  struct pw__conn *prev, *next; /* in the loop's list named by `list` */
+  uint64_t last_active_ms;  /* HTTP/OPEN: last input; CLOSING..LINGER: when closing began */
+  uint8_t state, list;
+  uint8_t dirty : 1, ping_sent : 1, opened : 1, paused : 1, in_frame : 1;
+  uint8_t hdr_have;         /* bytes of a partial frame header in hdr_buf */
+  uint8_t hdr_buf[PW_FRAME_MAX_HEADER];
+  uint8_t msg_opcode;       /* PW_OP_TEXT/BINARY while a fragmented message is in progress */
+  pw__utf8 utf8;            /* validator state of the text message in progress */
+  pw__frame_hdr frame;      /* the frame whose payload is being read */
+  uint64_t frame_done;      /* payload bytes of `frame` consumed */
+  uint8_t *msg;             /* reassembly buffer (heap, only while needed) */
+  size_t msg_len, msg_cap;
+  uint8_t *ctrl;            /* a control frame's payload split across reads (heap) */
+  struct pw__http *http;    /* HTTP-phase state (heap, freed at the upgrade) */
+  pw__sendq q;
+  uint16_t close_code;      /* the code to report to on_close */
+  char *close_reason;       /* heap copy for on_close, or NULL */
+} pw__conn;
+
+/* Accepted a socket: set up a conn in the HTTP state. NULL on failure (socket closed). */
+pw__conn *pw__conn_accept(struct pw__loop *loop);
+
+/* Queue a buffer (takes the caller's reference) and mark the conn for the next flush. */
+void pw__conn_queue(pw__conn *c, pw__buf *b);
+/* Queue a data or control frame with a copy of the payload. 0 or PW_ENOMEM. */
+int pw__conn_send_frame(pw__conn *c, int opcode, const void *data, size_t len);
+/* Write what is queued: uv_try_write, then uv_write for the rest. */
+void pw__conn_flush(pw__conn *c);
+
+/* Start the close handshake (we speak first): send close(code, reason), wait for the peer. */
+void pw__conn_close_ws(pw__conn *c, int code, const char *reason);
+/* Fail the WebSocket connection (RFC 6455 7.1.7): send close(code), then end TCP. */
+void pw__conn_fail(pw__conn *c, int code, const char *reason);
+/* After what is queued is written, shut down and close (HTTP errors, the close reply). */
+void pw__conn_end_after_flush(pw__conn *c);
+/* Close the socket now (abnormal end or timeout). Idempotent. */
+void pw__conn_destroy(pw__conn *c);
+
+/* The WebSocket read path (ws.c): process n bytes of frames (p is writable: unmasked in place). */
+void pw__ws_read(pw__conn *c, uint8_t *p, size_t n);
+/* Become a WebSocket: assign the id, enter the OPEN list. 0 or PW_ENOMEM/PW_EAGAIN. */
+int pw__conn_upgrade(pw__conn *c);
+/* Release the reassembly/control buffers. */
+void pw__ws_free_buffers(pw__conn *c);
+
+/* HTTP phase (http.c): process n bytes of request data. */
+void pw__http_read(pw__conn *c, const uint8_t *p, size_t n);
+void pw__http_free(pw__conn *c);
+
+#endif

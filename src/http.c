@@ -1,0 +1,341 @@
+/* The HTTP phase of a connection: collect a request head (and a small body), parse it with
+ * llhttp, then either upgrade to WebSocket or answer a plain request (keep-alive).
+ * Design notes: we find the end of the head ourselves and hand llhttp the whole head at
+ * once, so every header is one contiguous span of our buffer and the request handed to
+ * callbacks needs no copies. The buffer lives only in this phase. Loop thread only. */
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "handshake.h"
+#include "loop.h"
+#include "server.h"
+
+#define PW__MAX_HEADERS 64
+
+typedef struct pw__http {
+  uint8_t *buf;
+  size_t len, cap;
+  size_t scanned; /* bytes already searched for the end of the head */
+} pw__http;
+
+/* What llhttp tells us about one head. */
+typedef struct head_info {
+  pw_header headers[PW__MAX_HEADERS];
+  size_t count;
+  int too_many, in_value, done;
+  const char *url;
+  size_t url_len;
+  llhttp_t parser;
+} head_info;
+
+void pw__http_free(pw__conn *c) {
+  if (!c->http) return;
+  free(c->http->buf);
+  free(c->http);
+  c->http = NULL;
+}
+
+/* ---- responses --------------------------------------------------------------------------- */
+static const char *status_text(int status) {
+  switch (status) {
+  case 101: return "Switching Protocols";
+  case 200: return "OK";
+  case 204: return "No Content";
+  case 400: return "Bad Request";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 413: return "Payload Too Large";
+  case 426: return "Upgrade Required";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 503: return "Service Unavailable";
+  default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+  }
+}
+
+/* Queue a complete response. `extra` holds full header lines ("Name: v\r\n") or is NULL. */
+static void respond(pw__conn *c, int status, const char *type, const char *extra,
+                    const void *body, size_t body_len, int keep_alive) {
+  char head[1024];
+  int n = snprintf(head, sizeof head,
+                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                   "Connection: %s\r\n",
+                   status, status_text(status), type ? type : "text/plain; charset=utf-8",
+                   body_len, keep_alive ? "keep-alive" : "close");
+  size_t extra_len = extra ? strlen(extra) : 0;
+  size_t total = (size_t)n + extra_len + 2 + body_len;
+  pw__buf *b = pw__buf_new_raw(NULL, total); /* sized once, filled here */
+  if (!b) return pw__conn_destroy(c);
+  uint8_t *w = b->data;
+  memcpy(w, head, (size_t)n), w += n;
+  memcpy(w, extra, extra_len), w += extra_len;
+  memcpy(w, "\r\n", 2), w += 2;
+  if (body_len) memcpy(w, body, body_len);
+  pw__conn_queue(c, b);
+}
+
+/* Answer an error and end the connection after it is written. */
+static void respond_error(pw__conn *c, int status, const char *extra) {
+  char body[64];
+  int n = snprintf(body, sizeof body, "%d %s\n", status, status_text(status));
+  respond(c, status, NULL, extra, body, (size_t)n, 0);
+  pw__conn_end_after_flush(c);
+}
+
+/* ---- parsing the head with llhttp ---------------------------------------------------------- */
+/* Extend the span [*s, *s+*n) with [p, p+len): callbacks may split one span in pieces. */
+static void span_add(const char **s, size_t *n, const char *p, size_t len) {
+  if (!*s) *s = p;
+  *n = (size_t)(p + len - *s);
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len) {
+  head_info *hi = p->data;
+  span_add(&hi->url, &hi->url_len, at, len);
+  return 0;
+}
+
+static int on_field(llhttp_t *p, const char *at, size_t len) {
+  head_info *hi = p->data;
+  if (hi->in_value || hi->count == 0 || hi->headers[hi->count - 1].value) {
+    if (hi->count == PW__MAX_HEADERS) return hi->too_many = 1, -1;
+    memset(&hi->headers[hi->count++], 0, sizeof(pw_header));
+    hi->in_value = 0;
+  }
+  pw_header *h = &hi->headers[hi->count - 1];
+  span_add(&h->name, &h->name_len, at, len);
+  return 0;
+}
+
+static int on_value(llhttp_t *p, const char *at, size_t len) {
+  head_info *hi = p->data;
+  pw_header *h = &hi->headers[hi->count - 1];
+  hi->in_value = 1;
+  span_add(&h->value, &h->value_len, at, len);
+  return 0;
+}
+
+static int on_value_done(llhttp_t *p) {
+  head_info *hi = p->data;
+  pw_header *h = &hi->headers[hi->count - 1];
+  if (!h->value) h->value = ""; /* an empty value still closes this header */
+  while (h->value_len && (h->value[h->value_len - 1] == ' ' || h->value[h->value_len - 1] == '\t'))
+    h->value_len--;
+  hi->in_value = 0;
+  return 0;
+}
+
+static int on_head_done(llhttp_t *p) {
+  ((head_info *)p->data)->done = 1;
+  return HPE_PAUSED; /* stop right after the head: the body, if any, is ours to read */
+}
+
+static const llhttp_settings_t head_settings = {
+    .on_url = on_url,
+    .on_header_field = on_field,
+    .on_header_value = on_value,
+    .on_header_value_complete = on_value_done,
+    .on_headers_complete = on_head_done,
+};
+
+/* Parse head[0..len). Returns 0, 400 (malformed) or 431 (too many headers). */
+static int parse_head(head_info *hi, const uint8_t *head, size_t len) {
+  memset(hi, 0, offsetof(head_info, parser));
+  llhttp_init(&hi->parser, HTTP_REQUEST, &head_settings);
+  hi->parser.data = hi;
+  llhttp_errno_t e = llhttp_execute(&hi->parser, (const char *)head, len);
+  if (hi->too_many) return 431;
+  if (!hi->done || (e != HPE_PAUSED && e != HPE_PAUSED_UPGRADE && e != HPE_OK)) return 400;
+  return hi->url ? 0 : 400;
+}
+
+/* ---- one request --------------------------------------------------------------------------- */
+/* Strings the request hands out NUL-terminated, in one scratch block. */
+typedef struct request_strings {
+  char remote[64];
+  char *path, *query; /* in `block` */
+  char *block;
+} request_strings;
+
+static int fill_request(pw__conn *c, head_info *hi, pw_request *req, request_strings *rs) {
+  memset(req, 0, sizeof *req);
+  rs->block = malloc(hi->url_len + 2);
+  if (!rs->block) return -1;
+  memcpy(rs->block, hi->url, hi->url_len);
+  rs->block[hi->url_len] = '\0';
+  char *q = strchr(rs->block, '?');
+  rs->path = rs->block;
+  rs->query = q ? (*q = '\0', q + 1) : rs->block + hi->url_len + 1;
+  rs->block[hi->url_len + 1] = '\0';
+  struct sockaddr_storage sa;
+  int salen = sizeof sa;
+  rs->remote[0] = '\0';
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) == 0) {
+    char ip[INET6_ADDRSTRLEN] = "";
+    int port = 0;
+    if (sa.ss_family == AF_INET6) {
+      uv_ip6_name((struct sockaddr_in6 *)&sa, ip, sizeof ip);
+      port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+    } else {
+      uv_ip4_name((struct sockaddr_in *)&sa, ip, sizeof ip);
+      port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+    }
+    snprintf(rs->remote, sizeof rs->remote, "%s:%d", ip, port);
+  }
+  req->method = llhttp_method_name((llhttp_method_t)hi->parser.method);
+  req->path = rs->path;
+  req->query = rs->query;
+  req->headers = hi->headers;
+  req->header_count = hi->count;
+  req->remote_addr = rs->remote;
+  return 0;
+}
+
+static int path_accepts_upgrade(const pw_server *srv, const char *path) {
+  const char *const *p = srv->opt.ws_paths;
+  if (!p) return 1;
+  for (; *p; p++)
+    if (strcmp(*p, path) == 0) return 1;
+  return 0;
+}
+
+/* Pick the subprotocol through the user's callback; NULL for none. */
+static const char *select_subprotocol(pw__conn *c, const pw_request *req, char *store,
+                                      size_t store_len) {
+  pw_server *srv = c->loop->srv;
+  const char *offers[PW__MAX_OFFERS];
+  if (!srv->cb.select_subprotocol) return NULL;
+  size_t n = pw__subprotocol_offers(req, store, store_len, offers);
+  if (n == 0) return NULL;
+  int i = srv->cb.select_subprotocol(srv, req, offers, n, srv->user);
+  return i >= 0 && (size_t)i < n ? offers[i] : NULL;
+}
+
+static void send_101(pw__conn *c, const pw_request *req, const char *proto) {
+  const pw_header *key = pw_request_header(req, "Sec-WebSocket-Key");
+  char accept[PW__ACCEPT_LEN + 1], head[512];
+  pw__ws_accept(key->value, key->value_len, accept);
+  int n = snprintf(head, sizeof head,
+                   "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                   accept, proto ? "Sec-WebSocket-Protocol: " : "", proto ? proto : "",
+                   proto ? "\r\n" : "");
+  pw__buf *b = pw__buf_new_raw(head, (size_t)n);
+  if (b) pw__conn_queue(c, b);
+}
+
+/* The request is an upgrade: answer it, and on success continue as a WebSocket with the
+ * bytes that followed the head (a client may send frames right behind its request). */
+static void upgrade(pw__conn *c, head_info *hi, pw_request *req, size_t head_len) {
+  pw_server *srv = c->loop->srv;
+  int status = pw__upgrade_status(req, hi->parser.http_major, hi->parser.http_minor);
+  if (status == 101 && !path_accepts_upgrade(srv, req->path)) status = 404;
+  if (status == 426) return respond_error(c, 426, "Sec-WebSocket-Version: 13\r\n");
+  if (status != 101) return respond_error(c, status, NULL);
+  int r = pw__conn_upgrade(c);
+  if (r != 0) return respond_error(c, r == PW_EAGAIN ? 503 : 500, NULL);
+  char store[512];
+  const char *proto = select_subprotocol(c, req, store, sizeof store);
+  send_101(c, req, proto);
+  pw__http *h = c->http;
+  c->http = NULL; /* detached: its bytes stay valid through on_open and the first frames */
+  c->opened = 1;
+  req->subprotocol = proto;
+  if (srv->cb.on_open) srv->cb.on_open(srv, c->id, req, srv->user);
+  if (h->len > head_len) pw__ws_read(c, h->buf + head_len, h->len - head_len);
+  free(h->buf);
+  free(h);
+}
+
+/* A plain request: the user's on_http answers it, or 404. */
+static void serve_plain(pw__conn *c, pw_request *req, int keep_alive) {
+  pw_server *srv = c->loop->srv;
+  pw_response res;
+  memset(&res, 0, sizeof res);
+  if (srv->cb.on_http) srv->cb.on_http(srv, req, &res, srv->user);
+  if (res.status == 0) {
+    static const char body[] = "404 Not Found\n";
+    return respond(c, 404, NULL, NULL, body, sizeof body - 1, keep_alive);
+  }
+  respond(c, res.status, res.content_type, res.extra_headers, res.body, res.body_len,
+          keep_alive);
+}
+
+/* ---- the byte stream ----------------------------------------------------------------------- */
+static size_t find_head_end(pw__http *h) {
+  size_t from = h->scanned > 3 ? h->scanned - 3 : 0;
+  for (size_t i = from; i + 4 <= h->len; i++)
+    if (memcmp(h->buf + i, "\r\n\r\n", 4) == 0) return i + 4;
+  h->scanned = h->len;
+  return 0;
+}
+
+static void consume(pw__http *h, size_t n) {
+  memmove(h->buf, h->buf + n, h->len - n);
+  h->len -= n;
+  h->scanned = 0;
+}
+
+/* Handle one complete head at the front of the buffer. Returns 1 to go on with the next
+ * request (keep-alive), 0 to wait for more bytes or stop. */
+static int handle_request(pw__conn *c, size_t head_len) {
+  const pw_options *o = &c->loop->srv->opt;
+  pw__http *h = c->http;
+  head_info hi;
+  int err = parse_head(&hi, h->buf, head_len);
+  if (err) return respond_error(c, err, NULL), 0;
+  uint64_t body_len = (hi.parser.flags & F_CONTENT_LENGTH) ? hi.parser.content_length : 0;
+  if (hi.parser.flags & F_CHUNKED) return respond_error(c, 501, NULL), 0;
+  if (body_len > o->max_body_size) return respond_error(c, 413, NULL), 0;
+  if (h->len < head_len + body_len) return 0; /* the body is still coming */
+  pw_request req;
+  request_strings rs;
+  if (fill_request(c, &hi, &req, &rs) != 0) return respond_error(c, 500, NULL), 0;
+  if (pw__is_upgrade(&req)) {
+    upgrade(c, &hi, &req, head_len);
+    free(rs.block);
+    return 0;
+  }
+  int keep_alive = llhttp_should_keep_alive(&hi.parser);
+  req.body = h->buf + head_len;
+  req.body_len = (size_t)body_len;
+  serve_plain(c, &req, keep_alive);
+  free(rs.block);
+  if (!keep_alive) return pw__conn_end_after_flush(c), 0;
+  consume(c->http, head_len + (size_t)body_len);
+  c->last_active_ms = c->loop->now_ms; /* a new request gets a full handshake timeout */
+  pw__list_push(c->loop, c, PW__L_HTTP);
+  return 1;
+}
+
+static int append(pw__http *h, const uint8_t *p, size_t n) {
+  if (h->len + n > h->cap) {
+    size_t cap = h->cap ? h->cap : 1024;
+    while (cap < h->len + n) cap *= 2;
+    uint8_t *b = realloc(h->buf, cap);
+    if (!b) return -1;
+    h->buf = b;
+    h->cap = cap;
+  }
+  memcpy(h->buf + h->len, p, n);
+  h->len += n;
+  return 0;
+}
+
+void pw__http_read(pw__conn *c, const uint8_t *p, size_t n) {
+  const pw_options *o = &c->loop->srv->opt;
+  if (!c->http && !(c->http = calloc(1, sizeof *c->http))) return pw__conn_destroy(c);
+  if (c->http->len + n > o->max_head_size + o->max_body_size)
+    return respond_error(c, c->http->len < o->max_head_size ? 413 : 431, NULL);
+  if (append(c->http, p, n) != 0) return respond_error(c, 500, NULL);
+  while (c->state == PW__S_HTTP && c->http && c->http->len > 0) {
+    size_t head_len = find_head_end(c->http);
+    if (head_len > o->max_head_size || (!head_len && c->http->len > o->max_head_size))
+      return respond_error(c, 431, NULL);
+    if (!head_len || !handle_request(c, head_len)) return;
+  }
+}

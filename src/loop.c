@@ -1,0 +1,237 @@
+/* One event loop: the listener, the timeout sweep, the flush of dirty connections after each
+ * turn, and the stop sequence. Loop thread only, except pw__loop_request_stop.
+ * Design notes:
+ * - Corking: sends made during a turn only queue buffers and mark the connection dirty; the
+ *   check handle (run after I/O callbacks) writes each dirty connection once, one writev.
+ * - Timeouts without a timer per connection: connections sit in lists ordered by the time
+ *   that matters (last input, or when closing began), so one periodic tick looks only at
+ *   list heads and at connections that are actually due. */
+#include "loop.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "server.h"
+
+static _Thread_local pw__loop *current_loop;
+
+pw__loop *pw__current_loop(void) { return current_loop; }
+
+/* ---- lists ----------------------------------------------------------------------------- */
+void pw__list_remove(pw__loop *l, pw__conn *c) {
+  if (c->list == PW__L_NONE) return;
+  pw__list_head *h = &l->lists[c->list];
+  if (c->prev) c->prev->next = c->next; else h->first = c->next;
+  if (c->next) c->next->prev = c->prev; else h->last = c->prev;
+  c->prev = c->next = NULL;
+  c->list = PW__L_NONE;
+  h->count--;
+}
+
+/* Append to the tail of `list` (moving it there if it is already in a list). */
+void pw__list_push(pw__loop *l, pw__conn *c, int list) {
+  pw__list_remove(l, c);
+  pw__list_head *h = &l->lists[list];
+  c->prev = h->last;
+  c->next = NULL;
+  if (h->last) h->last->next = c; else h->first = c;
+  h->last = c;
+  c->list = (uint8_t)list;
+  h->count++;
+}
+
+/* ---- corking: flush dirty connections once per turn ------------------------------------- */
+void pw__mark_dirty(pw__loop *l, pw__conn *c) {
+  if (c->dirty || c->state == PW__S_DEAD) return;
+  if (l->ndirty == l->dirty_cap) {
+    size_t cap = l->dirty_cap ? l->dirty_cap * 2 : 64;
+    pw__conn **d = realloc(l->dirty, cap * sizeof *d);
+    if (!d) return pw__conn_flush(c); /* no memory to defer: write now */
+    l->dirty = d;
+    l->dirty_cap = cap;
+  }
+  l->dirty[l->ndirty++] = c;
+  c->dirty = 1;
+}
+
+static void on_check(uv_check_t *h) {
+  pw__loop *l = h->data;
+  /* Index loop: a flush may end a connection, never add one to the list. Entries are
+   * flushed before any close callback of this turn can free them (libuv runs check
+   * handles before closing handles). */
+  for (size_t i = 0; i < l->ndirty; i++) {
+    pw__conn *c = l->dirty[i];
+    c->dirty = 0;
+    pw__conn_flush(c);
+  }
+  l->ndirty = 0;
+}
+
+/* ---- timeouts -------------------------------------------------------------------------- */
+static int due(const pw__loop *l, const pw__conn *c, int timeout_ms) {
+  return timeout_ms > 0 && l->now_ms - c->last_active_ms >= (uint64_t)timeout_ms;
+}
+
+static void sweep_open(pw__loop *l) {
+  const pw_options *o = &l->srv->opt;
+  int first_due = o->ping_interval_ms > 0 ? o->ping_interval_ms : o->idle_timeout_ms;
+  if (o->idle_timeout_ms > 0 && o->idle_timeout_ms < first_due) first_due = o->idle_timeout_ms;
+  pw__conn *c = l->lists[PW__L_OPEN].first, *next;
+  for (; c && due(l, c, first_due); c = next) {
+    next = c->next;
+    if (due(l, c, o->idle_timeout_ms)) {
+      pw__conn_close_ws(c, PW_CLOSE_GOING_AWAY, "idle timeout");
+    } else if (!c->ping_sent && due(l, c, o->ping_interval_ms)) {
+      pw__conn_send_frame(c, PW_OP_PING, NULL, 0);
+      c->ping_sent = 1;
+    }
+  }
+}
+
+/* Destroy the connections of `list` that waited `timeout_ms` (lists are in time order). */
+static void sweep_expired(pw__loop *l, int list, int timeout_ms) {
+  pw__conn *c;
+  while ((c = l->lists[list].first) && due(l, c, timeout_ms)) {
+    if (c->close_code == 0 && c->opened) c->close_code = PW_CLOSE_ABNORMAL;
+    pw__conn_destroy(c);
+  }
+}
+
+static void on_tick(uv_timer_t *t) {
+  pw__loop *l = t->data;
+  const pw_options *o = &l->srv->opt;
+  l->now_ms = uv_now(&l->uv);
+  sweep_expired(l, PW__L_HTTP, o->handshake_timeout_ms);
+  sweep_expired(l, PW__L_CLOSING, o->close_timeout_ms);
+  sweep_open(l);
+}
+
+/* A quarter of the shortest enabled timeout, within [10 ms, 1 s]. */
+static uint64_t tick_interval(const pw_options *o) {
+  int t[] = {o->handshake_timeout_ms, o->close_timeout_ms, o->ping_interval_ms,
+             o->idle_timeout_ms};
+  uint64_t best = 1000;
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+    if (t[i] > 0 && (uint64_t)t[i] / 4 < best) best = (uint64_t)t[i] / 4;
+  return best < 10 ? 10 : best;
+}
+
+/* ---- accept ---------------------------------------------------------------------------- */
+static void on_connection(uv_stream_t *server, int status) {
+  pw__loop *l = server->data;
+  if (status < 0) {
+    pw__log(l->srv, PW_LOG_WARN, "accept failed: %s", uv_strerror(status));
+    return;
+  }
+  l->now_ms = uv_now(&l->uv);
+  if (!pw__conn_accept(l)) pw__log(l->srv, PW_LOG_WARN, "could not accept a connection");
+}
+
+/* ---- stop -------------------------------------------------------------------------------- */
+static void close_handles(pw__loop *l) {
+  if (l->handles_closed) return;
+  l->handles_closed = 1;
+  uv_close((uv_handle_t *)&l->wake, NULL);
+  uv_close((uv_handle_t *)&l->tick, NULL);
+  uv_close((uv_handle_t *)&l->flusher, NULL);
+  if (!uv_is_closing((uv_handle_t *)&l->listener)) uv_close((uv_handle_t *)&l->listener, NULL);
+}
+
+static void maybe_finish(pw__loop *l) {
+  if (l->stopping && l->nconns == 0) close_handles(l);
+}
+
+void pw__loop_conn_freed(pw__loop *l) {
+  l->nconns--;
+  maybe_finish(l);
+}
+
+static void begin_stop(pw__loop *l) {
+  pw__conn *c, *next;
+  l->stopping = 1;
+  l->now_ms = uv_now(&l->uv);
+  if (!uv_is_closing((uv_handle_t *)&l->listener)) uv_close((uv_handle_t *)&l->listener, NULL);
+  for (c = l->lists[PW__L_HTTP].first; c; c = next) next = c->next, pw__conn_destroy(c);
+  for (c = l->lists[PW__L_OPEN].first; c; c = next)
+    next = c->next, pw__conn_close_ws(c, PW_CLOSE_GOING_AWAY, "server shutting down");
+  maybe_finish(l);
+}
+
+static void on_wake(uv_async_t *a) {
+  pw__loop *l = a->data;
+  if (atomic_load(&l->stop_requested) && !l->stopping) begin_stop(l);
+}
+
+void pw__loop_request_stop(pw__loop *l) {
+  atomic_store(&l->stop_requested, 1);
+  uv_async_send(&l->wake);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+int pw__loop_init(pw__loop *l, pw_server *srv, unsigned index) {
+  memset(l, 0, sizeof *l);
+  l->srv = srv;
+  l->index = index;
+  l->rbuf = malloc(PW__READ_BUF_SIZE);
+  if (!l->rbuf || uv_loop_init(&l->uv) != 0) return free(l->rbuf), PW_ENOMEM;
+  if (pw__slots_init(&l->slots, index, (uint32_t)srv->opt.max_connections) != 0) {
+    uv_loop_close(&l->uv);
+    free(l->rbuf);
+    return PW_ENOMEM;
+  }
+  uv_async_init(&l->uv, &l->wake, on_wake);
+  uv_timer_init(&l->uv, &l->tick);
+  uv_check_init(&l->uv, &l->flusher);
+  uv_tcp_init(&l->uv, &l->listener);
+  l->wake.data = l->tick.data = l->flusher.data = l->listener.data = l;
+  return 0;
+}
+
+static int parse_addr(const char *addr, int port, struct sockaddr_storage *sa) {
+  if (strchr(addr, ':'))
+    return uv_ip6_addr(addr, port, (struct sockaddr_in6 *)sa) == 0 ? 0 : PW_EINVAL;
+  return uv_ip4_addr(addr, port, (struct sockaddr_in *)sa) == 0 ? 0 : PW_EINVAL;
+}
+
+static int bound_port(pw__loop *l) {
+  struct sockaddr_storage sa;
+  int len = sizeof sa;
+  if (uv_tcp_getsockname(&l->listener, (struct sockaddr *)&sa, &len) != 0) return -1;
+  return ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+                                        : ((struct sockaddr_in *)&sa)->sin_port);
+}
+
+int pw__loop_listen(pw__loop *l, const char *addr, int port) {
+  struct sockaddr_storage sa;
+  const pw_options *o = &l->srv->opt;
+  if (parse_addr(addr, port, &sa) != 0) return PW_EINVAL;
+  int r = uv_tcp_bind(&l->listener, (struct sockaddr *)&sa, 0);
+  if (r == 0) r = uv_listen((uv_stream_t *)&l->listener, o->backlog, on_connection);
+  if (r != 0) {
+    pw__log(l->srv, PW_LOG_ERROR, "cannot listen on %s:%d: %s", addr, port, uv_strerror(r));
+    return r == UV_EADDRINUSE ? PW_EADDRINUSE : PW_EBIND;
+  }
+  l->listening = 1;
+  uint64_t every = tick_interval(o);
+  uv_timer_start(&l->tick, on_tick, every, every);
+  uv_check_start(&l->flusher, on_check);
+  return bound_port(l);
+}
+
+void pw__loop_run(pw__loop *l) {
+  current_loop = l;
+  l->now_ms = uv_now(&l->uv);
+  uv_run(&l->uv, UV_RUN_DEFAULT);
+  current_loop = NULL;
+}
+
+void pw__loop_destroy(pw__loop *l) {
+  if (!l->rbuf) return;
+  close_handles(l);
+  uv_run(&l->uv, UV_RUN_DEFAULT); /* let the close callbacks run */
+  uv_loop_close(&l->uv);
+  pw__slots_destroy(&l->slots);
+  free(l->dirty);
+  free(l->rbuf);
+  l->rbuf = NULL;
+}

@@ -1,0 +1,207 @@
+/* Server lifecycle: options and their defaults, start (own thread) / run (caller's thread),
+ * stop from anywhere, free; and the loop-thread calls on connections. */
+#include "server.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+
+/* ---- options ----------------------------------------------------------------------------- */
+static void fill_defaults(pw_options *o) {
+  if (!o->bind_address) o->bind_address = "127.0.0.1";
+  if (!o->max_message_size) o->max_message_size = 16u << 20;
+  if (!o->max_head_size) o->max_head_size = 8192;
+  if (!o->max_body_size) o->max_body_size = 1u << 20;
+  if (!o->idle_timeout_ms) o->idle_timeout_ms = 120000;
+  if (!o->ping_interval_ms) o->ping_interval_ms = 30000;
+  if (!o->handshake_timeout_ms) o->handshake_timeout_ms = 10000;
+  if (!o->close_timeout_ms) o->close_timeout_ms = 3000;
+  if (!o->max_connections) o->max_connections = 100000;
+  if (!o->backlog) o->backlog = 511;
+}
+
+static int options_valid(const pw_options *o) {
+  return o->port >= 0 && o->port <= 65535 && o->max_connections > 0 && o->backlog > 0 &&
+         o->log_level >= 0;
+}
+
+void pw__log(const pw_server *srv, int level, const char *fmt, ...) {
+  if (!srv->opt.log || level > srv->opt.log_level) return;
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  srv->opt.log(level, msg, srv->user);
+}
+
+/* A write to a peer that has gone raises SIGPIPE, whose default action kills the whole host
+ * program. Ignore it (as Redis and nginx do) unless the program installed its own handler;
+ * writes then fail with EPIPE, which the connection handles. */
+static void ignore_sigpipe(void) {
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+  }
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+pw_server *pw_server_new(const pw_options *opt, const pw_callbacks *cb, void *user) {
+  pw_server *srv = calloc(1, sizeof *srv);
+  if (!srv) return NULL;
+  ignore_sigpipe();
+  if (opt) srv->opt = *opt;
+  if (cb) srv->cb = *cb;
+  srv->user = user;
+  fill_defaults(&srv->opt);
+  atomic_init(&srv->state, PW__NEW);
+  atomic_init(&srv->port, -1);
+  srv->nloops = 1;
+  srv->loops = calloc(srv->nloops, sizeof *srv->loops);
+  if (!options_valid(&srv->opt) || !srv->loops || pw__loop_init(&srv->loops[0], srv, 0) != 0) {
+    free(srv->loops);
+    free(srv);
+    return NULL;
+  }
+  uv_mutex_init(&srv->lock);
+  uv_cond_init(&srv->done_cond);
+  return srv;
+}
+
+/* NEW -> RUNNING with the listener bound; the lock serialises racing starts. */
+static int begin(pw_server *srv) {
+  int expected = PW__NEW;
+  if (!atomic_compare_exchange_strong(&srv->state, &expected, PW__RUNNING)) return PW_ESTATE;
+  int port = pw__loop_listen(&srv->loops[0], srv->opt.bind_address, srv->opt.port);
+  if (port < 0) {
+    atomic_store(&srv->state, PW__NEW);
+    return port;
+  }
+  atomic_store(&srv->port, port);
+  return 0;
+}
+
+static void mark_done(pw_server *srv) {
+  uv_mutex_lock(&srv->lock);
+  srv->done = 1;
+  uv_cond_broadcast(&srv->done_cond);
+  uv_mutex_unlock(&srv->lock);
+}
+
+static void thread_main(void *arg) {
+  pw_server *srv = arg;
+  pw__loop_run(&srv->loops[0]);
+  mark_done(srv);
+}
+
+int pw_server_start(pw_server *srv) {
+  if (!srv) return PW_EINVAL;
+  uv_mutex_lock(&srv->lock);
+  int r = begin(srv);
+  if (r == 0 && uv_thread_create(&srv->thread, thread_main, srv) != 0) {
+    atomic_store(&srv->state, PW__NEW);
+    r = PW_ENOMEM;
+  }
+  srv->thread_started = r == 0;
+  uv_mutex_unlock(&srv->lock);
+  return r;
+}
+
+int pw_server_run(pw_server *srv) {
+  if (!srv) return PW_EINVAL;
+  uv_mutex_lock(&srv->lock);
+  int r = begin(srv);
+  uv_mutex_unlock(&srv->lock);
+  if (r != 0) return r;
+  pw__loop_run(&srv->loops[0]);
+  mark_done(srv);
+  return 0;
+}
+
+int pw_server_port(const pw_server *srv) {
+  if (!srv) return PW_EINVAL;
+  int port = atomic_load(&((pw_server *)srv)->port);
+  return port < 0 ? PW_ESTATE : port;
+}
+
+int pw_on_loop_thread(const pw_server *srv) {
+  pw__loop *l = pw__current_loop();
+  return srv && l && l->srv == srv;
+}
+
+/* Wait for the loop to return, then join its thread once (concurrent stops are safe). */
+static void wait_done(pw_server *srv) {
+  uv_mutex_lock(&srv->lock);
+  while (!srv->done) uv_cond_wait(&srv->done_cond, &srv->lock);
+  int join = srv->thread_started;
+  srv->thread_started = 0;
+  uv_mutex_unlock(&srv->lock);
+  if (join) uv_thread_join(&srv->thread);
+  atomic_store(&srv->state, PW__STOPPED);
+}
+
+int pw_server_stop(pw_server *srv) {
+  if (!srv) return PW_EINVAL;
+  int st = PW__NEW;
+  if (atomic_compare_exchange_strong(&srv->state, &st, PW__STOPPED)) return 0; /* never ran */
+  if (st == PW__STOPPED) return 0;
+  st = PW__RUNNING;
+  /* Only the caller that moves RUNNING -> STOPPING wakes the loops: a later wake could touch
+   * an async handle the ending loop has already closed. */
+  if (atomic_compare_exchange_strong(&srv->state, &st, PW__STOPPING))
+    for (unsigned i = 0; i < srv->nloops; i++) pw__loop_request_stop(&srv->loops[i]);
+  if (pw_on_loop_thread(srv)) return 0; /* the loop ends after this callback returns */
+  wait_done(srv);
+  return 0;
+}
+
+void pw_server_free(pw_server *srv) {
+  if (!srv) return;
+  if (pw_on_loop_thread(srv)) {
+    pw__log(srv, PW_LOG_ERROR, "pw_server_free called on the loop thread: ignored");
+    return;
+  }
+  pw_server_stop(srv);
+  for (unsigned i = 0; i < srv->nloops; i++) pw__loop_destroy(&srv->loops[i]);
+  uv_cond_destroy(&srv->done_cond);
+  uv_mutex_destroy(&srv->lock);
+  free(srv->loops);
+  free(srv);
+}
+
+/* ---- connections (loop thread) ------------------------------------------------------------ */
+/* The connection of `id`, if it is open and this thread runs its loop. */
+static int find_open(pw_server *srv, pw_conn_id id, pw__conn **out) {
+  if (!srv) return PW_EINVAL;
+  unsigned li = pw__id_loop(id);
+  if (id == 0 || li >= srv->nloops) return PW_ENOCONN;
+  pw__loop *l = &srv->loops[li];
+  if (pw__current_loop() != l) return PW_ETHREAD;
+  if (l->stopping) return PW_ESTOPPED;
+  pw__conn *c = pw__slots_get(&l->slots, id);
+  if (!c || c->state != PW__S_OPEN) return PW_ENOCONN;
+  *out = c;
+  return 0;
+}
+
+int pw_send(pw_server *srv, pw_conn_id id, const void *data, size_t len, int flags) {
+  pw__conn *c;
+  if ((flags & ~PW_BINARY) != 0 || (len && !data)) return PW_EINVAL;
+  if (len > UINT32_MAX - PW_FRAME_MAX_HEADER) return PW_ETOOBIG;
+  int r = find_open(srv, id, &c);
+  if (r != 0) return r;
+  return pw__conn_send_frame(c, (flags & PW_BINARY) ? PW_OP_BINARY : PW_OP_TEXT, data, len);
+}
+
+int pw_close(pw_server *srv, pw_conn_id id, int code, const char *reason) {
+  pw__conn *c;
+  if (!pw__close_code_valid(code) || (reason && strlen(reason) > 123)) return PW_EINVAL;
+  int r = find_open(srv, id, &c);
+  if (r != 0) return r;
+  pw__conn_close_ws(c, code, reason);
+  return 0;
+}

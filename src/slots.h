@@ -1,0 +1,46 @@
+/* Connection ids: a table of slots, each with a generation, so ids are never reused and a
+ * stale id is recognised. Id layout: [63..56] loop index, [55..32] slot, [31..0] generation.
+ * Design notes: the table is chunked (chunks never move once allocated) and each slot's
+ * generation is atomic, so a later any-thread door can test an id without a lock. A slot
+ * whose generation would wrap is retired instead of reused: ids are never reused, period.
+ * Only the owning loop thread allocates and frees slots. */
+#ifndef PW_SLOTS_H
+#define PW_SLOTS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include "pushwire.h"
+
+#define PW__SLOT_CHUNK 1024u
+#define PW__SLOT_MAX (1u << 24)
+#define PW__SLOT_NONE UINT32_MAX
+
+struct pw__conn;
+
+typedef struct pw__slot {
+  _Atomic uint32_t gen;  /* odd = live; the id's generation while live */
+  uint32_t next_free;    /* free-list link; loop thread only */
+  struct pw__conn *conn; /* loop thread only */
+} pw__slot;
+
+typedef struct pw__slots {
+  pw__slot **chunks;     /* nchunks_max pointers, allocated at init, never moved */
+  uint32_t nchunks_max;
+  uint32_t nchunks;      /* chunks allocated so far */
+  uint32_t free_head;    /* PW__SLOT_NONE when empty */
+  uint32_t live;
+  unsigned loop_index;
+} pw__slots;
+
+int pw__slots_init(pw__slots *t, unsigned loop_index, uint32_t max_slots);
+void pw__slots_destroy(pw__slots *t);
+/* Allocate a slot for conn; returns the new id, or 0 when full / out of memory. */
+pw_conn_id pw__slots_alloc(pw__slots *t, struct pw__conn *conn);
+/* Release the slot of a live id (loop thread). */
+void pw__slots_free(pw__slots *t, pw_conn_id id);
+/* The connection of a live id, or NULL (loop thread). */
+struct pw__conn *pw__slots_get(const pw__slots *t, pw_conn_id id);
+
+static inline unsigned pw__id_loop(pw_conn_id id) { return (unsigned)(id >> 56); }
+
+#endif
