@@ -72,7 +72,7 @@ static void respond(pw__conn *c, int status, const char *type, const char *extra
   if (!b) return pw__conn_destroy(c);
   uint8_t *w = b->data;
   memcpy(w, head, (size_t)n), w += n;
-  memcpy(w, extra, extra_len), w += extra_len;
+  if (extra_len) memcpy(w, extra, extra_len), w += extra_len;
   memcpy(w, "\r\n", 2), w += 2;
   if (body_len) memcpy(w, body, body_len);
   pw__conn_queue(c, b);

@@ -53,6 +53,7 @@ static void deliver(pw__conn *c, int opcode, const uint8_t *data, size_t len) {
 }
 
 static int msg_append(pw__conn *c, const uint8_t *p, size_t n) {
+  if (n == 0) return 0;
   if (c->msg_len + n > c->msg_cap) {
     size_t cap = c->msg_cap ? c->msg_cap : 256;
     while (cap < c->msg_len + n) cap *= 2;
@@ -101,7 +102,7 @@ static void on_close_frame(pw__conn *c, const uint8_t *p, size_t n) {
   int r = pw__close_parse(p, n, &code, &reason, &reason_len);
   if (r < 0) return fail(c, -r);
   char text[PW_CONTROL_MAX_PAYLOAD + 1];
-  memcpy(text, reason, reason_len);
+  if (reason_len) memcpy(text, reason, reason_len);
   text[reason_len] = '\0';
   if (c->state == PW__S_OPEN) {
     /* Echo the peer's code (RFC 6455 5.5.1); an empty close is answered with an empty one. */

@@ -339,6 +339,7 @@ def test_sigterm_exits_0(ctx):
         check(f.close_code() == 1001, f"expected close 1001 on shutdown, got {f}")
         c.send_close(1001)
         c.expect_eof(5, allow_reset=True)
+    c.close()  # the server may wait for our FIN before it lets the connection go
     try:
         rc = srv.proc.wait(timeout=5)
     except Exception:
