@@ -27,9 +27,11 @@ done
 # Both ends need CONNS descriptors; the client raises its own limit, and raising
 # the shell's here lets the server inherit a high one too (best effort).
 want=$(( CONNS + 200 ))
-if (( $(ulimit -n) < want )); then
+if [[ $(ulimit -Hn) != unlimited ]] && (( $(ulimit -Hn) < want )); then
   ulimit -Hn "$want" 2>/dev/null || true
-  ulimit -n "$want" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+fi
+if [[ $(ulimit -Sn) != unlimited ]] && (( $(ulimit -Sn) < want )); then
+  ulimit -Sn "$want" 2>/dev/null || ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
 fi
 
 out=$(mktemp)
@@ -54,7 +56,7 @@ server_pid=$!
 port=
 for _ in $(seq 100); do
   line=$(head -n 1 "$out" 2>/dev/null || true)
-  if [[ $line =~ ^pw-echo\ listening\ on\ port\ ([0-9]+)$ ]]; then
+  if [[ $line =~ listening\ on\ port\ ([0-9]+)$ ]]; then
     port=${BASH_REMATCH[1]}
     break
   fi

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 extern const char pw_echo_page[];
 extern const size_t pw_echo_page_len;
@@ -54,11 +55,21 @@ static int parse_args(int argc, char **argv, pw_options *o) {
   return 0;
 }
 
+/* One descriptor per client: take the hard limit, so the default soft 1,024 is no ceiling. */
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 int main(int argc, char **argv) {
   pw_options opt = {.port = 8080, .log = log_line, .log_level = PW_LOG_WARN};
   pw_callbacks cb = {.on_message = on_message, .on_http = on_http,
                      .select_subprotocol = select_subprotocol};
   if (parse_args(argc, argv, &opt) != 0) return 2;
+  raise_fd_limit();
 
   /* Block the stop signals before the loop thread exists, so only sigwait sees them. */
   sigset_t stop_signals;
