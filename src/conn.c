@@ -225,7 +225,19 @@ static void set_close(pw__conn *c, int code, const char *reason) {
   c->close_reason = reason && *reason ? strdup(reason) : NULL;
 }
 
+/* The WebSocket is over (handshake done, failed, or TCP gone): tell the user once. The id
+ * stays allocated until the memory goes, so it cannot be reused meanwhile. */
+static void notify_closed(pw__conn *c) {
+  pw_server *srv = c->loop->srv;
+  if (!c->opened) return;
+  c->opened = 0;
+  if (srv->cb.on_close)
+    srv->cb.on_close(srv, c->id, c->close_code ? c->close_code : PW_CLOSE_ABNORMAL,
+                     c->close_reason ? c->close_reason : "", srv->user);
+}
+
 static void enter_ending(pw__conn *c, int state) {
+  if (state == PW__S_DRAIN) notify_closed(c);
   c->state = (uint8_t)state;
   c->last_active_ms = c->loop->now_ms;
   pw__list_push(c->loop, c, PW__L_CLOSING);
@@ -260,6 +272,8 @@ void pw__conn_end_after_flush(pw__conn *c) {
 void pw__conn_destroy(pw__conn *c) {
   if (c->state == PW__S_DEAD) return;
   c->state = PW__S_DEAD;
+  if (c->opened && c->close_code == 0) c->close_code = PW_CLOSE_ABNORMAL;
+  notify_closed(c);
   pw__list_remove(c->loop, c);
   uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
@@ -267,10 +281,6 @@ void pw__conn_destroy(pw__conn *c) {
 static void on_closed(uv_handle_t *h) {
   pw__conn *c = h->data;
   pw__loop *l = c->loop;
-  pw_server *srv = l->srv;
-  if (c->opened && srv->cb.on_close)
-    srv->cb.on_close(srv, c->id, c->close_code ? c->close_code : PW_CLOSE_ABNORMAL,
-                     c->close_reason ? c->close_reason : "", srv->user);
   if (c->id) pw__slots_free(&l->slots, c->id);
   q_release_all(&c->q);
   pw__http_free(c);

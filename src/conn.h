@@ -47,7 +47,8 @@ typedef struct pw__conn {
   struct pw__conn *prev, *next; /* in the loop's list named by `list` */
   uint64_t last_active_ms;  /* HTTP/OPEN: last input; CLOSING..LINGER: when closing began */
   uint8_t state, list;
-  uint8_t dirty : 1, ping_sent : 1, opened : 1, paused : 1, in_frame : 1;
+  uint8_t dirty : 1, ping_sent : 1, in_frame : 1;
+  uint8_t opened : 1;        /* on_open was called and on_close not yet */
   uint8_t hdr_have;         /* bytes of a partial frame header in hdr_buf */
   uint8_t hdr_buf[PW_FRAME_MAX_HEADER];
   uint8_t msg_opcode;       /* PW_OP_TEXT/BINARY while a fragmented message is in progress */

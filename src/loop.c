@@ -91,10 +91,7 @@ static void sweep_open(pw__loop *l) {
 /* Destroy the connections of `list` that waited `timeout_ms` (lists are in time order). */
 static void sweep_expired(pw__loop *l, int list, int timeout_ms) {
   pw__conn *c;
-  while ((c = l->lists[list].first) && due(l, c, timeout_ms)) {
-    if (c->close_code == 0 && c->opened) c->close_code = PW_CLOSE_ABNORMAL;
-    pw__conn_destroy(c);
-  }
+  while ((c = l->lists[list].first) && due(l, c, timeout_ms)) pw__conn_destroy(c);
 }
 
 static void on_tick(uv_timer_t *t) {
