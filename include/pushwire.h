@@ -34,7 +34,8 @@ extern "C" {
   X(ETOOBIG,  -10, "message larger than allowed")                             \
   X(EIO,      -11, "input/output error")                                      \
   X(ETIMEDOUT,-12, "timed out")                                               \
-  X(ETHREAD,  -13, "call not allowed from this thread")
+  X(ETHREAD,  -13, "call not allowed from this thread")                      \
+  X(ENOTFOUND,-14, "no such task")
 
 typedef enum pw_err {
 #define PW__ERR_ENUM(name, value, text) PW_##name = (value),
@@ -59,9 +60,18 @@ enum pw_log_level { PW_LOG_ERROR = 0, PW_LOG_WARN = 1, PW_LOG_INFO = 2, PW_LOG_D
 
 /* Flags for messages. */
 enum pw_msg_flags {
-  PW_TEXT = 0,   /* a text message: the payload must be valid UTF-8 (the caller's promise) */
-  PW_BINARY = 1, /* a binary message */
+  PW_TEXT = 0,      /* a text message: the payload must be valid UTF-8 (the caller's promise) */
+  PW_BINARY = 1,    /* a binary message */
+  PW_BLOCK = 0x100, /* send calls from other threads: when the inbox is full, wait up to
+                       options.send_timeout_ms for room instead of returning PW_EAGAIN */
 };
+
+/* What happens when a connection's send queue would pass its byte limit (a slow client). */
+typedef enum pw_slow_policy {
+  PW_SLOW_CLOSE = 0,       /* default: close with 1008 "slow consumer"; its queue is freed */
+  PW_SLOW_DROP_NEW = 1,    /* drop the new message (counted; PW_EAGAIN on the loop thread) */
+  PW_SLOW_DROP_OLDEST = 2, /* drop the oldest whole messages not yet started ("latest wins") */
+} pw_slow_policy;
 
 /* RFC 6455 close codes used by the library. */
 enum pw_close_code {
@@ -153,6 +163,14 @@ typedef struct pw_options {
   int close_timeout_ms;        /* default 3000: wait for the peer's close frame/EOF */
   int max_connections;         /* default 100000: above it new upgrades get 503 */
   int backlog;                 /* default 511 */
+  size_t max_queued_bytes;     /* default 1 MiB: per-connection send queue limit (see
+                                  pw_slow_policy; a single larger message is still accepted
+                                  into an empty queue) */
+  pw_slow_policy slow_policy;  /* default PW_SLOW_CLOSE */
+  size_t max_inbox_bytes;      /* default 64 MiB: payload bytes in commands not yet drained,
+                                  per loop; past it, sends from other threads get PW_EAGAIN */
+  size_t inbox_capacity;       /* default 65536 commands per loop (rounded up to a power of 2) */
+  int send_timeout_ms;         /* default 1000: how long PW_BLOCK waits for room */
   /* Log sink; default: none (silent). Runs on whichever thread logs (mostly the loop). */
   void (*log)(int level, const char *msg, void *user);
   int log_level; /* default 0 = PW_LOG_ERROR ... PW_LOG_DEBUG */
@@ -187,18 +205,108 @@ int pw_server_stop(pw_server *srv);
  * NULL is ignored. */
 void pw_server_free(pw_server *srv);
 
-/* ---- connections (loop thread for now; issue 3 adds the any-thread door) ------------------ */
-/* Send one message to a connection. The data is copied: the caller may free it at once.
- * flags: PW_TEXT or PW_BINARY. Returns 0, PW_ENOCONN, PW_EINVAL, PW_ESTOPPED, or PW_ETHREAD
- * when called from a thread other than the loop's. */
+/* ---- buffers ---------------------------------------------------------------------------- */
+/* A pw_buf is an immutable, reference-counted message whose WebSocket frame header is encoded
+ * once, in front of the payload, so the same bytes can be queued to many connections. Every
+ * function here is safe from any thread. The last reference, dropped on whatever thread,
+ * frees it. */
+typedef struct pw_buf pw_buf;
+
+/* A message with a copy of data[0..len). flags: PW_TEXT or PW_BINARY. Returns a buffer
+ * holding one reference (yours), or NULL (out of memory, bad flags). */
+pw_buf *pw_buf_new(const void *data, size_t len, int flags);
+
+/* A message over the caller's memory, without copying. The memory must stay valid and
+ * unchanged until free_fn(data, ctx) is called; free_fn is called exactly once, on the thread
+ * that drops the last reference, after every connection has finished writing or dropped it
+ * (delivered, dropped by a policy, connection closed, server stopped). free_fn may be NULL
+ * for static memory. If pw_buf_wrap fails (NULL), free_fn is NOT called: the memory is
+ * still yours. */
+pw_buf *pw_buf_wrap(const void *data, size_t len, void (*free_fn)(void *data, void *ctx),
+                    void *ctx, int flags);
+
+void pw_buf_ref(pw_buf *buf);   /* take one more reference */
+void pw_buf_unref(pw_buf *buf); /* drop one; NULL is ignored */
+size_t pw_buf_len(const pw_buf *buf);       /* payload bytes */
+const void *pw_buf_data(const pw_buf *buf); /* payload */
+
+/* ---- connections: safe from any thread ----------------------------------------------------- */
+/* From the loop thread (callbacks) these act at once. From any other thread they go through
+ * the loop's inbox (a lock-free queue + one coalesced wakeup) and act on the loop thread;
+ * per producer thread, messages to one connection are delivered in the order sent.
+ * Common results: 0; PW_ENOCONN (id unknown, stale or closed at call time; a connection that
+ * closes before delivery drops the message, releases its buffer and counts it in
+ * stats.dropped_closed); PW_ESTOPPED; PW_EINVAL; PW_EAGAIN (another thread: the inbox is
+ * full or over options.max_inbox_bytes; the loop thread: dropped by PW_SLOW_DROP_NEW). */
+
+/* Send one message; the data is copied, so the caller may free it as soon as this returns.
+ * flags: PW_TEXT or PW_BINARY, optionally | PW_BLOCK. */
 int pw_send(pw_server *srv, pw_conn_id id, const void *data, size_t len, int flags);
 
-/* Start the close handshake with `code` (1000-4999 except reserved ones) and a reason of at
- * most 123 bytes (NULL = ""). Loop thread. Returns 0, PW_ENOCONN, PW_EINVAL, PW_ETHREAD. */
+/* Send a shared buffer without copying. The call takes its own reference: the caller keeps
+ * (and must eventually drop) theirs. flags: 0 or PW_BLOCK. */
+int pw_send_buf(pw_server *srv, pw_conn_id id, pw_buf *buf, int flags);
+
+/* Start the close handshake with `code` (1000-1003, 1007-1014, 3000-4999) and a reason of at
+ * most 123 bytes (NULL = ""). */
 int pw_close(pw_server *srv, pw_conn_id id, int code, const char *reason);
+
+/* Run fn(srv, arg) on the loop thread: the general door for anything connection-related.
+ * Every call that returns 0 runs exactly once, also when the server is stopping (then pw_*
+ * calls inside it answer PW_ESTOPPED/PW_ENOCONN). On the loop thread fn runs at once. */
+int pw_call(pw_server *srv, void (*fn)(pw_server *srv, void *arg), void *arg);
+
+/* Choose the slow-consumer policy and byte limit of one connection (limit 0 = the server's
+ * options.max_queued_bytes). */
+int pw_set_slow_policy(pw_server *srv, pw_conn_id id, pw_slow_policy policy, size_t limit);
 
 /* Is this call running on the server's loop thread? Any thread. */
 int pw_on_loop_thread(const pw_server *srv);
+
+/* ---- tasks that start once ------------------------------------------------------------------ */
+/* A task is a thread running fn(srv, arg), known by a key. Starting a key that is running
+ * returns PW_EALREADY: among any number of threads starting the same key at once, exactly one
+ * starts it. A task polls pw_task_should_stop() (or sleeps in pw_task_sleep) and returns when
+ * asked. pw_server_stop stops and joins every task before it stops the loop. Any thread. */
+typedef void (*pw_task_fn)(pw_server *srv, void *arg);
+
+/* 0, PW_EALREADY, PW_ESTOPPED, PW_EINVAL (NULL key/fn, key over 255 bytes), PW_ENOMEM. */
+int pw_task_start(pw_server *srv, const char *key, pw_task_fn fn, void *arg);
+/* Ask the task to stop and wait for it to return (0), or PW_ENOTFOUND. Called from the task
+ * itself or from the loop thread it only asks (the thread is joined later, by the next start
+ * of the key or by pw_server_stop/free), since waiting there could deadlock. */
+int pw_task_stop(pw_server *srv, const char *key);
+/* 1 while a task with this key runs (started and not yet returned). */
+int pw_task_running(pw_server *srv, const char *key);
+/* In a task's thread: 1 once it has been asked to stop. Elsewhere: 0. */
+int pw_task_should_stop(void);
+/* In a task's thread: sleep up to ms, waking early when asked to stop; returns
+ * pw_task_should_stop(). Elsewhere: sleeps and returns 0. */
+int pw_task_sleep(int ms);
+
+/* ---- statistics ------------------------------------------------------------------------------ */
+typedef struct pw_stats {
+  uint64_t connections;        /* WebSocket connections open now */
+  uint64_t connections_total;  /* upgrades accepted since start */
+  uint64_t messages_queued;    /* messages accepted into send queues */
+  uint64_t messages_sent;      /* messages completely written to sockets */
+  uint64_t bytes_sent;         /* wire bytes written (frames and HTTP) */
+  uint64_t queued_bytes;       /* bytes waiting in send queues now */
+  uint64_t inbox_bytes;        /* bytes in commands not yet drained now */
+  uint64_t dropped_new;        /* messages dropped by PW_SLOW_DROP_NEW */
+  uint64_t dropped_oldest;     /* messages dropped by PW_SLOW_DROP_OLDEST */
+  uint64_t dropped_closed;     /* messages for connections that closed before delivery,
+                                  including the queue of a slow client closed by policy */
+  uint64_t slow_closed;        /* connections closed by PW_SLOW_CLOSE */
+  uint64_t rejected;           /* calls from other threads answered PW_EAGAIN */
+  uint64_t wakeups;            /* inbox wakeups handled */
+  uint64_t commands;           /* commands drained (commands / wakeups = batch size) */
+  uint64_t max_batch;          /* most commands drained in one wakeup */
+} pw_stats;
+
+/* A snapshot of the counters (each read atomically; together they are not one instant).
+ * Any thread. 0 or PW_EINVAL. */
+int pw_server_stats(const pw_server *srv, pw_stats *out);
 
 #ifdef __cplusplus
 }

@@ -74,7 +74,7 @@ pw__conn *pw__conn_accept(pw__loop *l) {
 /* ---- the send queue ---------------------------------------------------------------------- */
 static int q_grow(pw__sendq *q) {
   uint32_t cap = q->cap ? q->cap * 2 : 8;
-  pw__buf **ring = malloc(cap * sizeof *ring);
+  pw_buf **ring = malloc(cap * sizeof *ring);
   if (!ring) return PW_ENOMEM;
   for (uint32_t i = 0; i < q->count; i++) ring[i] = q->ring[(q->head + i) & (q->cap - 1)];
   free(q->ring);
@@ -84,34 +84,110 @@ static int q_grow(pw__sendq *q) {
   return 0;
 }
 
-static pw__buf *q_at(const pw__sendq *q, uint32_t i) {
+static pw_buf *q_at(const pw__sendq *q, uint32_t i) {
   return q->ring[(q->head + i) & (q->cap - 1)];
 }
 
-void pw__conn_queue(pw__conn *c, pw__buf *b) {
+static int is_message(const pw_buf *b) {
+  return b->opcode == PW_OP_TEXT || b->opcode == PW_OP_BINARY;
+}
+
+/* Keep the loop's gauge of queued bytes in step with this queue. */
+static void q_bytes_add(pw__conn *c, size_t add, size_t sub) {
+  c->q.bytes += add;
+  c->q.bytes -= sub;
+  pw__gauge_add(&c->loop->stats.queued_bytes, (int64_t)add - (int64_t)sub);
+}
+
+void pw__conn_queue(pw__conn *c, pw_buf *b) {
   pw__sendq *q = &c->q;
   if (c->state >= PW__S_LINGER || (q->count == q->cap && q_grow(q) != 0)) {
-    pw__buf_unref(b); /* nobody will write it: the connection is ending (or no memory) */
+    pw_buf_unref(b); /* nobody will write it: the connection is ending (or no memory) */
     return;
   }
   q->ring[(q->head + q->count) & (q->cap - 1)] = b;
   q->count++;
-  q->bytes += pw__buf_wire_len(b);
+  q_bytes_add(c, pw__buf_wire_len(b), 0);
   pw__mark_dirty(c->loop, c);
 }
 
+/* Entries that must stay: covered by the pending write, or already partly written. */
+static uint32_t q_locked(const pw__sendq *q) {
+  uint32_t locked = q->inflight;
+  if (locked == 0 && q->offset > 0) locked = 1;
+  return locked < q->count ? locked : q->count;
+}
+
+/* Drop whole messages not yet started, oldest first, until `need` bytes are freed (or all
+ * of them if need is SIZE_MAX). Control frames and HTTP bytes are kept. Returns the count. */
+static uint64_t q_drop_unstarted(pw__conn *c, size_t need) {
+  pw__sendq *q = &c->q;
+  uint32_t keep = q_locked(q), n = q->count;
+  size_t freed = 0;
+  uint64_t dropped = 0;
+  for (uint32_t i = keep; i < n; i++) {
+    pw_buf *b = q_at(q, i);
+    if (freed < need && is_message(b)) {
+      freed += pw__buf_wire_len(b);
+      dropped++;
+      pw_buf_unref(b);
+    } else {
+      q->ring[(q->head + keep++) & (q->cap - 1)] = b;
+    }
+  }
+  q->count = keep;
+  q_bytes_add(c, 0, freed);
+  return dropped;
+}
+
+/* A slow client under PW_SLOW_CLOSE: free its queue, then start the close handshake. The
+ * close frame may never be read; the close timeout ends the connection then. */
+static void close_slow(pw__conn *c) {
+  pw__stat_add(&c->loop->stats.dropped_closed, q_drop_unstarted(c, SIZE_MAX));
+  pw__stat_add(&c->loop->stats.slow_closed, 1);
+  pw__conn_close_ws(c, PW_CLOSE_POLICY, "slow consumer");
+}
+
+int pw__conn_queue_msg(pw__conn *c, pw_buf *b) {
+  const pw_options *o = &c->loop->srv->opt;
+  pw__loop_stats *st = &c->loop->stats;
+  size_t limit = c->max_queued ? c->max_queued : o->max_queued_bytes;
+  size_t len = pw__buf_wire_len(b);
+  int policy = c->has_policy ? c->slow_policy : (int)o->slow_policy;
+  if (c->q.bytes > 0 && c->q.bytes + len > limit) {
+    if (policy == PW_SLOW_DROP_NEW) {
+      pw_buf_unref(b);
+      pw__stat_add(&st->dropped_new, 1);
+      return PW_EAGAIN;
+    }
+    if (policy != PW_SLOW_DROP_OLDEST) {
+      pw_buf_unref(b);
+      pw__stat_add(&st->dropped_closed, 1);
+      close_slow(c);
+      return PW_ENOCONN;
+    }
+    pw__stat_add(&st->dropped_oldest, q_drop_unstarted(c, c->q.bytes + len - limit));
+  }
+  pw__conn_queue(c, b);
+  pw__stat_add(&st->messages_queued, 1);
+  return 0;
+}
+
 int pw__conn_send_frame(pw__conn *c, int opcode, const void *data, size_t len) {
-  pw__buf *b = pw__buf_new_frame(opcode, data, len);
+  pw_buf *b = pw__buf_new_frame(opcode, data, len);
   if (!b) return PW_ENOMEM;
   pw__conn_queue(c, b);
   return 0;
 }
 
 /* Drop `bytes` written bytes from the front of the queue, releasing finished buffers. */
-static void q_advance(pw__sendq *q, size_t bytes) {
-  q->bytes -= bytes;
+static void q_advance(pw__conn *c, size_t bytes) {
+  pw__sendq *q = &c->q;
+  pw__loop_stats *st = &c->loop->stats;
+  q_bytes_add(c, 0, bytes);
+  pw__stat_add(&st->bytes_sent, bytes);
   while (bytes > 0) {
-    pw__buf *b = q_at(q, 0);
+    pw_buf *b = q_at(q, 0);
     size_t left = pw__buf_wire_len(b) - q->offset;
     if (bytes < left) {
       q->offset += bytes;
@@ -121,27 +197,38 @@ static void q_advance(pw__sendq *q, size_t bytes) {
     q->offset = 0;
     q->head = (q->head + 1) & (q->cap - 1);
     q->count--;
-    pw__buf_unref(b);
+    if (is_message(b)) pw__stat_add(&st->messages_sent, 1);
+    pw_buf_unref(b);
   }
 }
 
-static void q_release_all(pw__sendq *q) {
-  for (uint32_t i = 0; i < q->count; i++) pw__buf_unref(q_at(q, i));
+static void q_release_all(pw__conn *c) {
+  pw__sendq *q = &c->q;
+  uint64_t messages = 0;
+  for (uint32_t i = 0; i < q->count; i++) {
+    messages += is_message(q_at(q, i));
+    pw_buf_unref(q_at(q, i));
+  }
+  pw__stat_add(&c->loop->stats.dropped_closed, messages);
+  q_bytes_add(c, 0, q->bytes);
   free(q->ring);
   memset(q, 0, sizeof *q);
 }
 
-/* Fill iov from the queue front; returns the count, *bytes the total. */
-static int q_fill_iov(const pw__sendq *q, uv_buf_t *iov, size_t *bytes) {
+/* Fill iov from the queue front; returns the iovec count, *bytes the total and *entries
+ * the queue entries covered. */
+static int q_fill_iov(const pw__sendq *q, uv_buf_t *iov, size_t *bytes, uint32_t *entries) {
   int n = 0;
   size_t offset = q->offset;
+  uint32_t i = 0;
   *bytes = 0;
-  for (uint32_t i = 0; i < q->count && n + 2 <= PW__IOV_MAX; i++) {
+  for (; i < q->count && n + 2 <= PW__IOV_MAX; i++) {
     int k = pw__buf_iov(q_at(q, i), offset, iov + n);
     for (int j = 0; j < k; j++) *bytes += iov[n + j].len;
     n += k;
     offset = 0;
   }
+  *entries = i;
   return n;
 }
 
@@ -178,7 +265,7 @@ static void on_written(uv_write_t *req, int status) {
   if (c->state == PW__S_DEAD) return; /* queue already released */
   c->q.inflight = 0;
   if (status < 0) return write_failed(c);
-  q_advance(&c->q, bytes);
+  q_advance(c, bytes);
   pw__conn_flush(c);
 }
 
@@ -188,12 +275,13 @@ static void write_async(pw__conn *c) {
   uv_buf_t iov[PW__IOV_MAX];
   pw__write_req *w = malloc(sizeof *w);
   if (!w) return write_failed(c);
-  int n = q_fill_iov(&c->q, iov, &w->bytes);
+  uint32_t entries;
+  int n = q_fill_iov(&c->q, iov, &w->bytes, &entries);
   if (uv_write(&w->req, (uv_stream_t *)&c->tcp, iov, (unsigned)n, on_written) != 0) {
     free(w);
     return write_failed(c);
   }
-  c->q.inflight = 1;
+  c->q.inflight = entries;
 }
 
 void pw__conn_flush(pw__conn *c) {
@@ -202,11 +290,12 @@ void pw__conn_flush(pw__conn *c) {
   while (q->count > 0) {
     uv_buf_t iov[PW__IOV_MAX];
     size_t bytes;
-    int n = q_fill_iov(q, iov, &bytes);
+    uint32_t entries;
+    int n = q_fill_iov(q, iov, &bytes, &entries);
     int r = uv_try_write((uv_stream_t *)&c->tcp, iov, (unsigned)n);
     if (r == UV_EAGAIN) r = 0;
     if (r < 0) return write_failed(c);
-    q_advance(q, (size_t)r);
+    q_advance(c, (size_t)r);
     if ((size_t)r < bytes) return write_async(c);
   }
   if (q->count == 0 && q->cap > 8) { /* a burst is over: give the big ring back */
@@ -282,7 +371,7 @@ static void on_closed(uv_handle_t *h) {
   pw__conn *c = h->data;
   pw__loop *l = c->loop;
   if (c->id) pw__slots_free(&l->slots, c->id);
-  q_release_all(&c->q);
+  q_release_all(c);
   pw__http_free(c);
   pw__ws_free_buffers(c);
   free(c->close_reason);
@@ -292,9 +381,10 @@ static void on_closed(uv_handle_t *h) {
 
 int pw__conn_upgrade(pw__conn *c) {
   pw__loop *l = c->loop;
-  if ((int)l->slots.live >= l->srv->opt.max_connections) return PW_EAGAIN;
+  if ((int)atomic_load(&l->slots.live) >= l->srv->opt.max_connections) return PW_EAGAIN;
   c->id = pw__slots_alloc(&l->slots, c);
   if (!c->id) return PW_ENOMEM;
+  pw__stat_add(&l->stats.connections_total, 1);
   c->state = PW__S_OPEN;
   c->last_active_ms = l->now_ms;
   pw__list_push(l, c, PW__L_OPEN);

@@ -33,7 +33,7 @@ enum pw__list { PW__L_NONE, PW__L_HTTP, PW__L_OPEN, PW__L_CLOSING };
 
 /* The send queue: a ring of buffer references; `offset` bytes of the first are written. */
 typedef struct pw__sendq {
-  pw__buf **ring;
+  pw_buf **ring;
   uint32_t cap, head, count;
   size_t offset;
   size_t bytes;          /* wire bytes queued and not yet written */
@@ -60,6 +60,9 @@ typedef struct pw__conn {
   uint8_t *ctrl;            /* a control frame's payload split across reads (heap) */
   struct pw__http *http;    /* HTTP-phase state (heap, freed at the upgrade) */
   pw__sendq q;
+  uint8_t has_policy : 1;   /* slow_policy/max_queued set for this connection */
+  uint8_t slow_policy;      /* pw_slow_policy when has_policy */
+  uint32_t max_queued;      /* per-connection queue limit in bytes, 0 = the server's */
   uint16_t close_code;      /* the code to report to on_close */
   char *close_reason;       /* heap copy for on_close, or NULL */
 } pw__conn;
@@ -68,7 +71,10 @@ typedef struct pw__conn {
 pw__conn *pw__conn_accept(struct pw__loop *loop);
 
 /* Queue a buffer (takes the caller's reference) and mark the conn for the next flush. */
-void pw__conn_queue(pw__conn *c, pw__buf *b);
+void pw__conn_queue(pw__conn *c, pw_buf *b);
+/* Queue a message under the slow-consumer policy (takes the caller's reference): 0,
+ * PW_EAGAIN (dropped by PW_SLOW_DROP_NEW) or PW_ENOCONN (the client was closed as slow). */
+int pw__conn_queue_msg(pw__conn *c, pw_buf *b);
 /* Queue a data or control frame with a copy of the payload. 0 or PW_ENOMEM. */
 int pw__conn_send_frame(pw__conn *c, int opcode, const void *data, size_t len);
 /* Write what is queued: uv_try_write, then uv_write for the rest. */

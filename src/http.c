@@ -68,7 +68,7 @@ static void respond(pw__conn *c, int status, const char *type, const char *extra
                    body_len, keep_alive ? "keep-alive" : "close");
   size_t extra_len = extra ? strlen(extra) : 0;
   size_t total = (size_t)n + extra_len + 2 + body_len;
-  pw__buf *b = pw__buf_new_raw(NULL, total); /* sized once, filled here */
+  pw_buf *b = pw__buf_new_raw(NULL, total); /* sized once, filled here */
   if (!b) return pw__conn_destroy(c);
   uint8_t *w = b->data;
   memcpy(w, head, (size_t)n), w += n;
@@ -224,7 +224,7 @@ static void send_101(pw__conn *c, const pw_request *req, const char *proto) {
                    "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
                    accept, proto ? "Sec-WebSocket-Protocol: " : "", proto ? proto : "",
                    proto ? "\r\n" : "");
-  pw__buf *b = pw__buf_new_raw(head, (size_t)n);
+  pw_buf *b = pw__buf_new_raw(head, (size_t)n);
   if (b) pw__conn_queue(c, b);
 }
 

@@ -9,9 +9,33 @@
 #include <uv.h>
 
 #include "conn.h"
+#include "inbox.h"
 #include "slots.h"
 
+/* Counters: written on the loop thread (or, for `rejected`, by producers), read by any
+ * thread through pw_server_stats. One list, so the struct and the snapshot cannot drift. */
+#define PW__COUNTERS(X)                                                                    \
+  X(connections_total) X(messages_queued) X(messages_sent) X(bytes_sent) X(dropped_new)    \
+  X(dropped_oldest) X(dropped_closed) X(slow_closed) X(rejected) X(wakeups) X(commands)    \
+  X(max_batch) X(queued_bytes)
+
+typedef struct pw__loop_stats {
+#define PW__COUNTER_FIELD(name) _Atomic uint64_t name;
+  PW__COUNTERS(PW__COUNTER_FIELD)
+#undef PW__COUNTER_FIELD
+} pw__loop_stats;
+
+static inline void pw__stat_add(_Atomic uint64_t *c, uint64_t n) {
+  if (n) atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+static inline void pw__gauge_add(_Atomic uint64_t *c, int64_t delta) {
+  if (delta) atomic_fetch_add_explicit(c, (uint64_t)delta, memory_order_relaxed); /* wraps */
+}
+
 #define PW__READ_BUF_SIZE (64 * 1024)
+/* Commands one wakeup may drain before the loop goes back to accepts, reads and timers: a
+ * producer flood must not starve handshakes (see ../shared/DESIGN.md on uWS and ws). */
+#define PW__DRAIN_BATCH 8192
 
 typedef struct pw__list_head {
   pw__conn *first, *last;
@@ -23,7 +47,7 @@ typedef struct pw__loop {
   unsigned index;
   uv_loop_t uv;
   uv_tcp_t listener;
-  uv_async_t wake;       /* the one door from other threads (stop for now) */
+  uv_async_t wake;       /* the one door from other threads: inbox commands and stop */
   uv_timer_t tick;       /* timeouts: handshake, ping/idle, close */
   uv_check_t flusher;    /* after each turn: write every dirty connection */
   uint8_t *rbuf;         /* the shared read buffer */
@@ -35,6 +59,18 @@ typedef struct pw__loop {
   uint64_t now_ms;       /* cached uv_now */
   int listening, stopping, handles_closed;
   _Atomic int stop_requested; /* any thread sets it, then wakes the loop */
+
+  /* The door (see inbox.h). Producers count themselves in `producers` while they touch the
+   * inbox and the wakeup; the loop closes the door (door_closed) and waits for that count
+   * to reach zero before it closes the async handle, so no wakeup hits a closed handle. */
+  pw__inbox inbox;
+  _Atomic size_t inbox_bytes;  /* payload bytes in commands not yet drained */
+  _Atomic int producers;
+  _Atomic int door_closed;
+  _Atomic int room_waiters;    /* PW_BLOCK senders waiting for room */
+  uv_mutex_t room_lock;
+  uv_cond_t room_cond;
+  pw__loop_stats stats;
 } pw__loop;
 
 int pw__loop_init(pw__loop *l, struct pw_server *srv, unsigned index);
@@ -51,6 +87,9 @@ void pw__list_remove(pw__loop *l, pw__conn *c);
 void pw__mark_dirty(pw__loop *l, pw__conn *c);
 /* A connection's memory is gone: the loop may finish stopping. */
 void pw__loop_conn_freed(pw__loop *l);
+/* send.c, the loop side of the inbox: carry out one command; wake blocked producers. */
+void pw__dispatch(pw__loop *l, const pw__cmd *cmd);
+void pw__room_available(pw__loop *l);
 /* The loop this thread runs, or NULL. */
 pw__loop *pw__current_loop(void);
 

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
 
 /* ---- options ----------------------------------------------------------------------------- */
 static void fill_defaults(pw_options *o) {
@@ -21,11 +20,16 @@ static void fill_defaults(pw_options *o) {
   if (!o->close_timeout_ms) o->close_timeout_ms = 3000;
   if (!o->max_connections) o->max_connections = 100000;
   if (!o->backlog) o->backlog = 511;
+  if (!o->max_queued_bytes) o->max_queued_bytes = 1u << 20;
+  if (!o->max_inbox_bytes) o->max_inbox_bytes = 64u << 20;
+  if (!o->inbox_capacity) o->inbox_capacity = 65536;
+  if (!o->send_timeout_ms) o->send_timeout_ms = 1000;
 }
 
 static int options_valid(const pw_options *o) {
   return o->port >= 0 && o->port <= 65535 && o->max_connections > 0 && o->backlog > 0 &&
-         o->log_level >= 0;
+         o->log_level >= 0 && o->slow_policy <= PW_SLOW_DROP_OLDEST && o->send_timeout_ms > 0 &&
+         o->inbox_capacity <= (1u << 24);
 }
 
 void pw__log(const pw_server *srv, int level, const char *fmt, ...) {
@@ -69,6 +73,7 @@ pw_server *pw_server_new(const pw_options *opt, const pw_callbacks *cb, void *us
   }
   uv_mutex_init(&srv->lock);
   uv_cond_init(&srv->done_cond);
+  pw__tasks_init(&srv->tasks);
   return srv;
 }
 
@@ -149,6 +154,9 @@ int pw_server_stop(pw_server *srv) {
   int st = PW__NEW;
   if (atomic_compare_exchange_strong(&srv->state, &st, PW__STOPPED)) return 0; /* never ran */
   if (st == PW__STOPPED) return 0;
+  /* Tasks first, while the loop still drains what they send; from the loop thread only ask
+   * (a task blocked on a full inbox would wait for this very thread). */
+  pw__tasks_stop_all(&srv->tasks, !pw_on_loop_thread(srv));
   st = PW__RUNNING;
   /* Only the caller that moves RUNNING -> STOPPING wakes the loops: a later wake could touch
    * an async handle the ending loop has already closed. */
@@ -166,6 +174,7 @@ void pw_server_free(pw_server *srv) {
     return;
   }
   pw_server_stop(srv);
+  pw__tasks_destroy(&srv->tasks);
   for (unsigned i = 0; i < srv->nloops; i++) pw__loop_destroy(&srv->loops[i]);
   uv_cond_destroy(&srv->done_cond);
   uv_mutex_destroy(&srv->lock);
@@ -173,35 +182,17 @@ void pw_server_free(pw_server *srv) {
   free(srv);
 }
 
-/* ---- connections (loop thread) ------------------------------------------------------------ */
-/* The connection of `id`, if it is open and this thread runs its loop. */
-static int find_open(pw_server *srv, pw_conn_id id, pw__conn **out) {
-  if (!srv) return PW_EINVAL;
-  unsigned li = pw__id_loop(id);
-  if (id == 0 || li >= srv->nloops) return PW_ENOCONN;
-  pw__loop *l = &srv->loops[li];
-  if (pw__current_loop() != l) return PW_ETHREAD;
-  if (l->stopping) return PW_ESTOPPED;
-  pw__conn *c = pw__slots_get(&l->slots, id);
-  if (!c || c->state != PW__S_OPEN) return PW_ENOCONN;
-  *out = c;
-  return 0;
-}
-
-int pw_send(pw_server *srv, pw_conn_id id, const void *data, size_t len, int flags) {
-  pw__conn *c;
-  if ((flags & ~PW_BINARY) != 0 || (len && !data)) return PW_EINVAL;
-  if (len > UINT32_MAX - PW_FRAME_MAX_HEADER) return PW_ETOOBIG;
-  int r = find_open(srv, id, &c);
-  if (r != 0) return r;
-  return pw__conn_send_frame(c, (flags & PW_BINARY) ? PW_OP_BINARY : PW_OP_TEXT, data, len);
-}
-
-int pw_close(pw_server *srv, pw_conn_id id, int code, const char *reason) {
-  pw__conn *c;
-  if (!pw__close_code_valid(code) || (reason && strlen(reason) > 123)) return PW_EINVAL;
-  int r = find_open(srv, id, &c);
-  if (r != 0) return r;
-  pw__conn_close_ws(c, code, reason);
+/* ---- statistics ------------------------------------------------------------------------------ */
+int pw_server_stats(const pw_server *srv, pw_stats *out) {
+  if (!srv || !out) return PW_EINVAL;
+  memset(out, 0, sizeof *out);
+  for (unsigned i = 0; i < srv->nloops; i++) {
+    pw__loop *l = &srv->loops[i];
+#define PW__SUM(name) out->name += atomic_load_explicit(&l->stats.name, memory_order_relaxed);
+    PW__COUNTERS(PW__SUM)
+#undef PW__SUM
+    out->connections += atomic_load_explicit(&l->slots.live, memory_order_relaxed);
+    out->inbox_bytes += atomic_load_explicit(&l->inbox_bytes, memory_order_relaxed);
+  }
   return 0;
 }

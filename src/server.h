@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "loop.h"
+#include "task.h"
 #include "pushwire.h"
 
 enum pw__srv_state { PW__NEW, PW__RUNNING, PW__STOPPING, PW__STOPPED };
@@ -24,6 +25,7 @@ struct pw_server {
   uv_mutex_t lock;        /* lifecycle transitions */
   uv_cond_t done_cond;
   int done;               /* the loop has returned (guarded by lock) */
+  pw__tasks tasks;
 };
 
 void pw__log(const struct pw_server *srv, int level, const char *fmt, ...)

@@ -8,7 +8,7 @@ static uint32_t id_gen(pw_conn_id id) { return (uint32_t)id; }
 
 static pw__slot *slot_at(const pw__slots *t, uint32_t index) {
   uint32_t chunk = index / PW__SLOT_CHUNK;
-  if (chunk >= t->nchunks) return NULL;
+  if (chunk >= atomic_load_explicit(&t->nchunks, memory_order_acquire)) return NULL;
   return &t->chunks[chunk][index % PW__SLOT_CHUNK];
 }
 
@@ -16,32 +16,35 @@ int pw__slots_init(pw__slots *t, unsigned loop_index, uint32_t max_slots) {
   if (max_slots == 0 || max_slots > PW__SLOT_MAX - 1) max_slots = PW__SLOT_MAX - 1;
   t->nchunks_max = (max_slots + PW__SLOT_CHUNK - 1) / PW__SLOT_CHUNK;
   t->chunks = calloc(t->nchunks_max, sizeof *t->chunks);
-  t->nchunks = 0;
+  atomic_init(&t->nchunks, 0);
   t->free_head = PW__SLOT_NONE;
-  t->live = 0;
+  atomic_init(&t->live, 0);
   t->loop_index = loop_index;
   return t->chunks ? 0 : PW_ENOMEM;
 }
 
 void pw__slots_destroy(pw__slots *t) {
-  for (uint32_t i = 0; i < t->nchunks; i++) free(t->chunks[i]);
+  uint32_t n = atomic_load(&t->nchunks);
+  for (uint32_t i = 0; i < n; i++) free(t->chunks[i]);
   free(t->chunks);
   t->chunks = NULL;
-  t->nchunks = 0;
+  atomic_store(&t->nchunks, 0);
 }
 
 /* Add one chunk of fresh slots to the free list. */
 static int grow(pw__slots *t) {
-  if (t->nchunks == t->nchunks_max) return -1;
+  uint32_t n = atomic_load_explicit(&t->nchunks, memory_order_relaxed);
+  if (n == t->nchunks_max) return -1;
   pw__slot *c = calloc(PW__SLOT_CHUNK, sizeof *c);
   if (!c) return -1;
-  uint32_t base = t->nchunks * PW__SLOT_CHUNK;
+  uint32_t base = n * PW__SLOT_CHUNK;
   for (uint32_t i = PW__SLOT_CHUNK; i-- > 0;) {
     atomic_init(&c[i].gen, 0);
     c[i].next_free = t->free_head;
     t->free_head = base + i;
   }
-  t->chunks[t->nchunks++] = c;
+  t->chunks[n] = c;
+  atomic_store_explicit(&t->nchunks, n + 1, memory_order_release); /* publish the chunk */
   return 0;
 }
 
@@ -53,7 +56,7 @@ pw_conn_id pw__slots_alloc(pw__slots *t, struct pw__conn *conn) {
   uint32_t gen = atomic_load_explicit(&s->gen, memory_order_relaxed) + 1; /* even -> odd */
   s->conn = conn;
   atomic_store_explicit(&s->gen, gen, memory_order_release);
-  t->live++;
+  atomic_fetch_add_explicit(&t->live, 1, memory_order_relaxed);
   return ((pw_conn_id)t->loop_index << 56) | ((pw_conn_id)index << 32) | gen;
 }
 
@@ -63,10 +66,16 @@ void pw__slots_free(pw__slots *t, pw_conn_id id) {
   uint32_t next = id_gen(id) + 1; /* odd -> even: dead */
   s->conn = NULL;
   atomic_store_explicit(&s->gen, next, memory_order_release);
-  t->live--;
+  atomic_fetch_sub_explicit(&t->live, 1, memory_order_relaxed);
   if (next == UINT32_MAX - 1) return; /* retired: one more use would wrap the generation */
   s->next_free = t->free_head;
   t->free_head = id_slot(id);
+}
+
+int pw__slots_alive(const pw__slots *t, pw_conn_id id) {
+  if (pw__id_loop(id) != t->loop_index || (id_gen(id) & 1u) == 0) return 0;
+  pw__slot *s = slot_at(t, id_slot(id));
+  return s && atomic_load_explicit(&s->gen, memory_order_relaxed) == id_gen(id);
 }
 
 struct pw__conn *pw__slots_get(const pw__slots *t, pw_conn_id id) {

@@ -26,9 +26,9 @@ typedef struct pw__slot {
 typedef struct pw__slots {
   pw__slot **chunks;     /* nchunks_max pointers, allocated at init, never moved */
   uint32_t nchunks_max;
-  uint32_t nchunks;      /* chunks allocated so far */
+  _Atomic uint32_t nchunks; /* chunks allocated so far (release: chunk pointer is set) */
   uint32_t free_head;    /* PW__SLOT_NONE when empty */
-  uint32_t live;
+  _Atomic uint32_t live;  /* written by the loop thread, read by stats */
   unsigned loop_index;
 } pw__slots;
 
@@ -38,6 +38,9 @@ void pw__slots_destroy(pw__slots *t);
 pw_conn_id pw__slots_alloc(pw__slots *t, struct pw__conn *conn);
 /* Release the slot of a live id (loop thread). */
 void pw__slots_free(pw__slots *t, pw_conn_id id);
+/* 1 if the id is live right now. Any thread: a hint that can only be stale in the safe
+ * direction (the connection may close right after; the loop re-checks on delivery). */
+int pw__slots_alive(const pw__slots *t, pw_conn_id id);
 /* The connection of a live id, or NULL (loop thread). */
 struct pw__conn *pw__slots_get(const pw__slots *t, pw_conn_id id);
 

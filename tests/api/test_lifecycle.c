@@ -130,10 +130,16 @@ static void test_callbacks_and_close(void) {
   CHECK(wait_for(&S.opens, 1));
   pw_conn_id id = S.ids[0];
   CHECK(id != 0);
-  CHECK_EQ_INT(pw_send(srv, id, "x", 1, PW_TEXT), PW_ETHREAD); /* not the loop thread */
   CHECK_EQ_INT(pw_send(srv, id, "x", 1, 7), PW_EINVAL);
-  wsc_send(&c, 1, 1, "stale", 5);
+  CHECK_EQ_INT(pw_send(srv, id ^ 2, "x", 1, PW_TEXT), PW_ENOCONN);       /* stale generation */
+  CHECK_EQ_INT(pw_send(srv, id | (5ull << 56), "x", 1, PW_TEXT), PW_ENOCONN); /* no such loop */
+  CHECK_EQ_INT(pw_send(srv, 0, "x", 1, PW_TEXT), PW_ENOCONN);
+  CHECK_EQ_INT(pw_send(srv, id, "x", 1, PW_TEXT), 0); /* from this (non-loop) thread */
   wsc_frame f;
+  CHECK_EQ_INT(wsc_recv(&c, &f, 3000), 0);
+  CHECK(f.len == 1 && f.payload[0] == 'x');
+  free(f.payload);
+  wsc_send(&c, 1, 1, "stale", 5);
   CHECK_EQ_INT(wsc_recv(&c, &f, 3000), 0);
   CHECK(f.len == 2 && memcmp(f.payload, "ok", 2) == 0);
   free(f.payload);

@@ -1,0 +1,19 @@
+/* Start-once tasks: threads known by a key, at most one running per key. */
+#ifndef PW_TASK_H
+#define PW_TASK_H
+
+#include <uv.h>
+
+struct pw__task;
+
+typedef struct pw__tasks {
+  uv_mutex_t lock;       /* guards the list and every task's lifecycle fields */
+  struct pw__task *list;
+} pw__tasks;
+
+void pw__tasks_init(pw__tasks *t);
+/* Ask every task to stop; with `join`, wait for all of them and free them. */
+void pw__tasks_stop_all(pw__tasks *t, int join);
+void pw__tasks_destroy(pw__tasks *t);
+
+#endif
