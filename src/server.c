@@ -111,7 +111,7 @@ int pw_server_start(pw_server *srv) {
     atomic_store(&srv->state, PW__NEW);
     r = PW_ENOMEM;
   }
-  srv->thread_started = r == 0;
+  if (r == 0) srv->thread_started = 1;
   uv_mutex_unlock(&srv->lock);
   return r;
 }
