@@ -53,9 +53,12 @@ static void consume(wsc *c, size_t n) {
   c->len -= n;
 }
 
-int wsc_connect(wsc *c, int port, const char *path) {
+int wsc_connect(wsc *c, int port, const char *path) { return wsc_connect_rcvbuf(c, port, path, 0); }
+
+int wsc_connect_rcvbuf(wsc *c, int port, const char *path, int rcvbuf) {
   memset(c, 0, sizeof *c);
   c->fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (rcvbuf > 0) setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   int one = 1;

@@ -20,6 +20,8 @@ typedef struct wsc_frame {
 
 /* Connect to 127.0.0.1:port and upgrade on `path`. 0 or -1. */
 int wsc_connect(wsc *c, int port, const char *path);
+/* The same with SO_RCVBUF set before connecting (a small one makes a slow reader). */
+int wsc_connect_rcvbuf(wsc *c, int port, const char *path, int rcvbuf);
 /* Send one masked frame. 0 or -1. */
 int wsc_send(wsc *c, int opcode, int fin, const void *data, size_t len);
 /* Read one frame within timeout_ms. 0, or -1 on timeout / EOF / error. */
