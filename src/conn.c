@@ -16,6 +16,7 @@ typedef struct pw__write_req {
 } pw__write_req;
 
 static void on_closed(uv_handle_t *h);
+static void flush(pw__conn *c, int may_end);
 
 /* ---- read dispatch ---------------------------------------------------------------------- */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -154,6 +155,11 @@ int pw__conn_queue_msg(pw__conn *c, pw_buf *b) {
   size_t limit = c->max_queued ? c->max_queued : o->max_queued_bytes;
   size_t len = pw__buf_wire_len(b);
   int policy = c->has_policy ? c->slow_policy : (int)o->slow_policy;
+  if (c->q.bytes > 0 && c->q.bytes + len > limit && !c->q.inflight) {
+    /* Over the limit only because this turn's messages are not written yet (a burst of
+     * echoes, say)? Offer the socket what it can take before judging the client slow. */
+    flush(c, 0);
+  }
   if (c->q.bytes > 0 && c->q.bytes + len > limit) {
     if (policy == PW_SLOW_DROP_NEW) {
       pw_buf_unref(b);
@@ -284,7 +290,10 @@ static void write_async(pw__conn *c) {
   c->q.inflight = entries;
 }
 
-void pw__conn_flush(pw__conn *c) {
+/* Write what the socket takes now; hand the rest to uv_write. With `may_end` 0 a write
+ * error is left for the next flush to find, so no on_close can run inside the caller's
+ * callback (see pw__conn_queue_msg). */
+static void flush(pw__conn *c, int may_end) {
   pw__sendq *q = &c->q;
   if (q->inflight || c->state == PW__S_DEAD) return;
   while (q->count > 0) {
@@ -294,17 +303,19 @@ void pw__conn_flush(pw__conn *c) {
     int n = q_fill_iov(q, iov, &bytes, &entries);
     int r = uv_try_write((uv_stream_t *)&c->tcp, iov, (unsigned)n);
     if (r == UV_EAGAIN) r = 0;
-    if (r < 0) return write_failed(c);
+    if (r < 0) return may_end ? write_failed(c) : (void)0;
     q_advance(c, (size_t)r);
-    if ((size_t)r < bytes) return write_async(c);
+    if ((size_t)r < bytes) return may_end ? write_async(c) : (void)0;
   }
   if (q->count == 0 && q->cap > 8) { /* a burst is over: give the big ring back */
     free(q->ring);
     q->ring = NULL;
     q->cap = 0;
   }
-  drained(c);
+  if (may_end) drained(c);
 }
+
+void pw__conn_flush(pw__conn *c) { flush(c, 1); }
 
 /* ---- ending ------------------------------------------------------------------------------ */
 static void set_close(pw__conn *c, int code, const char *reason) {

@@ -6,6 +6,7 @@ import sys
 sys.dont_write_bytecode = True  # keep the source tree clean
 
 import os
+import time
 
 from wsclient import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Tests, build_frame,
                       check, run)
@@ -160,6 +161,31 @@ def test_ping_and_messages_keep_order(ctx):
     c.expect_echo(OP_TEXT, b"one")
     c.expect_frame(OP_PONG, b"p")
     c.expect_echo(OP_BINARY, b"two")
+
+
+@T.case
+def test_pings_behind_a_large_echo_not_interleaved(ctx):
+    # a 4 MiB message then 5 pings, read only after a pause: the server's send queue is busy
+    # with the big echo; pongs may come before or after it, never inside it
+    c = ctx.ws()
+    big = os.urandom(4 * 1048576)
+    pings = [f"behind {i}".encode() for i in range(5)]
+    th = c.send_background(build_frame(OP_BINARY, big)
+                           + b"".join(build_frame(OP_PING, p) for p in pings))
+    time.sleep(0.3)
+    pongs, echoed = [], 0
+    for _ in range(6):
+        f = c.recv_frame(timeout=10)
+        check(f.fin and not f.masked and f.rsv == 0, f"bad frame {f}")
+        if f.opcode == OP_PONG:
+            pongs.append(f.payload)
+        else:
+            check(f.opcode == OP_BINARY and f.payload == big,
+                  f"expected the 4 MiB echo intact, got {f}")
+            echoed += 1
+    th.join(10)
+    check(echoed == 1, f"echo received {echoed} times")
+    check(pongs == pings, f"pongs {pongs}, expected {pings}")
 
 
 @T.case

@@ -48,6 +48,15 @@ T.add("text_10_fragments_bytewise_writes", make_fragmented_case(OP_TEXT, 50, 10,
 
 
 @T.case
+def test_10000_fragments(ctx):
+    c = ctx.ws()
+    data = text_of(20000, 1)
+    parts = [data[i:i + 2] for i in range(0, len(data), 2)]  # 10000 two-byte fragments
+    c.send(fragment_frames(OP_TEXT, parts))
+    c.expect_echo(OP_TEXT, data, timeout=5)
+
+
+@T.case
 def test_empty_first_and_last_fragments(ctx):
     c = ctx.ws()
     c.send(fragment_frames(OP_TEXT, [b"", b"middle", b""]))
@@ -186,6 +195,26 @@ def test_max_message_normal_messages_still_fine(ctx):
     c = ctx.ws(srv)
     c.echo_roundtrip(OP_TEXT, b"t" * 1000)
     c.echo_roundtrip(OP_BINARY, b"b" * MAX)
+
+
+@T.case
+def test_declared_length_over_max_closed_at_header(ctx):
+    # a frame header announcing more than --max-message: the 1009 should not wait for the
+    # payload (only the header and 10 payload bytes are sent)
+    srv = ctx.server("--max-message", MAX)
+    c = ctx.ws(srv)
+    wire = build_frame(OP_BINARY, b"\x00" * 10, declared_len=10 * MAX)
+    c.send(wire)
+    c.expect_close(1009, timeout=2)
+
+
+@T.case
+def test_fragment_header_over_max_closed_at_header(ctx):
+    srv = ctx.server("--max-message", MAX)
+    c = ctx.ws(srv)
+    c.send(build_frame(OP_TEXT, b"a" * 40000, fin=False)
+           + build_frame(OP_CONT, b"b" * 10, fin=True, declared_len=40000))
+    c.expect_close(1009, timeout=2)
 
 
 if __name__ == "__main__":

@@ -165,6 +165,27 @@ def test_pipelined_messages_chopped_bytewise(ctx):
         c.expect_echo(op, d, what=f"message #{i}")
 
 
+def make_pipelined_large_case(count, size):
+    # A client that sends a burst of large messages in one go while reading the echoes as
+    # fast as it can: every message must come back (the contract knows no other outcome).
+    def fn(ctx):
+        c = ctx.ws()
+        msgs = [binary_payload(size) for _ in range(count)]
+        th = c.send_background(b"".join(build_frame(OP_BINARY, m) for m in msgs))
+        try:
+            for i, m in enumerate(msgs):
+                c.expect_echo(OP_BINARY, m, timeout=5,
+                              what=f"pipelined {size}-byte message #{i} of {count}")
+        finally:
+            th.join(10)
+    return fn
+
+
+T.add("pipelined_2x600000_while_reading", make_pipelined_large_case(2, 600000))
+T.add("pipelined_4x1MiB_while_reading", make_pipelined_large_case(4, 1048576))
+T.add("pipelined_40x32KiB_while_reading", make_pipelined_large_case(40, 32768))
+
+
 @T.case
 def test_large_then_small_pipelined(ctx):
     c = ctx.ws()
@@ -174,6 +195,16 @@ def test_large_then_small_pipelined(ctx):
     c.expect_echo(OP_BINARY, big, timeout=5)
     c.expect_echo(OP_TEXT, b"small")
     c.expect_echo(OP_BINARY, b"")
+
+
+@T.case
+def test_64bit_length_with_msb_set_rejected(ctx):
+    # RFC 6455 5.2: the most significant bit of a 64-bit length MUST be 0. Such a frame is
+    # a protocol error (1002); a server may also see it as too big (1009).
+    c = ctx.ws()
+    hdr = bytes([0x82, 0x80 | 127]) + struct.pack(">Q", (1 << 63) | 5) + b"\x00\x00\x00\x00"
+    c.send(hdr + b"hello")
+    c.expect_close((1002, 1009), timeout=2)
 
 
 if __name__ == "__main__":

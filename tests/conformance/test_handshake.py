@@ -236,6 +236,22 @@ def test_plain_keepalive_two_requests(ctx):
 
 
 @T.case
+def test_plain_request_then_upgrade_on_same_connection(ctx):
+    c = ctx.raw()
+    c.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    r = c.read_http_response()
+    check(r.status == 200, f"plain request: expected 200, got {r.status}: {r}")
+    c.handshake(path="/ws")
+    c.echo_roundtrip(OP_TEXT, b"upgraded after a plain request")
+
+
+@T.case
+def test_lowercase_method_with_upgrade_400(ctx):
+    c = ctx.raw()
+    c.handshake(method="get", expect=400)
+
+
+@T.case
 def test_upgrade_headers_wrong_token_is_plain_request(ctx):
     # Upgrade without the 'websocket' token -> a plain request -> 404 for /nope, 200 for /
     c = ctx.raw()

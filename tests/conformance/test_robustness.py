@@ -191,6 +191,21 @@ def test_handshake_timeout_slow_but_complete_head(ctx):
     c.echo_roundtrip(OP_TEXT, b"ok")
 
 
+# ---- close timeout
+@T.case
+def test_close_timeout_client_never_answers(ctx):
+    # the server starts the close (protocol error); the client never answers nor closes:
+    # the server must end TCP by itself after --close-timeout
+    srv = ctx.server("--close-timeout", 500)
+    c = ctx.ws(srv)
+    c.send_frame(OP_TEXT, b"x", rsv=4)
+    t0 = time.monotonic()
+    c.expect_close(1002, reply=False, eof_timeout=3)
+    dt = time.monotonic() - t0
+    check(dt < 2.5, f"TCP ended {dt:.2f}s after the close frame (close timeout 0.5 s)")
+    prompt_echo_clients(ctx, srv, n=1)
+
+
 # ---- ping interval and idle timeout
 PING_ARGS = ("--ping-interval", 300, "--idle-timeout", 1500)
 
@@ -322,6 +337,22 @@ def test_50_clients_pipelined_bursts(ctx):
 
 
 # ---- shutdown
+@T.case
+def test_stdout_is_exactly_one_line(ctx):
+    # contract: once listening, pw-echo prints exactly one line to stdout
+    srv = ctx.fresh_server()
+    c = ctx.ws(srv)
+    c.echo_roundtrip(OP_TEXT, b"x")
+    c.close()
+    time.sleep(0.05)
+    srv.expect_exit = True
+    rc = srv.stop()
+    time.sleep(0.1)
+    check(srv.stdout_rest == b"",
+          f"stdout has more than the 'listening' line: {srv.stdout_rest!r}")
+    check(rc == 0, f"exit status {rc} on SIGTERM")
+
+
 @T.case
 def test_sigterm_exits_0(ctx):
     srv = ctx.fresh_server()

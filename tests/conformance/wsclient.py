@@ -131,6 +131,7 @@ class Server:
                                      stdout=subprocess.PIPE, stderr=None, close_fds=True)
         self.pid = self.proc.pid
         self.expect_exit = False  # set by a test that stops the server on purpose
+        self.stdout_rest = b""    # stdout after the "listening" line
         with _SERVERS_LOCK:
             _SERVERS.add(self)
         try:
@@ -159,7 +160,8 @@ class Server:
                 rc = self.proc.wait(timeout=5)
                 fail(f"{self.describe()}: exited (rc={rc}) before listening (stdout {buf!r})")
             buf += chunk
-        line = buf.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+        first, self.stdout_rest = buf.split(b"\n", 1)
+        line = first.decode("utf-8", "replace").strip()
         m = re.fullmatch(r"pw-echo listening on port (\d+)", line)
         if not m:
             fail(f"{self.describe()}: unexpected first stdout line {line!r}")
@@ -168,10 +170,15 @@ class Server:
         return port
 
     def _drain_stdout(self):
+        """Keep reading stdout (so the server never blocks on it); keep the first 64 KiB."""
         try:
             fd = self.proc.stdout.fileno()
-            while os.read(fd, 65536):
-                pass
+            while True:
+                d = os.read(fd, 65536)
+                if not d:
+                    break
+                if len(self.stdout_rest) < 65536:
+                    self.stdout_rest += d
         except (OSError, ValueError):
             pass
 
@@ -391,6 +398,24 @@ class WS:
             self.send_error = e
             return False
 
+    def send_background(self, data):
+        """Send bytes from another thread (through a dup of the socket, so timeouts do not
+        interfere) while this thread reads. Returns the thread; errors land in send_error."""
+        s2 = socket.socket(fileno=os.dup(self.sock.fileno()))
+        s2.settimeout(30)
+
+        def run():
+            try:
+                s2.sendall(data)
+            except OSError as e:
+                self.send_error = e
+            finally:
+                s2.close()
+
+        th = threading.Thread(target=run, daemon=True)
+        th.start()
+        return th
+
     def send_frame(self, opcode, payload=b"", chunk=None, delay=0.0, random_chunks=None, **kw):
         return self.send(build_frame(opcode, payload, **kw), chunk=chunk, delay=delay,
                          random_chunks=random_chunks)
@@ -457,9 +482,12 @@ class WS:
     def expect_frame(self, opcode, payload, timeout=DEFAULT_TIMEOUT, what=""):
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
-        f = self.recv_frame(timeout)
         label = f" ({what})" if what else ""
         exp = f"{OP_NAMES.get(opcode, opcode)}(len={len(payload)}, {short(payload)})"
+        try:
+            f = self.recv_frame(timeout)
+        except TestFailure as e:
+            raise type(e)(f"expected {exp}{label}: {e}") from None
         check(f.opcode == opcode, lambda: f"expected {exp}{label}, got {f}")
         check(f.fin, lambda: f"expected FIN=1 on {exp}{label}, got {f}")
         check_server_frame(f)
@@ -473,7 +501,7 @@ class WS:
 
     def expect_close(self, code, timeout=DEFAULT_TIMEOUT, reply=True, skip=(), eof_timeout=3.0):
         """Next frame (after any opcodes in `skip`) must be a close with `code` (None = empty
-        payload), then TCP must end. reply=True: answer the close first (RFC 6455 5.5.1); the
+        payload; a tuple = any of these codes), then TCP must end. reply=True: answer the close first (RFC 6455 5.5.1); the
         TCP end may then be an EOF or a reset (the server may already have closed)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -491,7 +519,8 @@ class WS:
             check(f.payload == b"", lambda: f"expected a close with empty payload, got {f}")
         else:
             check(len(f.payload) >= 2, lambda: f"expected close {code}, got {f}")
-            check(f.close_code() == code, lambda: f"expected close {code}, got {f}")
+            codes = code if isinstance(code, tuple) else (code,)
+            check(f.close_code() in codes, lambda: f"expected close {code}, got {f}")
             try:
                 f.payload[2:].decode("utf-8")
             except UnicodeDecodeError:
