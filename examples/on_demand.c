@@ -11,7 +11,6 @@
  * A job name is 1-63 letters, digits, '-' or '_', so it needs no escaping inside JSON. */
 #include <pthread.h>
 #include <pushwire.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,17 +69,20 @@ static void worker(pw_server *srv, void *arg) {
   }
   j->nlisteners = 0;
   j->active = 0;
+  pw_task_done(); /* from here a "start" of this job starts a new worker, never PW_EALREADY */
   pthread_mutex_unlock(&j->lock);
 }
 
 static void reply(pw_server *srv, pw_conn_id id, const char *job_name, const char *status) {
   char msg[200];
-  int n = job_name ? snprintf(msg, sizeof msg, "{\"job\":\"%s\",\"status\":\"%s\"}", job_name, status)
-                   : snprintf(msg, sizeof msg, "{\"error\":\"%s\"}", status);
+  int n = job_name
+              ? snprintf(msg, sizeof msg, "{\"job\":\"%s\",\"status\":\"%s\"}", job_name, status)
+              : snprintf(msg, sizeof msg, "{\"error\":\"%s\"}", status);
   pw_send(srv, id, msg, (size_t)n, PW_TEXT);
 }
 
-/* Loop thread only. The job called name[0..len), created on first use; NULL if the table is full. */
+/* Loop thread only: the job called name[0..len), created on first use; NULL if the table
+ * is full. */
 static job *find_job(const char *name, size_t len) {
   for (size_t i = 0; i < njobs; i++)
     if (strlen(jobs[i].name) == len && memcmp(jobs[i].name, name, len) == 0) return &jobs[i];
@@ -107,39 +109,43 @@ static void start_job(pw_server *srv, pw_conn_id id, job *j) {
   for (size_t i = 0; i < j->nlisteners && !listening; i++) listening = j->listeners[i] == id;
   if (!listening && j->nlisteners == MAX_LISTENERS) {
     pthread_mutex_unlock(&j->lock);
-    return reply(srv, id, j->name, "too many listeners");
+    reply(srv, id, j->name, "too many listeners");
+    return;
   }
   if (!listening) j->listeners[j->nlisteners++] = id;
   int starting = !j->active;
   if (starting) j->active = 1, j->runs++;
   pthread_mutex_unlock(&j->lock);
-  if (!starting) return reply(srv, id, j->name, "already running, subscribed");
+  if (!starting) {
+    reply(srv, id, j->name, "already running, subscribed");
+    return;
+  }
 
   char key[8 + MAX_NAME];
   snprintf(key, sizeof key, "job:%s", j->name);
-  /* The previous run's worker gives up the run (active = 0) as its last step, but the library
-   * counts the task as running until its function has returned: a few instructions later,
-   * with no lock or I/O in between. So PW_EALREADY here can only mean "about to end": wait. */
-  int r;
-  while ((r = pw_task_start(srv, key, worker, j)) == PW_EALREADY) sched_yield();
-  if (r == 0) return reply(srv, id, j->name, "started");
-  pthread_mutex_lock(&j->lock); /* no worker (e.g. PW_ESTOPPED): undo, nobody will serve it */
-  j->active = 0;
-  j->runs--;
-  j->nlisteners = 0;
-  pthread_mutex_unlock(&j->lock);
-  reply(srv, id, j->name, pw_strerror(r));
+  /* The previous run's worker gave up the run (active = 0) and called pw_task_done under the
+   * job's lock, so this start cannot meet it as "already running". */
+  int r = pw_task_start(srv, key, worker, j);
+  if (r != 0) { /* no worker (e.g. PW_ESTOPPED): undo, nobody would serve the listeners */
+    pthread_mutex_lock(&j->lock);
+    j->active = 0;
+    j->runs--;
+    j->nlisteners = 0;
+    pthread_mutex_unlock(&j->lock);
+  }
+  reply(srv, id, j->name, r == 0 ? "started" : pw_strerror(r));
 }
 
 static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len,
                        int is_binary, void *user) {
   const char *s = data;
+  job *j = NULL;
   if (is_binary || len < 6 || memcmp(s, "start ", 6) != 0 || !valid_name(s + 6, len - 6))
-    return reply(srv, id, NULL,
-                 "send \\\"start <job>\\\", a job name being 1-63 letters, digits, - or _");
-  job *j = find_job(s + 6, len - 6);
-  if (!j) return reply(srv, id, NULL, "too many different jobs");
-  start_job(srv, id, j);
+    reply(srv, id, NULL, "send \\\"start <job>\\\", a job name being 1-63 letters, digits, - or _");
+  else if (!(j = find_job(s + 6, len - 6)))
+    reply(srv, id, NULL, "too many different jobs");
+  else
+    start_job(srv, id, j);
 }
 
 int main(int argc, char **argv) {

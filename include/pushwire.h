@@ -278,6 +278,11 @@ int pw_task_start(pw_server *srv, const char *key, pw_task_fn fn, void *arg);
 int pw_task_stop(pw_server *srv, const char *key);
 /* 1 while a task with this key runs (started and not yet returned). */
 int pw_task_running(pw_server *srv, const char *key);
+/* In a task's thread: declare the task over before fn returns (it must return promptly),
+ * so that a pw_task_start of its key from now on starts a new one (after joining this
+ * thread) instead of answering PW_EALREADY. Lets a task hand over "no run is active" under
+ * its own lock. 0, or PW_ESTATE outside a task. */
+int pw_task_done(void);
 /* In a task's thread: 1 once it has been asked to stop. Elsewhere: 0. */
 int pw_task_should_stop(void);
 /* In a task's thread: sleep up to ms, waking early when asked to stop; returns

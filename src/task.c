@@ -31,6 +31,7 @@ static _Thread_local pw__task *current_task;
 void pw__tasks_init(pw__tasks *t) {
   uv_mutex_init(&t->lock);
   t->list = NULL;
+  t->closed = 0;
 }
 
 static void task_free(pw__task *k) {
@@ -87,9 +88,8 @@ int pw_task_start(pw_server *srv, const char *key, pw_task_fn fn, void *arg) {
   if (!srv || !key || !fn || strlen(key) > PW__TASK_KEY_MAX) return PW_EINVAL;
   pw__tasks *t = &srv->tasks;
   uv_mutex_lock(&t->lock);
-  int state = atomic_load(&srv->state);
   pw__task *old = find_key(t, key);
-  if (state == PW__STOPPING || state == PW__STOPPED) return uv_mutex_unlock(&t->lock), PW_ESTOPPED;
+  if (t->closed) return uv_mutex_unlock(&t->lock), PW_ESTOPPED;
   if (old && !atomic_load(&old->finished)) return uv_mutex_unlock(&t->lock), PW_EALREADY;
   if (old) { /* it returned by itself: reap it, then start afresh */
     unlink_key(t, key);
@@ -133,6 +133,12 @@ int pw_task_running(pw_server *srv, const char *key) {
   return running;
 }
 
+int pw_task_done(void) {
+  if (!current_task) return PW_ESTATE;
+  atomic_store(&current_task->finished, 1);
+  return 0;
+}
+
 int pw_task_should_stop(void) {
   return current_task && atomic_load(&current_task->stop);
 }
@@ -155,6 +161,8 @@ int pw_task_sleep(int ms) {
 void pw__tasks_stop_all(pw__tasks *t, int join) {
   pw__task *all = NULL, **keep = &t->list;
   uv_mutex_lock(&t->lock);
+  t->closed = 1; /* under the lock: a racing start either got in before (and is stopped
+                    here) or sees this and gets PW_ESTOPPED */
   for (pw__task *k = t->list; k; k = k->next) ask_stop(k);
   while (join && *keep) { /* take every task but the calling one, which cannot join itself */
     pw__task *k = *keep;

@@ -9,6 +9,7 @@ struct pw__task;
 typedef struct pw__tasks {
   uv_mutex_t lock;       /* guards the list and every task's lifecycle fields */
   struct pw__task *list;
+  int closed;            /* the server is stopping: no new task may start */
 } pw__tasks;
 
 void pw__tasks_init(pw__tasks *t);

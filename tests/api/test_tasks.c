@@ -121,6 +121,45 @@ static void test_task_stops_server(void) {
   pw_server_free(srv); /* joins the task */
 }
 
+static _Atomic int done_called;
+
+static void done_early(pw_server *srv, void *arg) {
+  atomic_fetch_add(&runs, 1);
+  CHECK_EQ_INT(pw_task_done(), 0);
+  atomic_store(&done_called, 1);
+  th_sleep_ms(100); /* still returning: a new start must wait for it, not refuse */
+}
+
+static int done_was_called(void *arg) { return atomic_load(&done_called); }
+
+static void test_done_frees_the_key(void) {
+  atomic_store(&runs, 0), atomic_store(&done_called, 0);
+  pw_server *srv = th_start(NULL, NULL);
+  CHECK_EQ_INT(pw_task_done(), PW_ESTATE); /* not a task */
+  CHECK_EQ_INT(pw_task_start(srv, "d", done_early, NULL), 0);
+  CHECK(th_wait(done_was_called, NULL, 3000));
+  CHECK_EQ_INT(pw_task_running(srv, "d"), 0);
+  CHECK_EQ_INT(pw_task_start(srv, "d", quick, NULL), 0); /* not PW_EALREADY */
+  pw_server_free(srv);
+  CHECK_EQ_INT(atomic_load(&runs), 2);
+}
+
+static _Atomic int late_start = 1;
+
+static void starts_when_stopping(pw_server *srv, void *arg) {
+  while (!pw_task_should_stop()) pw_task_sleep(5);
+  atomic_store(&late_start, pw_task_start(srv, "late", until_stopped, NULL));
+}
+
+static void test_no_start_during_stop(void) {
+  pw_server *srv = th_start(NULL, NULL);
+  CHECK_EQ_INT(pw_task_start(srv, "a", starts_when_stopping, NULL), 0);
+  pw_server_stop(srv);
+  CHECK_EQ_INT(atomic_load(&late_start), PW_ESTOPPED); /* no task outlives the stop */
+  CHECK_EQ_INT(pw_task_running(srv, "late"), 0);
+  pw_server_free(srv);
+}
+
 /* ---- pw_call ---- */
 enum { CALLERS = 4, CALLS = 2000 };
 static int last_seq[CALLERS]; /* loop thread only */
@@ -173,6 +212,8 @@ int main(void) {
   test_sleep_wakes_on_stop();
   test_server_stop_joins_tasks();
   test_task_stops_server();
+  test_done_frees_the_key();
+  test_no_start_during_stop();
   test_call();
   return CHECK_DONE();
 }
