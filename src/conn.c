@@ -331,6 +331,7 @@ static void notify_closed(pw__conn *c) {
   pw_server *srv = c->loop->srv;
   if (!c->opened) return;
   c->opened = 0;
+  pw__slots_retire(&c->loop->slots, c->id); /* dead to every thread from this moment */
   if (srv->cb.on_close)
     srv->cb.on_close(srv, c->id, c->close_code ? c->close_code : PW_CLOSE_ABNORMAL,
                      c->close_reason ? c->close_reason : "", srv->user);
@@ -381,7 +382,7 @@ void pw__conn_destroy(pw__conn *c) {
 static void on_closed(uv_handle_t *h) {
   pw__conn *c = h->data;
   pw__loop *l = c->loop;
-  if (c->id) pw__slots_free(&l->slots, c->id);
+  if (c->id) pw__slots_release(&l->slots, c->id);
   q_release_all(c);
   pw__http_free(c);
   pw__ws_free_buffers(c);

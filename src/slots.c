@@ -60,14 +60,19 @@ pw_conn_id pw__slots_alloc(pw__slots *t, struct pw__conn *conn) {
   return ((pw_conn_id)t->loop_index << 56) | ((pw_conn_id)index << 32) | gen;
 }
 
-void pw__slots_free(pw__slots *t, pw_conn_id id) {
+void pw__slots_retire(pw__slots *t, pw_conn_id id) {
   pw__slot *s = slot_at(t, id_slot(id));
   if (!s || atomic_load_explicit(&s->gen, memory_order_relaxed) != id_gen(id)) return;
-  uint32_t next = id_gen(id) + 1; /* odd -> even: dead */
   s->conn = NULL;
-  atomic_store_explicit(&s->gen, next, memory_order_release);
+  atomic_store_explicit(&s->gen, id_gen(id) + 1, memory_order_release); /* odd -> even: dead */
   atomic_fetch_sub_explicit(&t->live, 1, memory_order_relaxed);
-  if (next == UINT32_MAX - 1) return; /* retired: one more use would wrap the generation */
+}
+
+void pw__slots_release(pw__slots *t, pw_conn_id id) {
+  pw__slot *s = slot_at(t, id_slot(id));
+  pw__slots_retire(t, id); /* no-op if already retired */
+  if (!s || atomic_load_explicit(&s->gen, memory_order_relaxed) != id_gen(id) + 1) return;
+  if (id_gen(id) + 1 == UINT32_MAX - 1) return; /* retired for good: one more use would wrap */
   s->next_free = t->free_head;
   t->free_head = id_slot(id);
 }

@@ -36,8 +36,11 @@ int pw__slots_init(pw__slots *t, unsigned loop_index, uint32_t max_slots);
 void pw__slots_destroy(pw__slots *t);
 /* Allocate a slot for conn; returns the new id, or 0 when full / out of memory. */
 pw_conn_id pw__slots_alloc(pw__slots *t, struct pw__conn *conn);
-/* Release the slot of a live id (loop thread). */
-void pw__slots_free(pw__slots *t, pw_conn_id id);
+/* End a live id: from now on it is dead to every thread, but its slot is not reused until
+ * pw__slots_release (the connection's memory may outlive its WebSocket). Loop thread. */
+void pw__slots_retire(pw__slots *t, pw_conn_id id);
+/* Give the slot of a retired (or still live) id back to the free list. Loop thread. */
+void pw__slots_release(pw__slots *t, pw_conn_id id);
 /* 1 if the id is live right now. Any thread: a hint that can only be stale in the safe
  * direction (the connection may close right after; the loop re-checks on delivery). */
 int pw__slots_alive(const pw__slots *t, pw_conn_id id);

@@ -175,6 +175,8 @@ static void test_server_close_and_abnormal(void) {
   CHECK_EQ_INT(wsc_wait_eof(&c, 3000), 0);
   CHECK(wait_for(&S.closes, 1));
   CHECK_EQ_INT(read_int(&S.last_close_code), 4000);
+  /* on_close has run while our socket is still open: the id is dead to every thread now */
+  CHECK_EQ_INT(pw_send(srv, S.ids[0], "x", 1, PW_TEXT), PW_ENOCONN);
   wsc_close(&c);
 
   CHECK_EQ_INT(wsc_connect(&c, pw_server_port(srv), "/"), 0);

@@ -118,8 +118,11 @@ static void build_never(pw_conn_id good) {
   for (int i = 0; i < 8; i++) never[n++] = rng_next(&rng) | (1ull << 56); /* loop index >= 1 */
   for (int li = 1; li <= 255 && n < 16; li += 37)
     never[n++] = ((uint64_t)li << 56) | (good & 0x00FFFFFFFFFFFFFFull); /* no such loop */
-  never[n++] = good ^ 1;                                                /* even generation */
+  never[n++] = good + 1; /* even generations: the good slot is live with good's odd one */
   never[n++] = (good & ~0xFFFFFFFFull) | 0xFFFFFFFEull;
+  for (int k = 0; k < 8; k++) /* a freed slot's generation is stale + 1: even, never an id */
+    never[n++] = stale[k * (NPRE / 8)] + 1;
+  never[n++] = (1000ull << 32) | 1; /* a slot in the first chunk that is never used (LIFO) */
   for (int i = 0; i < 6; i++)                    /* the good slot stays taken: later gens */
     never[n++] = ((uint64_t)slot << 32) | (gen + 2u * (uint32_t)(i + 1));
   for (int i = 0; i < 4; i++)                    /* past any generation this run reaches */
@@ -208,6 +211,8 @@ static void *hammer_main(void *arg) {
       id = atomic_load(&churn_ids[churn_n]);
       cat = CAT_CHURN;
       if (id == 0) continue; /* numbered but not open yet */
+      if (rng_next(&rng) % 8 == 0) /* its slot's next, even generation: never an id */
+        cat = CAT_NEVER, id = id + 1, churn_n = -1;
     }
     int was_stopped = atomic_load(&stopped);
     int was_dead = churn_n >= 0 && atomic_load(&churn_dead[churn_n]);
@@ -418,6 +423,8 @@ int main(void) {
   CHECK(wait_until(&opens, 1, 5000));
   pw_conn_id gid = atomic_load(&good_id);
   CHECK(gid != 0);
+  /* The good reader may lag under a sanitizer: give it room, not a slow-consumer close. */
+  CHECK_EQ_INT(pw_set_slow_policy(srv, gid, PW_SLOW_CLOSE, 64u << 20), 0);
 
   /* (a) stale ids: open NPRE connections, end them four ways, wait until they are gone. */
   wsc pre[NPRE];
