@@ -146,6 +146,19 @@ typedef struct pw_callbacks {
                             size_t count, void *user);
 } pw_callbacks;
 
+/* How an event kind reaches the program: by callback on the loop thread (default), or queued
+ * for the owner's thread, which takes it with pw_next_event (see "events" below). */
+typedef enum pw_deliver { PW_DELIVER_CALLBACK = 0, PW_DELIVER_QUEUE = 1 } pw_deliver;
+
+/* What a full event queue does to the client whose message does not fit. Opens and closes
+ * are always queued (they are bounded by the connections), so pairs are never broken. */
+typedef enum pw_event_policy {
+  PW_EVQ_PAUSE = 0, /* default: queue it, then stop reading from that client (TCP
+                       backpressure) until the owner has drained the queue to half */
+  PW_EVQ_CLOSE = 1, /* drop it and close the client with 1013 "try again later" */
+  PW_EVQ_DROP = 2,  /* drop it and count it (stats.events_dropped) */
+} pw_event_policy;
+
 /* ---- options ----------------------------------------------------------------------------- */
 /* Zero-initialise, then set what you need: every 0 means the documented default. Durations
  * in milliseconds; for the timeouts a negative value turns the feature off. */
@@ -171,6 +184,13 @@ typedef struct pw_options {
                                   per loop; past it, sends from other threads get PW_EAGAIN */
   size_t inbox_capacity;       /* default 65536 commands per loop (rounded up to a power of 2) */
   int send_timeout_ms;         /* default 1000: how long PW_BLOCK waits for room */
+  /* Event delivery, per kind (default: callbacks). A queued kind's callback is not called. */
+  pw_deliver deliver_open, deliver_message, deliver_close;
+  const char *const *event_headers; /* NULL-terminated names of request headers an open
+                                       event keeps (e.g. "Origin"); default none */
+  size_t max_event_bytes;      /* default 16 MiB of message payload waiting in the queue */
+  size_t max_events;           /* default 65536 events waiting in the queue */
+  pw_event_policy event_policy; /* default PW_EVQ_PAUSE */
   /* Log sink; default: none (silent). Runs on whichever thread logs (mostly the loop). */
   void (*log)(int level, const char *msg, void *user);
   int log_level; /* default 0 = PW_LOG_ERROR ... PW_LOG_DEBUG */
@@ -289,6 +309,54 @@ int pw_task_should_stop(void);
  * pw_task_should_stop(). Elsewhere: sleeps and returns 0. */
 int pw_task_sleep(int ms);
 
+/* ---- events for the owner's thread ------------------------------------------------------------- */
+/* A program whose main thread owns its state takes client events in that thread, without
+ * locks and without busy polling: add pw_event_fd() to its own poll/epoll/libuv/GLib loop, and
+ * when it is readable take events with pw_next_event until it returns 0. Per connection the
+ * order is kept: open, then messages in arrival order, then close. */
+typedef enum pw_event_type {
+  PW_EV_NONE = 0,
+  PW_EV_OPEN = 1,    /* id, path, query, subprotocol, remote_addr, headers */
+  PW_EV_MESSAGE = 2, /* id, is_binary, buf (payload: pw_buf_data / pw_buf_len) */
+  PW_EV_CLOSE = 3,   /* id, code, reason */
+  PW_EV_USER = 4,    /* user_type, user_data, from pw_post_event */
+} pw_event_type;
+
+typedef struct pw_event {
+  pw_event_type type;
+  pw_conn_id id;
+  int is_binary;
+  /* MESSAGE: one reference, owned by the event (pw_event_release drops it). Take your own
+   * with pw_buf_ref to keep it longer, or pass it on with pw_send_buf: no copy. */
+  pw_buf *buf;
+  int code;                /* CLOSE */
+  const char *reason;      /* CLOSE, NUL-terminated */
+  const char *path, *query, *subprotocol, *remote_addr; /* OPEN (subprotocol may be NULL) */
+  const pw_header *headers; /* OPEN: the options.event_headers present in the request */
+  size_t header_count;
+  int user_type;           /* USER */
+  void *user_data;         /* USER: whatever the poster passed; the library does not free it */
+  void *internal_;         /* storage of the strings above; freed by pw_event_release */
+} pw_event;
+
+/* A descriptor that is readable exactly while events wait (an eventfd): for poll/select/epoll
+ * in the owner's loop. Do not read or close it. Any thread; the value never changes. */
+int pw_event_fd(pw_server *srv);
+
+/* Take the next event: timeout_ms 0 = do not wait, -1 = wait for one. Returns 1 with *ev
+ * filled (release it with pw_event_release), 0 when none came in time, PW_EINVAL. Meant for
+ * one consumer thread (safe from several). Works before start and after stop (what is left
+ * can still be taken). */
+int pw_next_event(pw_server *srv, pw_event *ev, int timeout_ms);
+
+/* Free what an event holds (its buffer reference and strings). Safe on a zeroed event and
+ * twice on the same event. */
+void pw_event_release(pw_event *ev);
+
+/* Post a user event to the owner's queue, from any thread (a worker reporting back).
+ * 0, PW_EAGAIN (queue at max_events), PW_EINVAL. user_data is not freed by the library. */
+int pw_post_event(pw_server *srv, int user_type, void *user_data);
+
 /* ---- statistics ------------------------------------------------------------------------------ */
 typedef struct pw_stats {
   uint64_t connections;        /* WebSocket connections open now */
@@ -307,6 +375,12 @@ typedef struct pw_stats {
   uint64_t wakeups;            /* inbox wakeups handled */
   uint64_t commands;           /* commands drained (commands / wakeups = batch size) */
   uint64_t max_batch;          /* most commands drained in one wakeup */
+  uint64_t events_queued;      /* events put in the owner's queue */
+  uint64_t events_dropped;     /* messages dropped by PW_EVQ_DROP */
+  uint64_t events_closed;      /* clients closed with 1013 by PW_EVQ_CLOSE */
+  uint64_t reads_paused;       /* times a client's reading was paused by PW_EVQ_PAUSE */
+  uint64_t event_bytes;        /* message payload bytes waiting in the queue now */
+  uint64_t events_waiting;     /* events waiting in the queue now */
 } pw_stats;
 
 /* A snapshot of the counters (each read atomically; together they are not one instant).

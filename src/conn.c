@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "events.h"
 #include "loop.h"
 #include "server.h"
 
@@ -52,6 +53,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
 }
 
+void pw__conn_read_start(pw__conn *c) {
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
 pw__conn *pw__conn_accept(pw__loop *l) {
   pw__conn *c = calloc(1, sizeof *c);
   if (!c) return NULL;
@@ -68,7 +73,7 @@ pw__conn *pw__conn_accept(pw__loop *l) {
   c->state = PW__S_HTTP;
   c->last_active_ms = l->now_ms;
   pw__list_push(l, c, PW__L_HTTP);
-  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  pw__conn_read_start(c);
   return c;
 }
 
@@ -332,9 +337,10 @@ static void notify_closed(pw__conn *c) {
   if (!c->opened) return;
   c->opened = 0;
   pw__slots_retire(&c->loop->slots, c->id); /* dead to every thread from this moment */
-  if (srv->cb.on_close)
-    srv->cb.on_close(srv, c->id, c->close_code ? c->close_code : PW_CLOSE_ABNORMAL,
-                     c->close_reason ? c->close_reason : "", srv->user);
+  int code = c->close_code ? c->close_code : PW_CLOSE_ABNORMAL;
+  const char *reason = c->close_reason ? c->close_reason : "";
+  if (srv->opt.deliver_close == PW_DELIVER_QUEUE) pw__events_close(c, code, reason);
+  else if (srv->cb.on_close) srv->cb.on_close(srv, c->id, code, reason, srv->user);
 }
 
 static void enter_ending(pw__conn *c, int state) {

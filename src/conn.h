@@ -48,6 +48,7 @@ typedef struct pw__conn {
   uint64_t last_active_ms;  /* HTTP/OPEN: last input; CLOSING..LINGER: when closing began */
   uint8_t state, list;
   uint8_t dirty : 1, ping_sent : 1, in_frame : 1;
+  uint8_t paused : 1;       /* reading stopped by PW_EVQ_PAUSE (the owner's queue is full) */
   uint8_t opened : 1;        /* on_open was called and on_close not yet */
   uint8_t hdr_have;         /* bytes of a partial frame header in hdr_buf */
   uint8_t hdr_buf[PW_FRAME_MAX_HEADER];
@@ -67,6 +68,8 @@ typedef struct pw__conn {
   char *close_reason;       /* heap copy for on_close, or NULL */
 } pw__conn;
 
+/* (Re)start reading into the loop's shared buffer. */
+void pw__conn_read_start(pw__conn *c);
 /* Accepted a socket: set up a conn in the HTTP state. NULL on failure (socket closed). */
 pw__conn *pw__conn_accept(struct pw__loop *loop);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "events.h"
 #include "handshake.h"
 #include "loop.h"
 #include "server.h"
@@ -245,7 +246,8 @@ static void upgrade(pw__conn *c, head_info *hi, pw_request *req, size_t head_len
   c->http = NULL; /* detached: its bytes stay valid through on_open and the first frames */
   c->opened = 1;
   req->subprotocol = proto;
-  if (srv->cb.on_open) srv->cb.on_open(srv, c->id, req, srv->user);
+  if (srv->opt.deliver_open == PW_DELIVER_QUEUE) pw__events_open(c, req);
+  else if (srv->cb.on_open) srv->cb.on_open(srv, c->id, req, srv->user);
   if (h->len > head_len) pw__ws_read(c, h->buf + head_len, h->len - head_len);
   free(h->buf);
   free(h);

@@ -23,6 +23,7 @@ enum pw__cmd_kind {
   PW__CMD_CLOSE,    /* id, code, reason: heap string or NULL, freed by the loop */
   PW__CMD_CALL,     /* fn(srv, arg) */
   PW__CMD_POLICY,   /* id, code: policy, limit */
+  PW__CMD_RESUME,   /* the owner drained its event queue: read from paused clients again */
 };
 
 typedef struct pw__cmd {

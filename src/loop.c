@@ -73,6 +73,32 @@ static int due(const pw__loop *l, const pw__conn *c, int timeout_ms) {
   return timeout_ms > 0 && l->now_ms - c->last_active_ms >= (uint64_t)timeout_ms;
 }
 
+int pw__loop_note_paused(pw__loop *l, pw_conn_id id) {
+  if (l->npaused == l->paused_cap) {
+    size_t cap = l->paused_cap ? l->paused_cap * 2 : 16;
+    pw_conn_id *p = realloc(l->paused, cap * sizeof *p);
+    if (!p) return PW_ENOMEM;
+    l->paused = p;
+    l->paused_cap = cap;
+  }
+  l->paused[l->npaused++] = id;
+  return 0;
+}
+
+/* Ids, not pointers: a paused client may have closed meanwhile. */
+void pw__loop_resume_reads(pw__loop *l) {
+  l->now_ms = uv_now(&l->uv);
+  for (size_t i = 0; i < l->npaused; i++) {
+    pw__conn *c = pw__slots_get(&l->slots, l->paused[i]);
+    if (!c || !c->paused) continue;
+    c->paused = 0;
+    c->last_active_ms = l->now_ms; /* paused by us, not idle: a fresh idle timeout */
+    pw__list_push(l, c, PW__L_OPEN);
+    pw__conn_read_start(c);
+  }
+  l->npaused = 0;
+}
+
 static void sweep_open(pw__loop *l) {
   const pw_options *o = &l->srv->opt;
   int first_due = o->ping_interval_ms > 0 ? o->ping_interval_ms : o->idle_timeout_ms;
@@ -80,6 +106,7 @@ static void sweep_open(pw__loop *l) {
   pw__conn *c = l->lists[PW__L_OPEN].first, *next;
   for (; c && due(l, c, first_due); c = next) {
     next = c->next;
+    if (c->paused) continue; /* we stopped reading it: its silence is ours */
     if (due(l, c, o->idle_timeout_ms)) {
       pw__conn_close_ws(c, PW_CLOSE_GOING_AWAY, "idle timeout");
     } else if (!c->ping_sent && due(l, c, o->ping_interval_ms)) {
@@ -163,6 +190,7 @@ static void begin_stop(pw__loop *l) {
   for (c = l->lists[PW__L_HTTP].first; c; c = next) next = c->next, pw__conn_destroy(c);
   for (c = l->lists[PW__L_OPEN].first; c; c = next)
     next = c->next, pw__conn_close_ws(c, PW_CLOSE_GOING_AWAY, "server shutting down");
+  pw__loop_resume_reads(l); /* paused clients must be able to answer the close */
   maybe_finish(l);
 }
 
@@ -281,6 +309,7 @@ void pw__loop_destroy(pw__loop *l) {
   uv_mutex_destroy(&l->room_lock);
   uv_cond_destroy(&l->room_cond);
   free(l->dirty);
+  free(l->paused);
   free(l->rbuf);
   l->rbuf = NULL;
 }

@@ -71,6 +71,8 @@ typedef struct pw__loop {
   uv_mutex_t room_lock;
   uv_cond_t room_cond;
   pw__loop_stats stats;
+  pw_conn_id *paused;        /* clients whose reading PW_EVQ_PAUSE stopped */
+  size_t npaused, paused_cap;
 } pw__loop;
 
 int pw__loop_init(pw__loop *l, struct pw_server *srv, unsigned index);
@@ -90,6 +92,12 @@ void pw__loop_conn_freed(pw__loop *l);
 /* send.c, the loop side of the inbox: carry out one command; wake blocked producers. */
 void pw__dispatch(pw__loop *l, const pw__cmd *cmd);
 void pw__room_available(pw__loop *l);
+/* Remember a client whose reading is paused (0, or PW_ENOMEM: then it is not paused). */
+int pw__loop_note_paused(pw__loop *l, pw_conn_id id);
+/* Loop thread: read from every paused client again. */
+void pw__loop_resume_reads(pw__loop *l);
+/* Any thread: ask every loop to resume its paused clients. */
+void pw__resume_reads(struct pw_server *srv);
 /* The loop this thread runs, or NULL. */
 pw__loop *pw__current_loop(void);
 

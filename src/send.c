@@ -76,6 +76,15 @@ static int push(pw__loop *l, const pw__cmd *cmd, size_t bytes, int flags) {
   }
 }
 
+void pw__resume_reads(pw_server *srv) {
+  pw__cmd cmd = {.kind = PW__CMD_RESUME};
+  for (unsigned i = 0; i < srv->nloops; i++) {
+    pw__loop *l = &srv->loops[i];
+    if (pw__current_loop() == l) pw__loop_resume_reads(l);
+    else push(l, &cmd, 0, PW_BLOCK); /* PW_ESTOPPED: nothing left to resume */
+  }
+}
+
 /* Called by the loop after draining: let blocked producers retry. */
 void pw__room_available(pw__loop *l) {
   if (atomic_load(&l->room_waiters) == 0) return;
@@ -199,6 +208,9 @@ void pw__dispatch(pw__loop *l, const pw__cmd *cmd) {
     return;
   case PW__CMD_POLICY:
     if ((c = open_conn(l, cmd->id))) apply_policy(c, cmd);
+    return;
+  case PW__CMD_RESUME:
+    pw__loop_resume_reads(l);
     return;
   }
 }

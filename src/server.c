@@ -24,12 +24,16 @@ static void fill_defaults(pw_options *o) {
   if (!o->max_inbox_bytes) o->max_inbox_bytes = 64u << 20;
   if (!o->inbox_capacity) o->inbox_capacity = 65536;
   if (!o->send_timeout_ms) o->send_timeout_ms = 1000;
+  if (!o->max_event_bytes) o->max_event_bytes = 16u << 20;
+  if (!o->max_events) o->max_events = 65536;
 }
 
 static int options_valid(const pw_options *o) {
   return o->port >= 0 && o->port <= 65535 && o->max_connections > 0 && o->backlog > 0 &&
          o->log_level >= 0 && o->slow_policy <= PW_SLOW_DROP_OLDEST && o->send_timeout_ms > 0 &&
-         o->inbox_capacity <= (1u << 24);
+         o->inbox_capacity <= (1u << 24) && o->event_policy <= PW_EVQ_DROP &&
+         o->deliver_open <= PW_DELIVER_QUEUE && o->deliver_message <= PW_DELIVER_QUEUE &&
+         o->deliver_close <= PW_DELIVER_QUEUE;
 }
 
 void pw__log(const pw_server *srv, int level, const char *fmt, ...) {
@@ -66,7 +70,13 @@ pw_server *pw_server_new(const pw_options *opt, const pw_callbacks *cb, void *us
   atomic_init(&srv->port, -1);
   srv->nloops = 1;
   srv->loops = calloc(srv->nloops, sizeof *srv->loops);
-  if (!options_valid(&srv->opt) || !srv->loops || pw__loop_init(&srv->loops[0], srv, 0) != 0) {
+  if (!options_valid(&srv->opt) || !srv->loops || pw__events_init(&srv->events) != 0) {
+    free(srv->loops);
+    free(srv);
+    return NULL;
+  }
+  if (pw__loop_init(&srv->loops[0], srv, 0) != 0) {
+    pw__events_destroy(&srv->events);
     free(srv->loops);
     free(srv);
     return NULL;
@@ -176,6 +186,7 @@ void pw_server_free(pw_server *srv) {
   pw_server_stop(srv);
   pw__tasks_destroy(&srv->tasks);
   for (unsigned i = 0; i < srv->nloops; i++) pw__loop_destroy(&srv->loops[i]);
+  pw__events_destroy(&srv->events);
   uv_cond_destroy(&srv->done_cond);
   uv_mutex_destroy(&srv->lock);
   free(srv->loops);
@@ -194,5 +205,14 @@ int pw_server_stats(const pw_server *srv, pw_stats *out) {
     out->connections += atomic_load_explicit(&l->slots.live, memory_order_relaxed);
     out->inbox_bytes += atomic_load_explicit(&l->inbox_bytes, memory_order_relaxed);
   }
+  pw__events *q = (pw__events *)&srv->events;
+  out->events_queued = atomic_load_explicit(&q->queued, memory_order_relaxed);
+  out->events_dropped = atomic_load_explicit(&q->dropped, memory_order_relaxed);
+  out->events_closed = atomic_load_explicit(&q->closed, memory_order_relaxed);
+  out->reads_paused = atomic_load_explicit(&q->reads_paused, memory_order_relaxed);
+  uv_mutex_lock(&q->lock);
+  out->event_bytes = q->bytes;
+  out->events_waiting = q->count;
+  uv_mutex_unlock(&q->lock);
   return 0;
 }

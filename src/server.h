@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <uv.h>
 
+#include "events.h"
 #include "loop.h"
 #include "task.h"
 #include "pushwire.h"
@@ -26,6 +27,7 @@ struct pw_server {
   uv_cond_t done_cond;
   int done;               /* the loop has returned (guarded by lock) */
   pw__tasks tasks;
+  pw__events events;
 };
 
 void pw__log(const struct pw_server *srv, int level, const char *fmt, ...)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "events.h"
 #include "loop.h"
 #include "server.h"
 
@@ -48,8 +49,11 @@ static void fail(pw__conn *c, int code) {
 /* ---- messages ----------------------------------------------------------------------------- */
 static void deliver(pw__conn *c, int opcode, const uint8_t *data, size_t len) {
   pw_server *srv = c->loop->srv;
-  if (c->state != PW__S_OPEN || !srv->cb.on_message) return;
-  srv->cb.on_message(srv, c->id, data, len, opcode == PW_OP_BINARY, srv->user);
+  if (c->state != PW__S_OPEN) return;
+  if (srv->opt.deliver_message == PW_DELIVER_QUEUE)
+    pw__events_message(c, opcode == PW_OP_BINARY, data, len);
+  else if (srv->cb.on_message)
+    srv->cb.on_message(srv, c->id, data, len, opcode == PW_OP_BINARY, srv->user);
 }
 
 static int msg_append(pw__conn *c, const uint8_t *p, size_t n) {

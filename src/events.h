@@ -1,0 +1,41 @@
+/* The owner's event queue: events the loops (and pw_post_event) hand to the program's own
+ * thread, with an eventfd that is readable exactly while events wait. */
+#ifndef PW_EVENTS_H
+#define PW_EVENTS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "pushwire.h"
+
+struct pw__conn;
+struct pw__loop;
+
+typedef struct pw__event_node {
+  struct pw__event_node *next;
+  size_t bytes; /* message payload counted against max_event_bytes */
+  pw_event ev;  /* its strings point into this node's tail */
+} pw__event_node;
+
+typedef struct pw__events {
+  uv_mutex_t lock; /* guards everything but the counters */
+  uv_cond_t cond;
+  int waiters;
+  pw__event_node *head, *tail;
+  size_t count, bytes;
+  int fd;      /* eventfd: counter 1 while the queue is not empty, 0 when it is */
+  int paused;  /* some client's reading is paused until the queue drains to half */
+  _Atomic uint64_t queued, dropped, closed, reads_paused;
+} pw__events;
+
+int pw__events_init(pw__events *q);
+void pw__events_destroy(pw__events *q);
+
+/* Loop side (loop thread), called where the callbacks would be. */
+void pw__events_open(struct pw__conn *c, const pw_request *req);
+/* Returns 0 to go on reading, or -1 if the connection was closed by PW_EVQ_CLOSE. */
+int pw__events_message(struct pw__conn *c, int is_binary, const void *data, size_t len);
+void pw__events_close(struct pw__conn *c, int code, const char *reason);
+
+#endif

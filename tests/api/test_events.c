@@ -1,0 +1,284 @@
+/* Events delivered to the owner's thread: the fd is readable exactly while events wait; under
+ * load every message is seen once, in order per connection, between its open and its close;
+ * PW_EVQ_PAUSE bounds memory with a slow owner and loses nothing; CLOSE answers 1013; DROP
+ * counts; pw_post_event from 8 threads arrives complete and in per-thread order. */
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../support/harness.h"
+#include "../support/wsclient.h"
+#include "../unit/check.h"
+
+static const char *const KEEP_HEADERS[] = {"Host", NULL};
+
+static pw_server *queued_server(size_t max_bytes, size_t max_events, pw_event_policy policy) {
+  pw_options o = {.deliver_open = PW_DELIVER_QUEUE, .deliver_message = PW_DELIVER_QUEUE,
+                  .deliver_close = PW_DELIVER_QUEUE, .event_headers = KEEP_HEADERS,
+                  .max_event_bytes = max_bytes, .max_events = max_events,
+                  .event_policy = policy};
+  pw_server *srv = pw_server_new(&o, NULL, NULL);
+  CHECK(srv != NULL);
+  CHECK_EQ_INT(pw_server_start(srv), 0);
+  return srv;
+}
+
+static int fd_readable(pw_server *srv) {
+  struct pollfd p = {.fd = pw_event_fd(srv), .events = POLLIN};
+  return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+static void *post_later(void *srv) {
+  th_sleep_ms(50);
+  pw_post_event(srv, 7, NULL);
+  return NULL;
+}
+
+static void test_fd_readiness(void) {
+  pw_server *srv = queued_server(0, 0, PW_EVQ_PAUSE);
+  pw_event ev;
+  CHECK(!fd_readable(srv));
+  CHECK_EQ_INT(pw_next_event(srv, &ev, 0), 0);
+  for (int i = 0; i < 3; i++) CHECK_EQ_INT(pw_post_event(srv, i, &ev), 0);
+  CHECK(fd_readable(srv));
+  for (int i = 0; i < 3; i++) {
+    CHECK(fd_readable(srv)); /* readable while any waits */
+    CHECK_EQ_INT(pw_next_event(srv, &ev, 0), 1);
+    CHECK(ev.type == PW_EV_USER && ev.user_type == i && ev.user_data == &ev);
+    pw_event_release(&ev);
+    pw_event_release(&ev); /* twice is fine */
+  }
+  CHECK(!fd_readable(srv)); /* drained exactly when the queue is empty */
+  uint64_t t0 = wsc_now_ms();
+  CHECK_EQ_INT(pw_next_event(srv, &ev, 50), 0);
+  CHECK(wsc_now_ms() - t0 >= 45);
+  pthread_t t;
+  pthread_create(&t, NULL, post_later, srv);
+  CHECK_EQ_INT(pw_next_event(srv, &ev, -1), 1); /* waits for it */
+  CHECK_EQ_INT(ev.user_type, 7);
+  pw_event_release(&ev);
+  pthread_join(t, NULL);
+  CHECK(!fd_readable(srv));
+  pw_server_free(srv);
+}
+
+/* ---- order and completeness under load ---- */
+enum { CLIENTS = 4, MESSAGES = 50000 };
+
+typedef struct sender {
+  int port, index;
+} sender;
+
+static void *send_all(void *arg) {
+  sender *s = arg;
+  wsc c;
+  char path[32];
+  snprintf(path, sizeof path, "/c%d?x=%d", s->index, s->index);
+  if (wsc_connect(&c, s->port, path) != 0) return NULL;
+  char msg[32];
+  for (int i = 0; i < MESSAGES; i++) {
+    int n = snprintf(msg, sizeof msg, "%d:%d", s->index, i);
+    if (wsc_send(&c, 1, 1, msg, (size_t)n) != 0) break;
+  }
+  uint8_t close_payload[2] = {0x03, 0xE8};
+  wsc_send(&c, 8, 1, close_payload, 2);
+  wsc_frame f;
+  if (wsc_recv(&c, &f, 10000) == 0) free(f.payload);
+  wsc_close(&c);
+  return NULL;
+}
+
+typedef struct conn_track {
+  pw_conn_id id;
+  int index, next_seq, closed, bad;
+} conn_track;
+
+static conn_track *track_of(conn_track *t, int n, pw_conn_id id) {
+  for (int i = 0; i < n; i++)
+    if (t[i].id == id) return &t[i];
+  return NULL;
+}
+
+static void check_open(conn_track *t, int *n, const pw_event *ev) {
+  int k = -1, x = -1;
+  sscanf(ev->path, "/c%d", &k);
+  sscanf(ev->query, "x=%d", &x);
+  CHECK(k >= 0 && k < CLIENTS && x == k);
+  CHECK(ev->header_count == 1 && ev->headers[0].name_len == 4 &&
+        memcmp(ev->headers[0].value, "127.0.0.1", 9) == 0);
+  CHECK(strchr(ev->remote_addr, ':') != NULL);
+  t[*n] = (conn_track){ev->id, k, 0, 0, 0};
+  (*n)++;
+}
+
+static void check_message(conn_track *ct, const pw_event *ev) {
+  int k = -1, seq = -1;
+  char text[32] = {0};
+  size_t len = pw_buf_len(ev->buf) < 31 ? pw_buf_len(ev->buf) : 31;
+  memcpy(text, pw_buf_data(ev->buf), len);
+  sscanf(text, "%d:%d", &k, &seq);
+  if (!ct || ct->closed || k != ct->index || seq != ct->next_seq || ev->is_binary) {
+    if (ct) ct->bad++;
+    return;
+  }
+  ct->next_seq++;
+}
+
+static void test_order_under_load(void) {
+  pw_server *srv = queued_server(0, 0, PW_EVQ_PAUSE);
+  sender s[CLIENTS];
+  pthread_t t[CLIENTS];
+  for (int i = 0; i < CLIENTS; i++)
+    s[i] = (sender){pw_server_port(srv), i}, pthread_create(&t[i], NULL, send_all, &s[i]);
+  conn_track track[CLIENTS];
+  int ntrack = 0, closes = 0, strays = 0;
+  pw_event ev;
+  while (closes < CLIENTS && pw_next_event(srv, &ev, 10000) == 1) {
+    conn_track *ct = track_of(track, ntrack, ev.id);
+    if (ev.type == PW_EV_OPEN && !ct && ntrack < CLIENTS) check_open(track, &ntrack, &ev);
+    else if (ev.type == PW_EV_MESSAGE) check_message(ct, &ev);
+    else if (ev.type == PW_EV_CLOSE && ct && !ct->closed) ct->closed = 1, closes++, CHECK_EQ_INT(ev.code, 1000);
+    else strays++;
+    pw_event_release(&ev);
+  }
+  for (int i = 0; i < CLIENTS; i++) pthread_join(t[i], NULL);
+  CHECK_EQ_INT(ntrack, CLIENTS);
+  CHECK_EQ_INT(closes, CLIENTS);
+  CHECK_EQ_INT(strays, 0);
+  for (int i = 0; i < ntrack; i++) {
+    CHECK_EQ_INT(track[i].next_seq, MESSAGES); /* all, once, in order, before the close */
+    CHECK_EQ_INT(track[i].bad, 0);
+  }
+  pw_server_free(srv);
+}
+
+/* ---- a slow owner ---- */
+enum { SLOW_MSGS = 2000, SLOW_SIZE = 1024 };
+
+static void *send_burst(void *arg) {
+  wsc *c = arg;
+  uint8_t msg[SLOW_SIZE];
+  memset(msg, 'x', sizeof msg);
+  for (int i = 0; i < SLOW_MSGS; i++) {
+    memcpy(msg, &i, sizeof i);
+    if (wsc_send(c, 2, 1, msg, sizeof msg) != 0) break;
+  }
+  return NULL;
+}
+
+static void test_pause_bounds_memory(void) {
+  const size_t limit = 64 * 1024;
+  pw_server *srv = queued_server(limit, 1000, PW_EVQ_PAUSE);
+  wsc c;
+  CHECK_EQ_INT(wsc_connect(&c, pw_server_port(srv), "/"), 0);
+  pthread_t t;
+  pthread_create(&t, NULL, send_burst, &c);
+  int next = 0, bad = 0;
+  uint64_t peak = 0;
+  pw_event ev;
+  while (next < SLOW_MSGS && pw_next_event(srv, &ev, 10000) == 1) {
+    pw_stats st;
+    pw_server_stats(srv, &st);
+    if (st.event_bytes > peak) peak = st.event_bytes;
+    if (ev.type == PW_EV_MESSAGE) {
+      int seq;
+      memcpy(&seq, pw_buf_data(ev.buf), sizeof seq);
+      bad += seq != next++ || pw_buf_len(ev.buf) != SLOW_SIZE || !ev.is_binary;
+      if (next % 4 == 0) th_sleep_ms(1); /* the owner is slow */
+    }
+    pw_event_release(&ev);
+  }
+  pthread_join(t, NULL);
+  pw_stats st;
+  pw_server_stats(srv, &st);
+  fprintf(stderr, "  pause: peak %llu bytes waiting (limit %zu), reads paused %llu times\n",
+          (unsigned long long)peak, limit, (unsigned long long)st.reads_paused);
+  CHECK_EQ_INT(next, SLOW_MSGS); /* nothing lost */
+  CHECK_EQ_INT(bad, 0);
+  CHECK(st.reads_paused > 0);   /* the policy acted, and reading resumed */
+  CHECK(peak <= limit + 64 * 1024 + SLOW_SIZE); /* limit + one read + one message */
+  wsc_close(&c);
+  pw_server_free(srv);
+}
+
+static int all_seen(void *srv) {
+  pw_stats st;
+  pw_server_stats(srv, &st);
+  return st.events_queued + st.events_dropped >= 1 + 100; /* the open + every message */
+}
+
+static void test_close_and_drop_policies(void) {
+  pw_server *srv = queued_server(0, 10, PW_EVQ_CLOSE);
+  wsc c;
+  CHECK_EQ_INT(wsc_connect(&c, pw_server_port(srv), "/"), 0);
+  for (int i = 0; i < 100; i++) wsc_send(&c, 1, 1, "hello", 5);
+  wsc_frame f;
+  CHECK_EQ_INT(wsc_recv(&c, &f, 3000), 0);
+  CHECK(f.opcode == 8 && f.len >= 2 && (f.payload[0] << 8 | f.payload[1]) == 1013);
+  free(f.payload);
+  pw_stats st;
+  pw_server_stats(srv, &st);
+  CHECK_EQ_INT(st.events_closed, 1);
+  wsc_close(&c);
+  pw_server_free(srv);
+
+  srv = queued_server(0, 10, PW_EVQ_DROP);
+  CHECK_EQ_INT(wsc_connect(&c, pw_server_port(srv), "/"), 0);
+  for (int i = 0; i < 100; i++) wsc_send(&c, 1, 1, "hello", 5);
+  CHECK(th_wait(all_seen, srv, 5000));
+  pw_server_stats(srv, &st);
+  CHECK(st.events_dropped > 0);
+  CHECK_EQ_INT(st.events_queued + st.events_dropped, 101);
+  CHECK_EQ_INT(st.events_waiting, 10); /* the queue stayed at its limit */
+  CHECK_EQ_INT(wsc_send(&c, 1, 1, "still open", 10), 0);
+  wsc_close(&c);
+  pw_server_free(srv);
+}
+
+/* ---- pw_post_event from 8 threads ---- */
+enum { POSTERS = 8, POSTS = 20000 };
+
+static void *poster(void *arg) {
+  pw_server *srv = ((void **)arg)[0];
+  intptr_t who = (intptr_t)((void **)arg)[1];
+  for (intptr_t i = 0; i < POSTS; i++)
+    while (pw_post_event(srv, (int)who, (void *)i) == PW_EAGAIN) sched_yield();
+  return NULL;
+}
+
+static void test_post_from_threads(void) {
+  pw_server *srv = queued_server(0, 1000, PW_EVQ_PAUSE);
+  pthread_t t[POSTERS];
+  void *args[POSTERS][2];
+  for (int i = 0; i < POSTERS; i++) {
+    args[i][0] = srv, args[i][1] = (void *)(intptr_t)i;
+    pthread_create(&t[i], NULL, poster, args[i]);
+  }
+  intptr_t next[POSTERS] = {0};
+  int bad = 0, total = 0;
+  pw_event ev;
+  while (total < POSTERS * POSTS && pw_next_event(srv, &ev, 5000) == 1) {
+    int who = ev.user_type;
+    if (ev.type != PW_EV_USER || who < 0 || who >= POSTERS || (intptr_t)ev.user_data != next[who]) bad++;
+    else next[who]++;
+    total++;
+    pw_event_release(&ev);
+  }
+  for (int i = 0; i < POSTERS; i++) pthread_join(t[i], NULL);
+  CHECK_EQ_INT(total, POSTERS * POSTS);
+  CHECK_EQ_INT(bad, 0);
+  CHECK_EQ_INT(pw_next_event(srv, &ev, 0), 0);
+  pw_server_free(srv);
+}
+
+int main(void) {
+  test_fd_readiness();
+  test_order_under_load();
+  test_pause_bounds_memory();
+  test_close_and_drop_policies();
+  test_post_from_threads();
+  return CHECK_DONE();
+}
