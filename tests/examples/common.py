@@ -27,9 +27,10 @@ STOP_TIMEOUT = 20.0  # sanitizer builds stop slowly; the server's close timeout 
 
 
 class Server:
-    def __init__(self, path, name):
+    def __init__(self, path, name, stdin_pipe=False):
         self.path = path
         self.name = name
+        self.stdin_pipe = stdin_pipe
         self.proc = None
         self.port = None
         self.lines = []  # stdout lines after the port line
@@ -37,7 +38,8 @@ class Server:
 
     def start(self):
         self.proc = subprocess.Popen([self.path, "0"], stdout=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.PIPE if self.stdin_pipe
+                                     else subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         buf = b""
         fd = self.proc.stdout.fileno()
@@ -142,14 +144,14 @@ async def recv_json(ws, timeout=10):
     return json.loads(msg)
 
 
-def main(name, description, cases, after_stop=None):
+def main(name, description, cases, after_stop=None, stdin_pipe=False):
     """Parse --server, start it, run `cases(runner)` (a coroutine function), stop the server
     and check that it exits 0; `after_stop(runner, server)` may add checks on its output."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--server", required=True, help="path to the %s binary" % name)
     args = ap.parse_args()
 
-    server = Server(args.server, name)
+    server = Server(args.server, name, stdin_pipe)
     runner = None
     try:
         try:
