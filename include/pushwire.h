@@ -184,6 +184,10 @@ typedef struct pw_options {
                                   per loop; past it, sends from other threads get PW_EAGAIN */
   size_t inbox_capacity;       /* default 65536 commands per loop (rounded up to a power of 2) */
   int send_timeout_ms;         /* default 1000: how long PW_BLOCK waits for room */
+  int threads;                 /* default 1: event-loop threads; connections are spread over
+                                  them (SO_REUSEPORT), each with its own connections and
+                                  subscriptions; publishes reach all of them */
+  uint32_t max_subscriptions;  /* default 1024 topics per connection */
   /* Event delivery, per kind (default: callbacks). A queued kind's callback is not called. */
   pw_deliver deliver_open, deliver_message, deliver_close;
   const char *const *event_headers; /* NULL-terminated names of request headers an open
@@ -282,6 +286,40 @@ int pw_set_slow_policy(pw_server *srv, pw_conn_id id, pw_slow_policy policy, siz
 
 /* Is this call running on the server's loop thread? Any thread. */
 int pw_on_loop_thread(const pw_server *srv);
+
+/* ---- topics: publish once, deliver to every subscriber ----------------------------------------- */
+/* A topic is a name of 1..255 bytes (any bytes but NUL). A published message is one pw_buf,
+ * its frame header encoded once, referenced by every subscriber's send queue on every loop:
+ * no per-subscriber copy. All calls are safe from any thread; from another thread they act on
+ * the loops in the order the calling thread made them. Subscriptions end when the connection
+ * closes. */
+
+/* 0 (also if already subscribed), PW_ENOCONN, PW_EINVAL, PW_ESTOPPED, PW_EAGAIN. Over
+ * options.max_subscriptions the subscription is refused: PW_EAGAIN on the loop thread; from
+ * other threads it is refused later, on the loop, and logged. */
+int pw_subscribe(pw_server *srv, pw_conn_id id, const char *topic);
+/* 0, PW_ENOCONN, PW_EINVAL, PW_ESTOPPED (and PW_ENOTFOUND on the loop thread when the
+ * connection was not subscribed). */
+int pw_unsubscribe(pw_server *srv, pw_conn_id id, const char *topic);
+/* Publish a copy of data to every subscriber of topic on every loop. flags: PW_TEXT or
+ * PW_BINARY, | PW_BLOCK. Returns 0, PW_EINVAL, PW_ESTOPPED, PW_EAGAIN (some loop's inbox was
+ * full: that loop's subscribers miss it), PW_ENOMEM. */
+int pw_publish(pw_server *srv, const char *topic, const void *data, size_t len, int flags);
+/* Publish a shared buffer (the call takes its own references). flags: 0 or PW_BLOCK. */
+int pw_publish_buf(pw_server *srv, const char *topic, pw_buf *buf, int flags);
+/* Subscribers of topic on all loops (a snapshot). Loop thread of a one-loop server: exact;
+ * otherwise counted by asking each loop, so call it from outside the loops. */
+int pw_topic_subscribers(pw_server *srv, const char *topic);
+
+/* A producer of one topic, run in a task of its own: fn(srv, topic, arg) publishes until
+ * pw_task_should_stop() (or pw_task_sleep) says stop. */
+typedef void (*pw_topic_fn)(pw_server *srv, const char *topic, void *arg);
+/* Run fn as the producer of every topic matching `pattern` (an exact name, or a prefix ending
+ * in '*'): it starts when the topic gets its first subscriber on any loop and is asked to stop
+ * when the last one leaves (unsubscribe or disconnect), never twice at once, also under
+ * concurrent subscribes. Register before clients subscribe. Any thread. 0, PW_EINVAL,
+ * PW_ENOMEM. */
+int pw_topic_on_demand(pw_server *srv, const char *pattern, pw_topic_fn fn, void *arg);
 
 /* ---- tasks that start once ------------------------------------------------------------------ */
 /* A task is a thread running fn(srv, arg), known by a key. Starting a key that is running

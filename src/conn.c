@@ -337,6 +337,7 @@ static void notify_closed(pw__conn *c) {
   if (!c->opened) return;
   c->opened = 0;
   pw__slots_retire(&c->loop->slots, c->id); /* dead to every thread from this moment */
+  pw__topic_unsubscribe_all(c->loop, c);
   int code = c->close_code ? c->close_code : PW_CLOSE_ABNORMAL;
   const char *reason = c->close_reason ? c->close_reason : "";
   if (srv->opt.deliver_close == PW_DELIVER_QUEUE) pw__events_close(c, code, reason);

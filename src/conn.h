@@ -60,6 +60,8 @@ typedef struct pw__conn {
   size_t msg_len, msg_cap;
   uint8_t *ctrl;            /* a control frame's payload split across reads (heap) */
   struct pw__http *http;    /* HTTP-phase state (heap, freed at the upgrade) */
+  struct pw__conn_sub *subs; /* this connection's topics (heap, only when subscribed) */
+  uint32_t nsubs, subs_cap;
   pw__sendq q;
   uint8_t has_policy : 1;   /* slow_policy/max_queued set for this connection */
   uint8_t slow_policy;      /* pw_slow_policy when has_policy */

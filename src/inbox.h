@@ -24,6 +24,10 @@ enum pw__cmd_kind {
   PW__CMD_CALL,     /* fn(srv, arg) */
   PW__CMD_POLICY,   /* id, code: policy, limit */
   PW__CMD_RESUME,   /* the owner drained its event queue: read from paused clients again */
+  PW__CMD_SUB,      /* id, topic: heap copy, freed by the loop */
+  PW__CMD_UNSUB,    /* id, topic */
+  PW__CMD_PUBLISH,  /* pub: shared by every loop's command, refcounted */
+  PW__CMD_COUNT,    /* topic, arg: pw__count (a counter and a semaphore) */
 };
 
 typedef struct pw__cmd {
@@ -35,6 +39,8 @@ typedef struct pw__cmd {
     char *reason;
     void (*fn)(struct pw_server *srv, void *arg);
     size_t limit;
+    char *topic;
+    struct pw__pub *pub;
   } u;
   void *arg;
 } pw__cmd;

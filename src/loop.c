@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "server.h"
 
@@ -275,10 +276,25 @@ static int bound_port(pw__loop *l) {
                                         : ((struct sockaddr_in *)&sa)->sin_port);
 }
 
-int pw__loop_listen(pw__loop *l, const char *addr, int port) {
+/* Several loops share the port through SO_REUSEPORT: the kernel spreads new connections over
+ * their listening sockets, and no loop hands sockets to another. libuv 1.44 has no flag for
+ * it, so the socket is made here and given to libuv with uv_tcp_open. */
+static int open_reuseport(pw__loop *l, int family) {
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+  if (fd < 0) return -1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+      uv_tcp_open(&l->listener, fd) != 0) {
+    close(fd);
+    return -1;
+  }
+  return 0;
+}
+
+int pw__loop_listen(pw__loop *l, const char *addr, int port, int reuseport) {
   struct sockaddr_storage sa;
   const pw_options *o = &l->srv->opt;
   if (parse_addr(addr, port, &sa) != 0) return PW_EINVAL;
+  if (reuseport && open_reuseport(l, sa.ss_family) != 0) return PW_EBIND;
   int r = uv_tcp_bind(&l->listener, (struct sockaddr *)&sa, 0);
   if (r == 0) r = uv_listen((uv_stream_t *)&l->listener, o->backlog, on_connection);
   if (r != 0) {
@@ -305,6 +321,7 @@ void pw__loop_destroy(pw__loop *l) {
   uv_run(&l->uv, UV_RUN_DEFAULT); /* let the close callbacks run */
   uv_loop_close(&l->uv);
   pw__slots_destroy(&l->slots);
+  pw__topics_destroy(&l->topics);
   pw__inbox_destroy(&l->inbox);
   uv_mutex_destroy(&l->room_lock);
   uv_cond_destroy(&l->room_cond);

@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "inbox.h"
 #include "slots.h"
+#include "topic.h"
 
 /* Counters: written on the loop thread (or, for `rejected`, by producers), read by any
  * thread through pw_server_stats. One list, so the struct and the snapshot cannot drift. */
@@ -71,13 +72,15 @@ typedef struct pw__loop {
   uv_mutex_t room_lock;
   uv_cond_t room_cond;
   pw__loop_stats stats;
+  pw__topics topics;
   pw_conn_id *paused;        /* clients whose reading PW_EVQ_PAUSE stopped */
   size_t npaused, paused_cap;
 } pw__loop;
 
 int pw__loop_init(pw__loop *l, struct pw_server *srv, unsigned index);
-/* Bind and listen (caller's thread, before the loop runs). */
-int pw__loop_listen(pw__loop *l, const char *addr, int port);
+/* Bind and listen (caller's thread, before the loop runs); with reuseport the port may be
+ * shared with the server's other loops. Returns the bound port or a negative code. */
+int pw__loop_listen(pw__loop *l, const char *addr, int port, int reuseport);
 /* Run until stopped, then close every handle and return. */
 void pw__loop_run(pw__loop *l);
 void pw__loop_destroy(pw__loop *l);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "loop.h"
+#include "send.h"
 #include "server.h"
 
 /* ---- the producer side -------------------------------------------------------------------- */
@@ -64,7 +65,7 @@ static int wait_room(pw__loop *l, uint64_t deadline_ns) {
 }
 
 /* Queue a command for loop l, waiting for room with PW_BLOCK. */
-static int push(pw__loop *l, const pw__cmd *cmd, size_t bytes, int flags) {
+int pw__send_cmd(pw__loop *l, const pw__cmd *cmd, size_t bytes, int flags) {
   uint64_t deadline = uv_hrtime() + (uint64_t)l->srv->opt.send_timeout_ms * 1000000u;
   for (;;) {
     int r = try_push(l, cmd, bytes);
@@ -81,7 +82,7 @@ void pw__resume_reads(pw_server *srv) {
   for (unsigned i = 0; i < srv->nloops; i++) {
     pw__loop *l = &srv->loops[i];
     if (pw__current_loop() == l) pw__loop_resume_reads(l);
-    else push(l, &cmd, 0, PW_BLOCK); /* PW_ESTOPPED: nothing left to resume */
+    else pw__send_cmd(l, &cmd, 0, PW_BLOCK); /* PW_ESTOPPED: nothing left to resume */
   }
 }
 
@@ -95,7 +96,7 @@ void pw__room_available(pw__loop *l) {
 
 /* ---- validation ------------------------------------------------------------------------------ */
 /* The loop of `id`, if the server runs and the id is live now. */
-static int target(pw_server *srv, pw_conn_id id, pw__loop **out) {
+int pw__target(pw_server *srv, pw_conn_id id, pw__loop **out) {
   if (!srv) return PW_EINVAL;
   unsigned li = pw__id_loop(id);
   if (id == 0 || li >= srv->nloops) return PW_ENOCONN;
@@ -105,7 +106,7 @@ static int target(pw_server *srv, pw_conn_id id, pw__loop **out) {
 }
 
 /* On the loop thread: the open connection of `id`, or NULL. */
-static pw__conn *open_conn(pw__loop *l, pw_conn_id id) {
+pw__conn *pw__open_conn(pw__loop *l, pw_conn_id id) {
   pw__conn *c = pw__slots_get(&l->slots, id);
   return c && c->state == PW__S_OPEN ? c : NULL;
 }
@@ -115,16 +116,16 @@ int pw_send_buf(pw_server *srv, pw_conn_id id, pw_buf *buf, int flags) {
   pw__loop *l;
   if (!buf || (flags & ~PW_BLOCK) || (buf->opcode != PW_OP_TEXT && buf->opcode != PW_OP_BINARY))
     return PW_EINVAL;
-  int r = target(srv, id, &l);
+  int r = pw__target(srv, id, &l);
   if (r != 0) return r;
   pw_buf_ref(buf); /* this reference travels with the message */
   if (pw__current_loop() == l) {
-    pw__conn *c = open_conn(l, id);
+    pw__conn *c = pw__open_conn(l, id);
     if (!c) return pw_buf_unref(buf), PW_ENOCONN;
     return pw__conn_queue_msg(c, buf);
   }
   pw__cmd cmd = {.kind = PW__CMD_SEND, .id = id, .u.buf = buf};
-  r = push(l, &cmd, pw__buf_wire_len(buf), flags);
+  r = pw__send_cmd(l, &cmd, pw__buf_wire_len(buf), flags);
   if (r != 0) pw_buf_unref(buf);
   return r;
 }
@@ -133,7 +134,7 @@ int pw_send(pw_server *srv, pw_conn_id id, const void *data, size_t len, int fla
   if ((flags & ~(PW_BINARY | PW_BLOCK)) || (len && !data)) return PW_EINVAL;
   if (len > UINT32_MAX - PW_FRAME_MAX_HEADER) return PW_ETOOBIG;
   pw__loop *l;
-  int r = target(srv, id, &l); /* before copying: a dead id costs no allocation */
+  int r = pw__target(srv, id, &l); /* before copying: a dead id costs no allocation */
   if (r != 0) return r;
   pw_buf *b = pw_buf_new(data, len, flags & PW_BINARY);
   if (!b) return PW_ENOMEM;
@@ -145,17 +146,17 @@ int pw_send(pw_server *srv, pw_conn_id id, const void *data, size_t len, int fla
 int pw_close(pw_server *srv, pw_conn_id id, int code, const char *reason) {
   pw__loop *l;
   if (!pw__close_code_valid(code) || (reason && strlen(reason) > 123)) return PW_EINVAL;
-  int r = target(srv, id, &l);
+  int r = pw__target(srv, id, &l);
   if (r != 0) return r;
   if (pw__current_loop() == l) {
-    pw__conn *c = open_conn(l, id);
+    pw__conn *c = pw__open_conn(l, id);
     if (!c) return PW_ENOCONN;
     pw__conn_close_ws(c, code, reason);
     return 0;
   }
   pw__cmd cmd = {.kind = PW__CMD_CLOSE, .id = id, .code = (uint32_t)code};
   if (reason && *reason && !(cmd.u.reason = strdup(reason))) return PW_ENOMEM;
-  r = push(l, &cmd, 0, PW_BLOCK); /* a close must not be lost to a full inbox lightly */
+  r = pw__send_cmd(l, &cmd, 0, PW_BLOCK); /* a close must not be lost to a full inbox lightly */
   if (r != 0) free(cmd.u.reason);
   return r;
 }
@@ -166,17 +167,17 @@ int pw_call(pw_server *srv, void (*fn)(pw_server *srv, void *arg), void *arg) {
   pw__loop *l = &srv->loops[0];
   if (pw__current_loop() == l) return fn(srv, arg), 0;
   pw__cmd cmd = {.kind = PW__CMD_CALL, .u.fn = fn, .arg = arg};
-  return push(l, &cmd, 0, 0);
+  return pw__send_cmd(l, &cmd, 0, 0);
 }
 
 int pw_set_slow_policy(pw_server *srv, pw_conn_id id, pw_slow_policy policy, size_t limit) {
   pw__loop *l;
   if (policy > PW_SLOW_DROP_OLDEST || limit > UINT32_MAX) return PW_EINVAL;
-  int r = target(srv, id, &l);
+  int r = pw__target(srv, id, &l);
   if (r != 0) return r;
   pw__cmd cmd = {.kind = PW__CMD_POLICY, .id = id, .code = policy, .u.limit = limit};
   if (pw__current_loop() == l) return pw__dispatch(l, &cmd), 0;
-  return push(l, &cmd, 0, 0);
+  return pw__send_cmd(l, &cmd, 0, 0);
 }
 
 /* ---- the loop side ------------------------------------------------------------------------------ */
@@ -192,7 +193,7 @@ void pw__dispatch(pw__loop *l, const pw__cmd *cmd) {
   switch (cmd->kind) {
   case PW__CMD_SEND:
     atomic_fetch_sub(&l->inbox_bytes, pw__buf_wire_len(cmd->u.buf));
-    if ((c = open_conn(l, cmd->id))) {
+    if ((c = pw__open_conn(l, cmd->id))) {
       pw__conn_queue_msg(c, cmd->u.buf);
     } else {
       pw_buf_unref(cmd->u.buf);
@@ -200,17 +201,19 @@ void pw__dispatch(pw__loop *l, const pw__cmd *cmd) {
     }
     return;
   case PW__CMD_CLOSE:
-    if ((c = open_conn(l, cmd->id))) pw__conn_close_ws(c, (int)cmd->code, cmd->u.reason);
+    if ((c = pw__open_conn(l, cmd->id))) pw__conn_close_ws(c, (int)cmd->code, cmd->u.reason);
     free(cmd->u.reason);
     return;
   case PW__CMD_CALL:
     cmd->u.fn(l->srv, cmd->arg);
     return;
   case PW__CMD_POLICY:
-    if ((c = open_conn(l, cmd->id))) apply_policy(c, cmd);
+    if ((c = pw__open_conn(l, cmd->id))) apply_policy(c, cmd);
     return;
   case PW__CMD_RESUME:
     pw__loop_resume_reads(l);
     return;
+  default:
+    pw__dispatch_topic(l, cmd);
   }
 }

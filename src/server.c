@@ -24,12 +24,15 @@ static void fill_defaults(pw_options *o) {
   if (!o->max_inbox_bytes) o->max_inbox_bytes = 64u << 20;
   if (!o->inbox_capacity) o->inbox_capacity = 65536;
   if (!o->send_timeout_ms) o->send_timeout_ms = 1000;
+  if (!o->threads) o->threads = 1;
+  if (!o->max_subscriptions) o->max_subscriptions = 1024;
   if (!o->max_event_bytes) o->max_event_bytes = 16u << 20;
   if (!o->max_events) o->max_events = 65536;
 }
 
 static int options_valid(const pw_options *o) {
   return o->port >= 0 && o->port <= 65535 && o->max_connections > 0 && o->backlog > 0 &&
+         o->threads >= 1 && o->threads <= PW__MAX_LOOPS &&
          o->log_level >= 0 && o->slow_policy <= PW_SLOW_DROP_OLDEST && o->send_timeout_ms > 0 &&
          o->inbox_capacity <= (1u << 24) && o->event_policy <= PW_EVQ_DROP &&
          o->deliver_open <= PW_DELIVER_QUEUE && o->deliver_message <= PW_DELIVER_QUEUE &&
@@ -68,19 +71,23 @@ pw_server *pw_server_new(const pw_options *opt, const pw_callbacks *cb, void *us
   fill_defaults(&srv->opt);
   atomic_init(&srv->state, PW__NEW);
   atomic_init(&srv->port, -1);
-  srv->nloops = 1;
+  if (!options_valid(&srv->opt)) return free(srv), NULL;
+  srv->nloops = (unsigned)srv->opt.threads;
   srv->loops = calloc(srv->nloops, sizeof *srv->loops);
-  if (!options_valid(&srv->opt) || !srv->loops || pw__events_init(&srv->events) != 0) {
+  srv->threads = calloc(srv->nloops, sizeof *srv->threads);
+  unsigned ready = 0;
+  if (srv->loops && srv->threads && pw__events_init(&srv->events) == 0) {
+    while (ready < srv->nloops && pw__loop_init(&srv->loops[ready], srv, ready) == 0) ready++;
+    if (ready < srv->nloops) pw__events_destroy(&srv->events);
+  }
+  if (ready < srv->nloops) {
+    while (ready > 0) pw__loop_destroy(&srv->loops[--ready]);
     free(srv->loops);
+    free(srv->threads);
     free(srv);
     return NULL;
   }
-  if (pw__loop_init(&srv->loops[0], srv, 0) != 0) {
-    pw__events_destroy(&srv->events);
-    free(srv->loops);
-    free(srv);
-    return NULL;
-  }
+  pw__ondemand_init(&srv->ondemand);
   uv_mutex_init(&srv->lock);
   uv_cond_init(&srv->done_cond);
   pw__tasks_init(&srv->tasks);
@@ -91,9 +98,11 @@ pw_server *pw_server_new(const pw_options *opt, const pw_callbacks *cb, void *us
 static int begin(pw_server *srv) {
   int expected = PW__NEW;
   if (!atomic_compare_exchange_strong(&srv->state, &expected, PW__RUNNING)) return PW_ESTATE;
-  int port = pw__loop_listen(&srv->loops[0], srv->opt.bind_address, srv->opt.port);
+  int reuse = srv->nloops > 1, port = srv->opt.port;
+  for (unsigned i = 0; i < srv->nloops && port >= 0; i++) /* loop 0 picks the port if 0 */
+    port = pw__loop_listen(&srv->loops[i], srv->opt.bind_address, port, reuse);
   if (port < 0) {
-    atomic_store(&srv->state, PW__NEW);
+    atomic_store(&srv->state, PW__NEW); /* (a half-bound server is freed, not retried) */
     return port;
   }
   atomic_store(&srv->port, port);
@@ -102,26 +111,36 @@ static int begin(pw_server *srv) {
 
 static void mark_done(pw_server *srv) {
   uv_mutex_lock(&srv->lock);
-  srv->done = 1;
+  srv->done++;
   uv_cond_broadcast(&srv->done_cond);
   uv_mutex_unlock(&srv->lock);
 }
 
 static void thread_main(void *arg) {
-  pw_server *srv = arg;
-  pw__loop_run(&srv->loops[0]);
-  mark_done(srv);
+  pw__loop *l = arg;
+  pw__loop_run(l);
+  mark_done(l->srv);
+}
+
+/* Threads for loops [first, nloops) (lock held). If one cannot start, the loops already
+ * running are stopped and everything is joined by the caller's wait_done. */
+static int start_threads(pw_server *srv, unsigned first) {
+  for (unsigned i = first; i < srv->nloops; i++) {
+    if (uv_thread_create(&srv->threads[i], thread_main, &srv->loops[i]) != 0) {
+      for (unsigned k = 0; k < srv->nloops; k++) pw__loop_request_stop(&srv->loops[k]);
+      srv->done += srv->nloops - i; /* these never run */
+      return PW_ENOMEM;
+    }
+    srv->threads_started = i + 1;
+  }
+  return 0;
 }
 
 int pw_server_start(pw_server *srv) {
   if (!srv) return PW_EINVAL;
   uv_mutex_lock(&srv->lock);
   int r = begin(srv);
-  if (r == 0 && uv_thread_create(&srv->thread, thread_main, srv) != 0) {
-    atomic_store(&srv->state, PW__NEW);
-    r = PW_ENOMEM;
-  }
-  if (r == 0) srv->thread_started = 1;
+  if (r == 0) r = start_threads(srv, 0);
   uv_mutex_unlock(&srv->lock);
   return r;
 }
@@ -130,11 +149,12 @@ int pw_server_run(pw_server *srv) {
   if (!srv) return PW_EINVAL;
   uv_mutex_lock(&srv->lock);
   int r = begin(srv);
+  if (r == 0) srv->caller_loop = 1, r = start_threads(srv, 1);
   uv_mutex_unlock(&srv->lock);
-  if (r != 0) return r;
+  if (r != 0 && atomic_load(&srv->state) == PW__NEW) return r;
   pw__loop_run(&srv->loops[0]);
   mark_done(srv);
-  return 0;
+  return r;
 }
 
 int pw_server_port(const pw_server *srv) {
@@ -148,14 +168,14 @@ int pw_on_loop_thread(const pw_server *srv) {
   return srv && l && l->srv == srv;
 }
 
-/* Wait for the loop to return, then join its thread once (concurrent stops are safe). */
+/* Wait for every loop to return, then join their threads once (concurrent stops are safe). */
 static void wait_done(pw_server *srv) {
   uv_mutex_lock(&srv->lock);
-  while (!srv->done) uv_cond_wait(&srv->done_cond, &srv->lock);
-  int join = srv->thread_started;
-  srv->thread_started = 0;
+  while (srv->done < srv->nloops) uv_cond_wait(&srv->done_cond, &srv->lock);
+  unsigned first = srv->caller_loop, n = srv->threads_started;
+  srv->threads_started = 0;
   uv_mutex_unlock(&srv->lock);
-  if (join) uv_thread_join(&srv->thread);
+  for (unsigned i = first; i < n; i++) uv_thread_join(&srv->threads[i]);
   atomic_store(&srv->state, PW__STOPPED);
 }
 
@@ -187,9 +207,11 @@ void pw_server_free(pw_server *srv) {
   pw__tasks_destroy(&srv->tasks);
   for (unsigned i = 0; i < srv->nloops; i++) pw__loop_destroy(&srv->loops[i]);
   pw__events_destroy(&srv->events);
+  pw__ondemand_destroy(&srv->ondemand);
   uv_cond_destroy(&srv->done_cond);
   uv_mutex_destroy(&srv->lock);
   free(srv->loops);
+  free(srv->threads);
   free(srv);
 }
 

@@ -8,10 +8,13 @@
 
 #include "events.h"
 #include "loop.h"
+#include "ondemand.h"
 #include "task.h"
 #include "pushwire.h"
 
 enum pw__srv_state { PW__NEW, PW__RUNNING, PW__STOPPING, PW__STOPPED };
+
+#define PW__MAX_LOOPS 64 /* ids keep 8 bits for the loop */
 
 struct pw_server {
   pw_options opt;         /* defaults filled in */
@@ -21,13 +24,15 @@ struct pw_server {
   unsigned nloops;
   _Atomic int state;
   _Atomic int port;       /* -1 until listening */
-  uv_thread_t thread;
-  int thread_started;     /* guarded by lock */
+  uv_thread_t *threads;   /* one per loop; in run mode loop 0 runs in the caller's */
+  unsigned threads_started; /* guarded by lock */
+  unsigned caller_loop;   /* 1 when loop 0 runs in pw_server_run's caller */
   uv_mutex_t lock;        /* lifecycle transitions */
   uv_cond_t done_cond;
-  int done;               /* the loop has returned (guarded by lock) */
+  unsigned done;          /* loops that have returned (guarded by lock) */
   pw__tasks tasks;
   pw__events events;
+  pw__ondemand ondemand;
 };
 
 void pw__log(const struct pw_server *srv, int level, const char *fmt, ...)

@@ -124,6 +124,15 @@ int pw_task_stop(pw_server *srv, const char *key) {
   return 0;
 }
 
+int pw__task_revive(pw_server *srv, const char *key) {
+  uv_mutex_lock(&srv->tasks.lock);
+  pw__task *k = find_key(&srv->tasks, key);
+  int alive = k && !atomic_load(&k->finished);
+  if (alive) atomic_store(&k->stop, 0);
+  uv_mutex_unlock(&srv->tasks.lock);
+  return alive ? 0 : -1;
+}
+
 int pw_task_running(pw_server *srv, const char *key) {
   if (!srv || !key) return 0;
   uv_mutex_lock(&srv->tasks.lock);

@@ -16,5 +16,7 @@ void pw__tasks_init(pw__tasks *t);
 /* Ask every task to stop; with `join`, wait for all of them and free them. */
 void pw__tasks_stop_all(pw__tasks *t, int join);
 void pw__tasks_destroy(pw__tasks *t);
+/* Withdraw a stop request from a task that has not finished: 0, or -1 if there is none. */
+int pw__task_revive(struct pw_server *srv, const char *key);
 
 #endif

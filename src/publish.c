@@ -1,0 +1,172 @@
+/* The any-thread calls on topics: pw_subscribe, pw_unsubscribe, pw_publish(_buf),
+ * pw_topic_subscribers, and their loop side. A publish builds one pw_buf (the frame encoded
+ * once) and hands every loop a reference: each loop fans it out to its own subscribers with
+ * pw__topic_publish, so N subscribers cost N queue entries, not N copies. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "send.h"
+#include "server.h"
+
+/* One publish, shared by the commands of every loop; the last loop to finish frees it. */
+typedef struct pw__pub {
+  _Atomic unsigned refs;
+  pw_buf *buf;
+  size_t len;
+  char topic[];
+} pw__pub;
+
+static void pub_unref(pw__pub *p) {
+  if (atomic_fetch_sub(&p->refs, 1) != 1) return;
+  pw_buf_unref(p->buf);
+  free(p);
+}
+
+static int topic_valid(const char *topic, size_t *len) {
+  *len = topic ? strlen(topic) : 0;
+  return *len > 0 && *len <= PW__TOPIC_MAX;
+}
+
+/* Loop thread: deliver to this loop's subscribers, then let go of the publish. */
+static void fan_out(pw__loop *l, pw__pub *p) {
+  pw__topic_publish(l, p->topic, p->len, p->buf);
+  pub_unref(p);
+}
+
+/* ---- subscriptions ------------------------------------------------------------------------ */
+static int sub_cmd(pw_server *srv, pw_conn_id id, const char *topic, int kind) {
+  pw__loop *l;
+  size_t len;
+  if (!topic_valid(topic, &len)) return PW_EINVAL;
+  int r = pw__target(srv, id, &l);
+  if (r != 0) return r;
+  if (pw__current_loop() == l) {
+    pw__conn *c = pw__open_conn(l, id);
+    if (!c) return PW_ENOCONN;
+    return kind == PW__CMD_SUB ? pw__topic_subscribe(l, c, topic, len)
+                               : pw__topic_unsubscribe(l, c, topic, len);
+  }
+  pw__cmd cmd = {.kind = (uint32_t)kind, .id = id, .u.topic = strdup(topic)};
+  if (!cmd.u.topic) return PW_ENOMEM;
+  r = pw__send_cmd(l, &cmd, 0, PW_BLOCK);
+  if (r != 0) free(cmd.u.topic);
+  return r;
+}
+
+int pw_subscribe(pw_server *srv, pw_conn_id id, const char *topic) {
+  return sub_cmd(srv, id, topic, PW__CMD_SUB);
+}
+
+int pw_unsubscribe(pw_server *srv, pw_conn_id id, const char *topic) {
+  return sub_cmd(srv, id, topic, PW__CMD_UNSUB);
+}
+
+/* ---- publishing --------------------------------------------------------------------------- */
+int pw_publish_buf(pw_server *srv, const char *topic, pw_buf *buf, int flags) {
+  size_t len;
+  if (!srv || !buf || !topic_valid(topic, &len) || (flags & ~PW_BLOCK)) return PW_EINVAL;
+  if (atomic_load(&srv->state) != PW__RUNNING) return PW_ESTOPPED;
+  pw__pub *p = malloc(sizeof *p + len + 1);
+  if (!p) return PW_ENOMEM;
+  memcpy(p->topic, topic, len + 1);
+  p->len = len;
+  p->buf = buf;
+  pw_buf_ref(buf);
+  atomic_init(&p->refs, srv->nloops + 1); /* one per loop, one for this call */
+  int result = 0;
+  for (unsigned i = 0; i < srv->nloops; i++) {
+    pw__loop *l = &srv->loops[i];
+    pw__cmd cmd = {.kind = PW__CMD_PUBLISH, .u.pub = p};
+    if (pw__current_loop() == l) { /* our own loop: fan out now */
+      fan_out(l, p);
+      continue;
+    }
+    int r = pw__send_cmd(l, &cmd, pw__buf_wire_len(buf), flags);
+    if (r != 0) pub_unref(p), result = r;
+  }
+  pub_unref(p);
+  return result;
+}
+
+int pw_publish(pw_server *srv, const char *topic, const void *data, size_t len, int flags) {
+  if ((flags & ~(PW_BINARY | PW_BLOCK)) || (len && !data)) return PW_EINVAL;
+  pw_buf *b = pw_buf_new(data, len, flags & PW_BINARY);
+  if (!b) return PW_ENOMEM;
+  int r = pw_publish_buf(srv, topic, b, flags & PW_BLOCK);
+  pw_buf_unref(b);
+  return r;
+}
+
+/* ---- counting ------------------------------------------------------------------------------ */
+typedef struct pw__count {
+  uv_mutex_t lock;
+  uv_cond_t cond;
+  unsigned pending;
+  size_t total;
+} pw__count;
+
+int pw_topic_subscribers(pw_server *srv, const char *topic) {
+  size_t len;
+  if (!srv || !topic_valid(topic, &len)) return PW_EINVAL;
+  pw__loop *own = pw__current_loop();
+  if (own && own->srv == srv) return (int)pw__topic_count(own, topic, len); /* its own loop */
+  if (atomic_load(&srv->state) != PW__RUNNING) return PW_ESTOPPED;
+  pw__count *cnt = calloc(1, sizeof *cnt);
+  if (!cnt) return PW_ENOMEM;
+  uv_mutex_init(&cnt->lock);
+  uv_cond_init(&cnt->cond);
+  cnt->pending = srv->nloops; /* before any loop can answer */
+  for (unsigned i = 0; i < srv->nloops; i++) {
+    pw__cmd cmd = {.kind = PW__CMD_COUNT, .u.topic = strdup(topic), .arg = cnt};
+    if (cmd.u.topic && pw__send_cmd(&srv->loops[i], &cmd, 0, PW_BLOCK) == 0) continue;
+    free(cmd.u.topic);
+    uv_mutex_lock(&cnt->lock);
+    cnt->pending--; /* this loop will not answer */
+    uv_mutex_unlock(&cnt->lock);
+  }
+  uv_mutex_lock(&cnt->lock);
+  while (cnt->pending > 0) uv_cond_wait(&cnt->cond, &cnt->lock);
+  uv_mutex_unlock(&cnt->lock);
+  int total = (int)cnt->total;
+  uv_cond_destroy(&cnt->cond);
+  uv_mutex_destroy(&cnt->lock);
+  free(cnt);
+  return total;
+}
+
+/* ---- the loop side ------------------------------------------------------------------------- */
+static void subscribe_cmd(pw__loop *l, const pw__cmd *cmd) {
+  pw__conn *c = pw__open_conn(l, cmd->id);
+  int r = c ? pw__topic_subscribe(l, c, cmd->u.topic, strlen(cmd->u.topic)) : 0;
+  if (r != 0)
+    pw__log(l->srv, PW_LOG_WARN, "subscription to %s refused: %s", cmd->u.topic, pw_strerror(r));
+}
+
+static void count_cmd(pw__loop *l, const pw__cmd *cmd) {
+  pw__count *cnt = cmd->arg;
+  size_t n = pw__topic_count(l, cmd->u.topic, strlen(cmd->u.topic));
+  uv_mutex_lock(&cnt->lock);
+  cnt->total += n;
+  if (--cnt->pending == 0) uv_cond_signal(&cnt->cond);
+  uv_mutex_unlock(&cnt->lock);
+}
+
+void pw__dispatch_topic(pw__loop *l, const pw__cmd *cmd) {
+  pw__conn *c;
+  switch (cmd->kind) {
+  case PW__CMD_SUB:
+    subscribe_cmd(l, cmd);
+    break;
+  case PW__CMD_UNSUB:
+    if ((c = pw__open_conn(l, cmd->id))) pw__topic_unsubscribe(l, c, cmd->u.topic, strlen(cmd->u.topic));
+    break;
+  case PW__CMD_COUNT:
+    count_cmd(l, cmd);
+    break;
+  case PW__CMD_PUBLISH:
+    atomic_fetch_sub(&l->inbox_bytes, pw__buf_wire_len(cmd->u.pub->buf)); /* its budget */
+    fan_out(l, cmd->u.pub);
+    return;
+  }
+  free(cmd->u.topic);
+}

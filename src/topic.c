@@ -1,0 +1,161 @@
+/* Topics of one loop: see topic.h for the structure and why. Loop thread only. */
+#include "topic.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "loop.h"
+#include "ondemand.h"
+#include "server.h"
+
+static uint64_t hash_name(const char *s, size_t len) { /* FNV-1a: short keys, no setup */
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+  return h;
+}
+
+static pw__topic **bucket(const pw__topics *t, uint64_t h) {
+  return &t->buckets[h & (t->nbuckets - 1)];
+}
+
+static pw__topic *find(const pw__topics *t, const char *name, size_t len, uint64_t h) {
+  if (!t->nbuckets) return NULL;
+  for (pw__topic *p = *bucket(t, h); p; p = p->next)
+    if (p->hash == h && p->len == len && memcmp(p->name, name, len) == 0) return p;
+  return NULL;
+}
+
+/* Keep chains short: double the table when it holds more topics than buckets. */
+static int grow(pw__topics *t) {
+  size_t n = t->nbuckets ? t->nbuckets * 2 : 64;
+  pw__topic **b = calloc(n, sizeof *b);
+  if (!b) return -1;
+  for (size_t i = 0; i < t->nbuckets; i++)
+    for (pw__topic *p = t->buckets[i], *next; p; p = next) {
+      next = p->next;
+      p->next = b[p->hash & (n - 1)];
+      b[p->hash & (n - 1)] = p;
+    }
+  free(t->buckets);
+  t->buckets = b;
+  t->nbuckets = n;
+  return 0;
+}
+
+static pw__topic *create(pw__topics *t, const char *name, size_t len, uint64_t h) {
+  if (t->count >= t->nbuckets && grow(t) != 0) return NULL;
+  pw__topic *p = calloc(1, sizeof *p + len + 1);
+  if (!p) return NULL;
+  memcpy(p->name, name, len);
+  p->len = len;
+  p->hash = h;
+  p->next = *bucket(t, h);
+  *bucket(t, h) = p;
+  t->count++;
+  return p;
+}
+
+static void unlink_topic(pw__topics *t, pw__topic *p) {
+  for (pw__topic **pp = bucket(t, p->hash); *pp; pp = &(*pp)->next)
+    if (*pp == p) {
+      *pp = p->next;
+      t->count--;
+      break;
+    }
+  free(p->subs);
+  free(p);
+}
+
+void pw__topics_destroy(pw__topics *t) {
+  for (size_t i = 0; i < t->nbuckets; i++)
+    for (pw__topic *p = t->buckets[i], *next; p; p = next) {
+      next = p->next;
+      free(p->subs);
+      free(p);
+    }
+  free(t->buckets);
+  memset(t, 0, sizeof *t);
+}
+
+/* Make room for one more element in a growable array. */
+static int reserve(void **arr, uint32_t n, uint32_t *cap, size_t elem) {
+  if (n < *cap) return 0;
+  uint32_t c = *cap ? *cap * 2 : 4;
+  void *a = realloc(*arr, c * elem);
+  if (!a) return -1;
+  *arr = a;
+  *cap = c;
+  return 0;
+}
+
+static int find_sub(const pw__conn *c, const pw__topic *p) {
+  for (uint32_t i = 0; i < c->nsubs; i++)
+    if (c->subs[i].topic == p) return (int)i;
+  return -1;
+}
+
+int pw__topic_subscribe(pw__loop *l, pw__conn *c, const char *name, size_t len) {
+  uint64_t h = hash_name(name, len);
+  pw__topic *p = find(&l->topics, name, len, h);
+  if (p && find_sub(c, p) >= 0) return 0;
+  if (c->nsubs >= l->srv->opt.max_subscriptions) return PW_EAGAIN;
+  if (!p && !(p = create(&l->topics, name, len, h))) return PW_ENOMEM;
+  if (reserve((void **)&p->subs, p->nsubs, &p->cap, sizeof *p->subs) != 0 ||
+      reserve((void **)&c->subs, c->nsubs, &c->subs_cap, sizeof *c->subs) != 0) {
+    if (p->nsubs == 0) unlink_topic(&l->topics, p);
+    return PW_ENOMEM;
+  }
+  p->subs[p->nsubs] = (pw__topic_sub){c, c->nsubs};
+  c->subs[c->nsubs] = (pw__conn_sub){p, p->nsubs};
+  p->nsubs++, c->nsubs++;
+  if (p->nsubs == 1) pw__ondemand_first(l->srv, p->name, p->len);
+  return 0;
+}
+
+/* Remove subscription i of c from both sides (swap-remove, fixing the moved entries). */
+static void remove_sub(pw__loop *l, pw__conn *c, uint32_t i) {
+  pw__topic *p = c->subs[i].topic;
+  uint32_t ti = c->subs[i].topic_index;
+  p->subs[ti] = p->subs[--p->nsubs];
+  if (ti < p->nsubs) p->subs[ti].conn->subs[p->subs[ti].conn_index].topic_index = ti;
+  c->subs[i] = c->subs[--c->nsubs];
+  if (i < c->nsubs) c->subs[i].topic->subs[c->subs[i].topic_index].conn_index = i;
+  if (p->nsubs == 0) {
+    pw__ondemand_last(l->srv, p->name, p->len);
+    unlink_topic(&l->topics, p);
+  }
+}
+
+int pw__topic_unsubscribe(pw__loop *l, pw__conn *c, const char *name, size_t len) {
+  pw__topic *p = find(&l->topics, name, len, hash_name(name, len));
+  int i = p ? find_sub(c, p) : -1;
+  if (i < 0) return PW_ENOTFOUND;
+  remove_sub(l, c, (uint32_t)i);
+  return 0;
+}
+
+void pw__topic_unsubscribe_all(pw__loop *l, pw__conn *c) {
+  while (c->nsubs > 0) remove_sub(l, c, c->nsubs - 1);
+  free(c->subs);
+  c->subs = NULL;
+  c->subs_cap = 0;
+}
+
+size_t pw__topic_publish(pw__loop *l, const char *name, size_t len, pw_buf *buf) {
+  pw__topic *p = find(&l->topics, name, len, hash_name(name, len));
+  size_t n = 0;
+  /* Queuing never unsubscribes (that waits for on_close), so the array is stable here. */
+  for (uint32_t i = 0; p && i < p->nsubs; i++) {
+    pw__conn *c = p->subs[i].conn;
+    if (c->state != PW__S_OPEN) continue;
+    pw_buf_ref(buf);
+    n += pw__conn_queue_msg(c, buf) == 0;
+  }
+  return n;
+}
+
+size_t pw__topic_count(pw__loop *l, const char *name, size_t len) {
+  pw__topic *p = find(&l->topics, name, len, hash_name(name, len));
+  return p ? p->nsubs : 0;
+}

@@ -1,0 +1,237 @@
+/* Topics with two loop threads: a publish reaches exactly the topic's subscribers on every
+ * loop; unsubscribe and close stop delivery; per-producer order holds per connection; a slow
+ * subscriber's policy acts without slowing the others; on-demand producers start once on the
+ * first subscriber anywhere and stop when the last leaves, also by disconnecting. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../support/harness.h"
+#include "../support/wsclient.h"
+#include "../unit/check.h"
+
+enum { N = 20 };
+
+static pw_server *two_loops(pw_options *o) {
+  pw_options d = {0};
+  if (!o) o = &d;
+  o->threads = 2;
+  return th_start(o, NULL);
+}
+
+static void connect_n(pw_server *srv, wsc *c, pw_conn_id *ids, int n, int first) {
+  for (int i = 0; i < n; i++) {
+    CHECK_EQ_INT(wsc_connect(&c[i], pw_server_port(srv), "/"), 0);
+    ids[i] = th_wait_open(first + i + 1, 3000);
+  }
+}
+
+/* The next message within ms, as a string ("" if none). */
+static void next_text(wsc *c, char *out, size_t cap, int ms) {
+  wsc_frame f;
+  out[0] = '\0';
+  if (wsc_recv(c, &f, ms) != 0) return;
+  snprintf(out, cap, "%.*s", (int)f.len, (char *)f.payload);
+  free(f.payload);
+}
+
+static void test_reach_unsubscribe_close(void) {
+  pw_server *srv = two_loops(NULL);
+  wsc c[N];
+  pw_conn_id ids[N];
+  connect_n(srv, c, ids, N, 0);
+  int loops_seen[2] = {0};
+  for (int i = 0; i < N; i++) loops_seen[ids[i] >> 56 & 1]++;
+  CHECK(loops_seen[0] > 0 && loops_seen[1] > 0); /* both loops have clients */
+  for (int i = 0; i < N; i++) {
+    if (i % 2 == 0) CHECK_EQ_INT(pw_subscribe(srv, ids[i], "a"), 0);
+    if (i % 4 == 1) CHECK_EQ_INT(pw_subscribe(srv, ids[i], "b"), 0);
+  }
+  CHECK_EQ_INT(pw_subscribe(srv, ids[0], "a"), 0); /* twice: still one subscription */
+  CHECK_EQ_INT(pw_topic_subscribers(srv, "a"), N / 2);
+  CHECK_EQ_INT(pw_topic_subscribers(srv, "b"), N / 4);
+  CHECK_EQ_INT(pw_publish(srv, "a", "to a", 4, PW_TEXT), 0);
+  CHECK_EQ_INT(pw_publish(srv, "b", "to b", 4, PW_TEXT), 0);
+  CHECK_EQ_INT(pw_publish(srv, "nobody", "x", 1, PW_TEXT), 0);
+  char got[64];
+  for (int i = 0; i < N; i++) {
+    next_text(&c[i], got, sizeof got, i % 2 == 0 || i % 4 == 1 ? 3000 : 200);
+    const char *want = i % 2 == 0 ? "to a" : i % 4 == 1 ? "to b" : "";
+    CHECK(strcmp(got, want) == 0);
+  }
+  CHECK_EQ_INT(pw_unsubscribe(srv, ids[0], "a"), 0);
+  wsc_close(&c[2]); /* a subscriber disconnects */
+  CHECK(th_wait_closes(1, 3000));
+  CHECK_EQ_INT(pw_topic_subscribers(srv, "a"), N / 2 - 2);
+  CHECK_EQ_INT(pw_publish(srv, "a", "again", 5, PW_TEXT), 0);
+  for (int i = 4; i < N; i += 2) next_text(&c[i], got, sizeof got, 3000), CHECK(strcmp(got, "again") == 0);
+  next_text(&c[0], got, sizeof got, 200);
+  CHECK(strcmp(got, "") == 0); /* unsubscribed: nothing */
+  CHECK_EQ_INT(pw_subscribe(srv, ids[2], "a"), PW_ENOCONN);
+  CHECK_EQ_INT(pw_publish(srv, "", "x", 1, PW_TEXT), PW_EINVAL);
+  for (int i = 0; i < N; i++) if (i != 2) wsc_close(&c[i]);
+  pw_server_free(srv);
+}
+
+/* ---- order per producer ---- */
+enum { PRODUCERS = 4, PUBS = 5000, SUBS = 10 };
+
+static void *publisher(void *arg) {
+  pw_server *srv = ((void **)arg)[0];
+  uint32_t who = (uint32_t)(intptr_t)((void **)arg)[1];
+  for (uint32_t i = 0; i < PUBS; i++) {
+    uint32_t msg[2] = {who, i};
+    while (pw_publish(srv, "o", msg, sizeof msg, PW_BINARY | PW_BLOCK) == PW_EAGAIN) {}
+  }
+  return NULL;
+}
+
+static void test_order_two_loops(void) {
+  pw_options o = {.max_queued_bytes = 64u << 20};
+  pw_server *srv = two_loops(&o);
+  wsc c[SUBS];
+  pw_conn_id ids[SUBS];
+  connect_n(srv, c, ids, SUBS, 0);
+  for (int i = 0; i < SUBS; i++) CHECK_EQ_INT(pw_subscribe(srv, ids[i], "o"), 0);
+  CHECK_EQ_INT(pw_topic_subscribers(srv, "o"), SUBS); /* also a barrier: subscribed on both loops */
+  pthread_t t[PRODUCERS];
+  void *args[PRODUCERS][2];
+  for (int p = 0; p < PRODUCERS; p++)
+    args[p][0] = srv, args[p][1] = (void *)(intptr_t)p, pthread_create(&t[p], NULL, publisher, args[p]);
+  int bad = 0, total = 0;
+  for (int i = 0; i < SUBS; i++) {
+    uint32_t next[PRODUCERS] = {0};
+    for (int k = 0; k < PRODUCERS * PUBS; k++) {
+      wsc_frame f;
+      if (wsc_recv(&c[i], &f, 10000) != 0) break;
+      uint32_t msg[2];
+      memcpy(msg, f.payload, sizeof msg);
+      free(f.payload);
+      if (msg[0] >= PRODUCERS || msg[1] != next[msg[0]]) bad++;
+      else next[msg[0]]++, total++;
+    }
+  }
+  for (int p = 0; p < PRODUCERS; p++) pthread_join(t[p], NULL);
+  CHECK_EQ_INT(bad, 0);
+  CHECK_EQ_INT(total, SUBS * PRODUCERS * PUBS);
+  for (int i = 0; i < SUBS; i++) wsc_close(&c[i]);
+  pw_server_free(srv);
+}
+
+/* ---- a slow subscriber ---- */
+static void test_slow_subscriber(void) {
+  pw_options o = {.max_queued_bytes = 128 * 1024, .slow_policy = PW_SLOW_DROP_OLDEST};
+  pw_server *srv = two_loops(&o);
+  wsc slow, fast;
+  CHECK_EQ_INT(wsc_connect_rcvbuf(&slow, pw_server_port(srv), "/", 4096), 0);
+  pw_conn_id s = th_wait_open(1, 3000);
+  CHECK_EQ_INT(wsc_connect(&fast, pw_server_port(srv), "/"), 0);
+  pw_conn_id f = th_wait_open(2, 3000);
+  CHECK_EQ_INT(pw_set_slow_policy(srv, f, PW_SLOW_DROP_NEW, 256u << 20), 0);
+  pw_subscribe(srv, s, "feed");
+  pw_subscribe(srv, f, "feed");
+  CHECK_EQ_INT(pw_topic_subscribers(srv, "feed"), 2);
+  enum { MSGS = 1000, SIZE = 16384 };
+  static uint8_t msg[SIZE];
+  for (uint32_t i = 0; i < MSGS; i++) {
+    memcpy(msg, &i, sizeof i);
+    CHECK_EQ_INT(pw_publish(srv, "feed", msg, SIZE, PW_BINARY | PW_BLOCK), 0);
+  }
+  int got = 0;
+  for (uint32_t i = 0; i < MSGS; i++) {
+    wsc_frame fr;
+    if (wsc_recv(&fast, &fr, 10000) != 0) break;
+    uint32_t seq;
+    memcpy(&seq, fr.payload, sizeof seq);
+    free(fr.payload);
+    got += seq == i;
+  }
+  CHECK_EQ_INT(got, MSGS); /* the fast one got everything, in order */
+  pw_stats st;
+  pw_server_stats(srv, &st);
+  CHECK(st.dropped_oldest > 0); /* the slow one's policy acted */
+  wsc_close(&slow);
+  wsc_close(&fast);
+  pw_server_free(srv);
+}
+
+/* ---- on-demand producers ---- */
+static _Atomic int starts, running, max_running;
+
+static void ticker(pw_server *srv, const char *topic, void *arg) {
+  atomic_fetch_add(&starts, 1);
+  int now = atomic_fetch_add(&running, 1) + 1;
+  if (now > atomic_load(&max_running)) atomic_store(&max_running, now);
+  for (int n = 0; !pw_task_sleep(5); n++) {
+    char msg[64];
+    int len = snprintf(msg, sizeof msg, "%s %d", topic, n);
+    pw_publish(srv, topic, msg, (size_t)len, PW_TEXT);
+  }
+  atomic_fetch_sub(&running, 1);
+}
+
+static int none_running(void *arg) { return atomic_load(&running) == 0; }
+static int one_running(void *arg) { return atomic_load(&running) == 1; }
+
+typedef struct subber {
+  pw_server *srv;
+  pw_conn_id id;
+  pthread_barrier_t *go;
+} subber;
+
+static void *subscribe_at_once(void *arg) {
+  subber *s = arg;
+  pthread_barrier_wait(s->go);
+  pw_subscribe(s->srv, s->id, "tick:x");
+  return NULL;
+}
+
+static void test_on_demand(void) {
+  atomic_store(&starts, 0), atomic_store(&running, 0), atomic_store(&max_running, 0);
+  pw_server *srv = two_loops(NULL);
+  CHECK_EQ_INT(pw_topic_on_demand(srv, "tick:*", ticker, NULL), 0);
+  CHECK_EQ_INT(pw_topic_on_demand(srv, NULL, ticker, NULL), PW_EINVAL);
+  enum { M = 8 };
+  wsc c[M];
+  pw_conn_id ids[M];
+  connect_n(srv, c, ids, M, 0);
+  pthread_barrier_t go;
+  pthread_barrier_init(&go, NULL, M);
+  pthread_t t[M];
+  subber sb[M];
+  for (int i = 0; i < M; i++) sb[i] = (subber){srv, ids[i], &go}, pthread_create(&t[i], NULL, subscribe_at_once, &sb[i]);
+  for (int i = 0; i < M; i++) pthread_join(t[i], NULL);
+  pthread_barrier_destroy(&go);
+  CHECK(th_wait(one_running, NULL, 3000));
+  char got[64];
+  next_text(&c[M - 1], got, sizeof got, 3000);
+  CHECK(strncmp(got, "tick:x ", 7) == 0); /* the producer feeds the subscribers */
+  CHECK_EQ_INT(atomic_load(&starts), 1);   /* eight concurrent first subscribers, one start */
+  for (int i = 0; i < M - 1; i++) pw_unsubscribe(srv, ids[i], "tick:x");
+  CHECK_EQ_INT(pw_topic_subscribers(srv, "tick:x"), 1);
+  th_sleep_ms(50);
+  CHECK_EQ_INT(atomic_load(&running), 1); /* one subscriber left: still running */
+  wsc_close(&c[M - 1]);                   /* the last one disconnects */
+  CHECK(th_wait(none_running, NULL, 3000));
+  for (int round = 0; round < 30; round++) { /* churn: never two producers at once */
+    pw_subscribe(srv, ids[round % (M - 1)], "tick:x");
+    if (round % 3 == 0) th_sleep_ms(2);
+    pw_unsubscribe(srv, ids[round % (M - 1)], "tick:x");
+  }
+  CHECK(th_wait(none_running, NULL, 3000));
+  CHECK_EQ_INT(atomic_load(&max_running), 1);
+  pw_subscribe(srv, ids[0], "tick:x");
+  CHECK(th_wait(one_running, NULL, 3000)); /* starts again for a new first subscriber */
+  pw_server_free(srv);                       /* and stops with the server */
+  CHECK_EQ_INT(atomic_load(&running), 0);
+  for (int i = 0; i < M - 1; i++) wsc_close(&c[i]);
+}
+
+int main(void) {
+  test_reach_unsubscribe_close();
+  test_order_two_loops();
+  test_slow_subscriber();
+  test_on_demand();
+  return CHECK_DONE();
+}
