@@ -29,7 +29,9 @@
  *         peers wait on a condvar that the consumer signals when it takes a batch).
  *         Prints producer ns per call (wall time of the loop / calls, mean over producers),
  *         CPU ns per call (thread CPU time / calls), the total call rate, the rate the client
- *         received at, and the consumer's wakeups, batch size and rejections.
+ *         received at, the CPU time per delivered message of the consumer thread (pushwire:
+ *         the loop thread, found through pw_call) and of the client thread, and the
+ *         consumer's wakeups, batch size and rejections.
  *   lat   one producer sends at a fixed rate (each --rates value; "max" = no pacing), paced
  *         with clock_nanosleep every 1 ms; each payload starts with a CLOCK_MONOTONIC ns
  *         timestamp taken once before the first send attempt (EAGAIN waits count as
@@ -117,6 +119,19 @@ static uint64_t clock_ns(clockid_t id)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The 1-minute load average: the machine is shared, so every line says how busy it was. */
+static double loadavg(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1)
+            l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
 static uint64_t thread_cpu_ns(void)
 {
     struct timespec ts;
@@ -124,10 +139,15 @@ static uint64_t thread_cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static cpu_set_t initial_cpus; /* the affinity the program started with */
+
+/* Pin the calling thread to cpu; -1 gives it back the initial affinity. */
 static void pin_self(int cpu)
 {
-    if (cpu < 0)
+    if (cpu < 0) {
+        pthread_setaffinity_np(pthread_self(), sizeof initial_cpus, &initial_cpus);
         return;
+    }
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
@@ -829,7 +849,7 @@ static void *producer_cost(void *arg)
 }
 
 struct cost_result {
-    double ns_call, cpu_ns_call, mcalls, delivered_ms, batch;
+    double ns_call, cpu_ns_call, mcalls, delivered_ms, batch, srv_cpu;
     int ok;
 };
 
@@ -877,17 +897,18 @@ static struct cost_result run_cost(int kind, int nprod)
         .mcalls = (double)calls / ((double)(tmax - tmin) / 1e9) / 1e6,
         .delivered_ms = last > tmin ? (double)got / ((double)(last - tmin) / 1e9) / 1e6 : 0,
         .batch = st.wakeups ? (double)st.commands / (double)st.wakeups : 0,
+        .srv_cpu = got ? (double)st.srv_cpu / (double)got : 0,
         .ok = got == sent && errors == 0,
     };
     printf("cost impl=%-4s P=%d conns=%d size=%d secs=%.1f calls=%" PRIu64
            " ns/call=%.0f cpu_ns/call=%.0f Mcalls/s=%.3f eagain=%" PRIu64 " errors=%" PRIu64
            " delivered=%" PRIu64 " lost=%" PRIu64 " delivered_M/s=%.3f srv_cpu_ns/msg=%.0f"
            " client_cpu_ns/msg=%.0f wakeups=%" PRIu64 " batch=%.1f max_batch=%" PRIu64
-           " rejected=%" PRIu64 " slow_closed=%" PRIu64 "\n",
+           " rejected=%" PRIu64 " slow_closed=%" PRIu64 " load=%.2f\n",
            impl_names[kind], nprod, opt.conns, opt.size, opt.seconds, calls, r.ns_call,
            r.cpu_ns_call, r.mcalls, eagain, errors, got, sent - got, r.delivered_ms,
-           got ? (double)st.srv_cpu / (double)got : 0, got ? (double)st.client_cpu / (double)got : 0,
-           st.wakeups, r.batch, st.max_batch, st.rejected, st.slow_closed);
+           r.srv_cpu, got ? (double)st.client_cpu / (double)got : 0,
+           st.wakeups, r.batch, st.max_batch, st.rejected, st.slow_closed, loadavg());
     fflush(stdout);
     return r;
 }
@@ -988,9 +1009,10 @@ static struct lat_result run_lat(int kind, long rate)
     printf("lat  impl=%-4s rate=%-6s conns=%d size=%d secs=%.1f achieved/s=%.0f sent=%" PRIu64
            " delivered=%" PRIu64 " samples=%zu p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f"
            " eagain=%" PRIu64 " wakeups=%" PRIu64 " batch=%.1f max_batch=%" PRIu64
-           " rejected=%" PRIu64 "\n",
+           " rejected=%" PRIu64 " load=%.2f\n",
            impl_names[kind], rname, opt.conns, opt.size, opt.seconds, r.achieved, sent, got, n,
-           r.p50, r.p99, r.p999, r.max, eagain, st.wakeups, r.batch, st.max_batch, st.rejected);
+           r.p50, r.p99, r.p999, r.max, eagain, st.wakeups, r.batch, st.max_batch, st.rejected,
+           loadavg());
     fflush(stdout);
     free(lat);
     pin_self(-1);
@@ -1004,7 +1026,9 @@ static void usage(FILE *f)
         "usage: push_bench [--mode cost|lat|both] [--impl pw,efd,pipe,cv] [--producers 1,4]\n"
         "                  [--rates 10000,100000,max] [--seconds S] [--warmup S] [--conns N]\n"
         "                  [--size B] [--block] [--max-queued BYTES] [--reps R]\n"
-        "                  [--cpu-server N] [--cpu-client N] [--cpu-producers N]\n");
+        "                  [--cpu-server N] [--cpu-client N] [--cpu-producers N]\n"
+        "defaults: --mode both --impl pw,efd,cv --producers 1,4 --rates 10000,100000,max\n"
+        "          --seconds 3 --warmup 0.5 --conns 100 --size 64 --reps 1, nothing pinned\n");
 }
 
 static long num(const char *name, const char *s, long min, long max)
@@ -1119,6 +1143,17 @@ int main(int argc, char **argv)
 {
     parse_args(argc, argv);
     signal(SIGPIPE, SIG_IGN);
+    sched_getaffinity(0, sizeof initial_cpus, &initial_cpus);
+    {
+        time_t now = time(NULL);
+        char date[64];
+        strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
+        printf("# push_bench %s, %ld cpus, load %.2f:", date, sysconf(_SC_NPROCESSORS_ONLN),
+               loadavg());
+        for (int i = 1; i < argc; i++)
+            printf(" %s", argv[i]);
+        printf("\n");
+    }
     setvbuf(stdout, NULL, _IOLBF, 0);
     int ok = 1;
     /* Means over --reps, for the ratio summary. */
@@ -1132,6 +1167,8 @@ int main(int argc, char **argv)
                     struct cost_result *m = &cost[pi][opt.impls[k]];
                     ok &= r.ok;
                     m->ns_call += r.ns_call / opt.reps;
+                    m->cpu_ns_call += r.cpu_ns_call / opt.reps;
+                    m->srv_cpu += r.srv_cpu / opt.reps;
                     m->mcalls += r.mcalls / opt.reps;
                     m->ok = 1;
                 }
@@ -1156,8 +1193,12 @@ int main(int argc, char **argv)
             const struct cost_result *c = &cost[pi][opt.impls[k]];
             if (opt.impls[k] == IMPL_PW)
                 continue;
-            printf("  cost P=%d %-4s ns/call %.0f vs %.0f = %.2fx\n", opt.producers[pi],
-                   impl_names[opt.impls[k]], c->ns_call, pw->ns_call, c->ns_call / pw->ns_call);
+            printf("  cost P=%d %-4s ns/call %.0f vs %.0f = %.2fx, producer cpu_ns/call %.0f vs %.0f"
+                   " = %.2fx, consumer cpu_ns/msg %.0f vs %.0f = %.2fx, Mcalls/s %.3f vs %.3f\n",
+                   opt.producers[pi], impl_names[opt.impls[k]], c->ns_call, pw->ns_call,
+                   c->ns_call / pw->ns_call, c->cpu_ns_call, pw->cpu_ns_call,
+                   c->cpu_ns_call / pw->cpu_ns_call, c->srv_cpu, pw->srv_cpu,
+                   c->srv_cpu / pw->srv_cpu, c->mcalls, pw->mcalls);
         }
     }
     for (int ri = 0; opt.lat && ri < opt.nrates; ri++) {
