@@ -21,6 +21,8 @@ static pw_buf *alloc_copy(size_t len) {
   b->free_fn = NULL;
   b->free_ctx = NULL;
   b->wrapped = 0;
+  b->cork_cap = 0;
+  b->cork_msgs = 0;
   return b;
 }
 

@@ -161,6 +161,8 @@ static void close_door(pw__loop *l) {
   atomic_store(&l->door_closed, 1);
   while (atomic_load(&l->producers) > 0) sched_yield(); /* a few instructions away */
   while (pw__inbox_pop(&l->inbox, &cmd)) pw__dispatch(l, &cmd);
+  atomic_fetch_sub(&l->inbox_bytes, l->drained_bytes);
+  l->drained_bytes = 0;
   pw__room_available(l);
 }
 
@@ -212,6 +214,9 @@ static size_t drain(pw__loop *l) {
     pw__dispatch(l, &cmd);
     n++;
   }
+  /* One atomic per batch, not per command: the line stays with the producers. */
+  if (l->drained_bytes) atomic_fetch_sub(&l->inbox_bytes, l->drained_bytes);
+  l->drained_bytes = 0;
   return n;
 }
 

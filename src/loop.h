@@ -58,6 +58,8 @@ typedef struct pw__loop {
   size_t ndirty, dirty_cap;
   uint32_t nconns;       /* accepted and not yet freed */
   uint64_t now_ms;       /* cached uv_now */
+  size_t drained_bytes;  /* inbox bytes drained, not yet taken off inbox_bytes (one atomic
+                            per batch; kept off the producers' cache line) */
   int listening, stopping, handles_closed;
   _Atomic int stop_requested; /* any thread sets it, then wakes the loop */
 

@@ -66,14 +66,16 @@ static int wait_room(pw__loop *l, uint64_t deadline_ns) {
 
 /* Queue a command for loop l, waiting for room with PW_BLOCK. */
 int pw__send_cmd(pw__loop *l, const pw__cmd *cmd, size_t bytes, int flags) {
-  uint64_t deadline = uv_hrtime() + (uint64_t)l->srv->opt.send_timeout_ms * 1000000u;
+  uint64_t deadline = 0; /* read the clock only once we must wait: not on every send */
   for (;;) {
     int r = try_push(l, cmd, bytes);
     if (r != PW_EAGAIN) return r;
-    if (!(flags & PW_BLOCK) || !wait_room(l, deadline)) {
-      pw__stat_add(&l->stats.rejected, 1);
-      return PW_EAGAIN;
+    if (flags & PW_BLOCK) {
+      if (!deadline) deadline = uv_hrtime() + (uint64_t)l->srv->opt.send_timeout_ms * 1000000u;
+      if (wait_room(l, deadline)) continue;
     }
+    pw__stat_add(&l->stats.rejected, 1);
+    return PW_EAGAIN;
   }
 }
 
@@ -112,6 +114,19 @@ pw__conn *pw__open_conn(pw__loop *l, pw_conn_id id) {
 }
 
 /* ---- the calls -------------------------------------------------------------------------------- */
+/* Queue `buf` for `id` on loop l (already validated), consuming one reference. */
+static int send_owned(pw__loop *l, pw_conn_id id, pw_buf *buf, int flags) {
+  if (pw__current_loop() == l) {
+    pw__conn *c = pw__open_conn(l, id);
+    if (!c) return pw_buf_unref(buf), PW_ENOCONN;
+    return pw__conn_queue_msg(c, buf);
+  }
+  pw__cmd cmd = {.kind = PW__CMD_SEND, .id = id, .u.buf = buf};
+  int r = pw__send_cmd(l, &cmd, pw__buf_wire_len(buf), flags);
+  if (r != 0) pw_buf_unref(buf);
+  return r;
+}
+
 int pw_send_buf(pw_server *srv, pw_conn_id id, pw_buf *buf, int flags) {
   pw__loop *l;
   if (!buf || (flags & ~PW_BLOCK) || (buf->opcode != PW_OP_TEXT && buf->opcode != PW_OP_BINARY))
@@ -119,15 +134,7 @@ int pw_send_buf(pw_server *srv, pw_conn_id id, pw_buf *buf, int flags) {
   int r = pw__target(srv, id, &l);
   if (r != 0) return r;
   pw_buf_ref(buf); /* this reference travels with the message */
-  if (pw__current_loop() == l) {
-    pw__conn *c = pw__open_conn(l, id);
-    if (!c) return pw_buf_unref(buf), PW_ENOCONN;
-    return pw__conn_queue_msg(c, buf);
-  }
-  pw__cmd cmd = {.kind = PW__CMD_SEND, .id = id, .u.buf = buf};
-  r = pw__send_cmd(l, &cmd, pw__buf_wire_len(buf), flags);
-  if (r != 0) pw_buf_unref(buf);
-  return r;
+  return send_owned(l, id, buf, flags);
 }
 
 int pw_send(pw_server *srv, pw_conn_id id, const void *data, size_t len, int flags) {
@@ -138,9 +145,7 @@ int pw_send(pw_server *srv, pw_conn_id id, const void *data, size_t len, int fla
   if (r != 0) return r;
   pw_buf *b = pw_buf_new(data, len, flags & PW_BINARY);
   if (!b) return PW_ENOMEM;
-  r = pw_send_buf(srv, id, b, flags & PW_BLOCK);
-  pw_buf_unref(b);
-  return r;
+  return send_owned(l, id, b, flags & PW_BLOCK); /* our only reference travels: no ref/unref */
 }
 
 int pw_close(pw_server *srv, pw_conn_id id, int code, const char *reason) {
@@ -192,7 +197,7 @@ void pw__dispatch(pw__loop *l, const pw__cmd *cmd) {
   pw__conn *c;
   switch (cmd->kind) {
   case PW__CMD_SEND:
-    atomic_fetch_sub(&l->inbox_bytes, pw__buf_wire_len(cmd->u.buf));
+    l->drained_bytes += pw__buf_wire_len(cmd->u.buf); /* returned to inbox_bytes per batch */
     if ((c = pw__open_conn(l, cmd->id))) {
       pw__conn_queue_msg(c, cmd->u.buf);
     } else {
