@@ -26,14 +26,19 @@ static pw_buf *alloc_copy(size_t len) {
   return b;
 }
 
-pw_buf *pw__buf_new_frame(int opcode, const void *payload, size_t len) {
-  pw_buf *b = alloc_copy(len);
-  if (!b) return NULL;
+/* Encode the frame header once, right-aligned against the payload (see buf.h). */
+static void set_header(pw_buf *b, int opcode, size_t len) {
   uint8_t hdr[10];
   size_t n = pw__frame_encode_header(hdr, 1, opcode, len);
   memcpy(b->hdr_space + sizeof b->hdr_space - n, hdr, n);
   b->hdr_len = (uint8_t)n;
   b->opcode = (uint8_t)opcode;
+}
+
+pw_buf *pw__buf_new_frame(int opcode, const void *payload, size_t len) {
+  pw_buf *b = alloc_copy(len);
+  if (!b) return NULL;
+  set_header(b, opcode, len);
   if (len) memcpy(b->data, payload, len);
   return b;
 }
@@ -96,11 +101,7 @@ pw_buf *pw_buf_wrap(const void *data, size_t len, void (*free_fn)(void *data, vo
   if (opcode < 0 || (len && !data) || len > UINT32_MAX - PW_FRAME_MAX_HEADER) return NULL;
   pw_buf *b = alloc_copy(0);
   if (!b) return NULL;
-  uint8_t hdr[10];
-  size_t n = pw__frame_encode_header(hdr, 1, opcode, len);
-  memcpy(b->hdr_space + sizeof b->hdr_space - n, hdr, n);
-  b->hdr_len = (uint8_t)n;
-  b->opcode = (uint8_t)opcode;
+  set_header(b, opcode, len);
   b->payload = data;
   b->payload_len = len;
   b->free_fn = free_fn;
