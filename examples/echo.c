@@ -4,6 +4,8 @@
  * The server runs in its own thread (pw_server_start); the main thread only waits for
  * SIGINT/SIGTERM, then stops it. Every complete message is echoed with its type. */
 #include <pushwire.h>
+
+#include "example.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,23 +73,8 @@ int main(int argc, char **argv) {
   if (parse_args(argc, argv, &opt) != 0) return 2;
   raise_fd_limit();
 
-  /* Block the stop signals before the loop thread exists, so only sigwait sees them. */
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-
-  pw_server *srv = pw_server_new(&opt, &cb, NULL);
-  if (!srv) return fprintf(stderr, "pw-echo: bad options\n"), 2;
-  int r = pw_server_start(srv);
-  if (r != 0) {
-    fprintf(stderr, "pw-echo: cannot start on port %d: %s\n", opt.port, pw_strerror(r));
-    pw_server_free(srv);
-    return 1;
-  }
-  printf("pw-echo listening on port %d\n", pw_server_port(srv)); /* the one line tests read */
-  fflush(stdout);
+  sigset_t stop_signals = example_block_stop_signals();
+  pw_server *srv = example_start("pw-echo", &opt, &cb);
 
   int sig;
   sigwait(&stop_signals, &sig);

@@ -11,6 +11,8 @@
  * A job name is 1-63 letters, digits, '-' or '_', so it needs no escaping inside JSON. */
 #include <pthread.h>
 #include <pushwire.h>
+
+#include "example.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,23 +154,8 @@ int main(int argc, char **argv) {
   pw_options opt = {.port = argc > 1 ? atoi(argv[1]) : 8080};
   pw_callbacks cb = {.on_message = on_message};
 
-  /* Block the stop signals before any other thread exists, so only sigwait sees them. */
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-
-  pw_server *srv = pw_server_new(&opt, &cb, NULL);
-  if (!srv) return fprintf(stderr, "pw-on-demand: bad options\n"), 2;
-  int r = pw_server_start(srv);
-  if (r != 0) {
-    fprintf(stderr, "pw-on-demand: cannot start on port %d: %s\n", opt.port, pw_strerror(r));
-    pw_server_free(srv);
-    return 1;
-  }
-  printf("pw-on-demand listening on port %d\n", pw_server_port(srv));
-  fflush(stdout);
+  sigset_t stop_signals = example_block_stop_signals();
+  pw_server *srv = example_start("pw-on-demand", &opt, &cb);
 
   int sig;
   sigwait(&stop_signals, &sig);

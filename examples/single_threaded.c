@@ -6,6 +6,8 @@
  * Usage: pw-single-threaded [PORT]   (0 = any; prints "pw-single-threaded listening on port N") */
 #include <poll.h>
 #include <pushwire.h>
+
+#include "example.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,17 +81,9 @@ int main(int argc, char **argv) {
                     .deliver_open = PW_DELIVER_QUEUE,
                     .deliver_message = PW_DELIVER_QUEUE,
                     .deliver_close = PW_DELIVER_QUEUE};
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  sigprocmask(SIG_BLOCK, &stop, NULL); /* before the loop thread exists: it inherits it */
+  sigset_t stop = example_block_stop_signals(); /* read through a signalfd, in the poll */
   int sigfd = signalfd(-1, &stop, SFD_CLOEXEC);
-
-  pw_server *srv = pw_server_new(&opt, NULL, NULL);
-  if (!srv || pw_server_start(srv) != 0) return fprintf(stderr, "cannot start\n"), 1;
-  printf("pw-single-threaded listening on port %d\n", pw_server_port(srv));
-  fflush(stdout);
+  pw_server *srv = example_start("pw-single-threaded", &opt, NULL);
 
   struct pollfd fds[3] = {{.fd = pw_event_fd(srv), .events = POLLIN},
                           {.fd = 0, .events = POLLIN},

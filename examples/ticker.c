@@ -9,6 +9,8 @@
  * held only for an append or a swap, and no state shared beyond it. */
 #include <pthread.h>
 #include <pushwire.h>
+
+#include "example.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,24 +107,8 @@ int main(int argc, char **argv) {
   pw_options opt = {.port = argc > 1 ? atoi(argv[1]) : 8080};
   pw_callbacks cb = {.on_open = on_open, .on_close = on_close};
 
-  /* Block the stop signals before the loop thread exists, so that only the main loop's
-   * sigtimedwait ever receives them. */
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-
-  pw_server *srv = pw_server_new(&opt, &cb, NULL);
-  if (!srv) return fprintf(stderr, "pw-ticker: bad options\n"), 2;
-  int r = pw_server_start(srv);
-  if (r != 0) {
-    fprintf(stderr, "pw-ticker: cannot start on port %d: %s\n", opt.port, pw_strerror(r));
-    pw_server_free(srv);
-    return 1;
-  }
-  printf("pw-ticker listening on port %d\n", pw_server_port(srv));
-  fflush(stdout);
+  sigset_t stop_signals = example_block_stop_signals(); /* only sigtimedwait sees them */
+  pw_server *srv = example_start("pw-ticker", &opt, &cb);
 
   int64_t start = now_ms(), next = start + TICK_MS;
   for (uint64_t tick = 1;;) {

@@ -11,6 +11,8 @@
  * printed, and the exit status is 1 if any buffer was not freed. */
 #include <pthread.h>
 #include <pushwire.h>
+
+#include "example.h"
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -114,24 +116,10 @@ int main(int argc, char **argv) {
   };
   pw_callbacks cb = {.on_open = on_open, .on_close = on_close, .on_message = on_message};
 
-  /* Block the stop signals before any other thread exists, so only sigwait sees them. */
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-
-  pw_server *srv = pw_server_new(&opt, &cb, NULL);
-  if (!srv) return fprintf(stderr, "pw-zero-copy: bad options\n"), 2;
-  int r = pw_server_start(srv);
-  if (r == 0) r = pw_task_start(srv, "producer", producer, NULL);
-  if (r != 0) {
-    fprintf(stderr, "pw-zero-copy: cannot start on port %d: %s\n", opt.port, pw_strerror(r));
-    pw_server_free(srv);
-    return 1;
-  }
-  printf("pw-zero-copy listening on port %d\n", pw_server_port(srv));
-  fflush(stdout);
+  sigset_t stop_signals = example_block_stop_signals();
+  pw_server *srv = example_start("pw-zero-copy", &opt, &cb);
+  int r = pw_task_start(srv, "producer", producer, NULL);
+  if (r != 0) return fprintf(stderr, "pw-zero-copy: no producer: %s\n", pw_strerror(r)), 1;
 
   int sig;
   sigwait(&stop_signals, &sig);
