@@ -5,7 +5,7 @@
  * threads publish R messages/s each (0 = as fast as backpressure allows) of S bytes: bytes 0-7
  * the CLOCK_MONOTONIC ns send time taken right before the publish call (little-endian),
  * 8-15 a per-producer sequence number, 16 the producer index, the rest padding; producer k
- * sends its i-th message to topic i % T. Slow subscribers: PW_SLOW_DROP_OLDEST over 1 MiB
+ * sends its i-th message to topic (k + i) % T. Slow subscribers: PW_SLOW_DROP_OLDEST over 1 MiB
  * (latest wins), counted. Prints "push-server listening on port N" first, and one summary
  * line at exit (after D seconds, 0 = until SIGINT/SIGTERM). */
 #include <pushwire.h>
@@ -65,7 +65,7 @@ static void producer(pw_server *srv, void *arg) {
   uint64_t start = now_ns();
   for (uint64_t seq = 0; msg && !pw_task_should_stop(); seq++) {
     pace(start, seq);
-    topic_name(topic, sizeof topic, seq);
+    topic_name(topic, sizeof topic, index + seq); /* as the peers: topic (k + i) % T */
     put_le64(msg + 8, seq);
     msg[16] = index;
     put_le64(msg, now_ns());
