@@ -200,18 +200,19 @@ static void begin_stop(pw__loop *l) {
 /* Drain up to one batch. After the inbox runs dry, yield the CPU once and look again: a
  * producer in mid-burst refills it within microseconds, and catching that saves a sleep
  * and a wakeup syscall per few messages (../shared/DESIGN.md, "handover floor"). */
-static size_t drain(pw__loop *l) {
+static size_t drain(pw__loop *l, int *more) {
   pw__cmd cmd;
-  size_t n = 0;
+  size_t n = 0, work = 0;
   int yielded = 0;
-  while (n < PW__DRAIN_BATCH) {
+  *more = 0;
+  while (!(*more = n >= PW__DRAIN_BATCH || work >= PW__DRAIN_WORK)) {
     if (!pw__inbox_pop(&l->inbox, &cmd)) {
       if (yielded || n == 0) break;
       yielded = 1;
       sched_yield();
       continue;
     }
-    pw__dispatch(l, &cmd);
+    work += pw__dispatch(l, &cmd);
     n++;
   }
   /* One atomic per batch, not per command: the line stays with the producers. */
@@ -230,11 +231,12 @@ static void count_wakeup(pw__loop *l, size_t n) {
 static void on_wake(uv_async_t *a) {
   pw__loop *l = a->data;
   l->now_ms = uv_now(&l->uv);
-  size_t n = drain(l);
+  int more;
+  size_t n = drain(l, &more);
   count_wakeup(l, n);
   pw__room_available(l);
   /* A full batch may have left more: come back after this turn's I/O, not before. */
-  if (n == PW__DRAIN_BATCH) uv_async_send(&l->wake);
+  if (more) uv_async_send(&l->wake);
   if (atomic_load(&l->stop_requested) && !l->stopping) begin_stop(l);
 }
 

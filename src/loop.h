@@ -37,6 +37,9 @@ static inline void pw__gauge_add(_Atomic uint64_t *c, int64_t delta) {
 /* Commands one wakeup may drain before the loop goes back to accepts, reads and timers: a
  * producer flood must not starve handshakes (see ../shared/DESIGN.md on uWS and ws). */
 #define PW__DRAIN_BATCH 8192
+/* ... and at most this much work (queue appends: a publish to 1,000 subscribers is 1,000),
+ * so one turn stays in the milliseconds whatever the fan-out. */
+#define PW__DRAIN_WORK 65536
 
 typedef struct pw__list_head {
   pw__conn *first, *last;
@@ -75,6 +78,9 @@ typedef struct pw__loop {
   uv_cond_t room_cond;
   pw__loop_stats stats;
   pw__topics topics;
+  /* Gauges of this loop's subscriptions and topics (loop writes, producers read): a publish
+   * is charged to the inbox budget for the fan-out it will cause, not for one message. */
+  _Atomic uint64_t nsubscriptions, ntopics;
   pw_conn_id *paused;        /* clients whose reading PW_EVQ_PAUSE stopped */
   size_t npaused, paused_cap;
 } pw__loop;
@@ -95,7 +101,7 @@ void pw__mark_dirty(pw__loop *l, pw__conn *c);
 /* A connection's memory is gone: the loop may finish stopping. */
 void pw__loop_conn_freed(pw__loop *l);
 /* send.c, the loop side of the inbox: carry out one command; wake blocked producers. */
-void pw__dispatch(pw__loop *l, const pw__cmd *cmd);
+size_t pw__dispatch(pw__loop *l, const pw__cmd *cmd); /* returns its work: deliveries */
 void pw__room_available(pw__loop *l);
 /* Remember a client whose reading is paused (0, or PW_ENOMEM: then it is not paused). */
 int pw__loop_note_paused(pw__loop *l, pw_conn_id id);

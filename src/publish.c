@@ -28,9 +28,10 @@ static int topic_valid(const char *topic, size_t *len) {
 }
 
 /* Loop thread: deliver to this loop's subscribers, then let go of the publish. */
-static void fan_out(pw__loop *l, pw__pub *p) {
-  pw__topic_publish(l, p->topic, p->len, p->buf);
+static size_t fan_out(pw__loop *l, pw__pub *p) {
+  size_t n = pw__topic_publish(l, p->topic, p->len, p->buf);
   pub_unref(p);
+  return n;
 }
 
 /* ---- subscriptions ------------------------------------------------------------------------ */
@@ -62,6 +63,17 @@ int pw_unsubscribe(pw_server *srv, pw_conn_id id, const char *topic) {
 }
 
 /* ---- publishing --------------------------------------------------------------------------- */
+/* What a publish costs this loop: its bytes times the average subscribers per topic here.
+ * Charging the fan-out keeps the work queued behind the inbox budget bounded, so at full
+ * speed a message waits behind ~max_inbox_bytes of deliveries, not behind 65,536 publishes
+ * times every subscriber (seconds, measured with 1,000 subscribers). */
+static uint64_t fanout_charge(pw__loop *l, size_t wire_len) {
+  uint64_t subs = atomic_load_explicit(&l->nsubscriptions, memory_order_relaxed);
+  uint64_t topics = atomic_load_explicit(&l->ntopics, memory_order_relaxed);
+  uint64_t fanout = topics ? (subs + topics - 1) / topics : 1;
+  return (uint64_t)wire_len * (fanout ? fanout : 1);
+}
+
 int pw_publish_buf(pw_server *srv, const char *topic, pw_buf *buf, int flags) {
   size_t len;
   if (!srv || !buf || !topic_valid(topic, &len) || (flags & ~PW_BLOCK)) return PW_EINVAL;
@@ -81,7 +93,8 @@ int pw_publish_buf(pw_server *srv, const char *topic, pw_buf *buf, int flags) {
       fan_out(l, p);
       continue;
     }
-    int r = pw__send_cmd(l, &cmd, pw__buf_wire_len(buf), flags);
+    cmd.id = fanout_charge(l, pw__buf_wire_len(buf)); /* refunded at dispatch */
+    int r = pw__send_cmd(l, &cmd, (size_t)cmd.id, flags);
     if (r != 0) pub_unref(p), result = r;
   }
   pub_unref(p);
@@ -151,7 +164,7 @@ static void count_cmd(pw__loop *l, const pw__cmd *cmd) {
   uv_mutex_unlock(&cnt->lock);
 }
 
-void pw__dispatch_topic(pw__loop *l, const pw__cmd *cmd) {
+size_t pw__dispatch_topic(pw__loop *l, const pw__cmd *cmd) {
   pw__conn *c;
   switch (cmd->kind) {
   case PW__CMD_SUB:
@@ -164,9 +177,9 @@ void pw__dispatch_topic(pw__loop *l, const pw__cmd *cmd) {
     count_cmd(l, cmd);
     break;
   case PW__CMD_PUBLISH:
-    atomic_fetch_sub(&l->inbox_bytes, pw__buf_wire_len(cmd->u.pub->buf)); /* its budget */
-    fan_out(l, cmd->u.pub);
-    return;
+    atomic_fetch_sub(&l->inbox_bytes, (size_t)cmd->id); /* its charge */
+    return 1 + fan_out(l, cmd->u.pub);
   }
   free(cmd->u.topic);
+  return 1;
 }

@@ -192,8 +192,9 @@ static void apply_policy(pw__conn *c, const pw__cmd *cmd) {
   c->max_queued = (uint32_t)cmd->u.limit;
 }
 
-/* Carry out one command on the loop thread; releases what the command owns. */
-void pw__dispatch(pw__loop *l, const pw__cmd *cmd) {
+/* Carry out one command on the loop thread; releases what the command owns. Returns its
+ * work (queue appends), which bounds one drain. */
+size_t pw__dispatch(pw__loop *l, const pw__cmd *cmd) {
   pw__conn *c;
   switch (cmd->kind) {
   case PW__CMD_SEND:
@@ -204,21 +205,21 @@ void pw__dispatch(pw__loop *l, const pw__cmd *cmd) {
       pw_buf_unref(cmd->u.buf);
       pw__stat_add(&l->stats.dropped_closed, 1);
     }
-    return;
+    return 1;
   case PW__CMD_CLOSE:
     if ((c = pw__open_conn(l, cmd->id))) pw__conn_close_ws(c, (int)cmd->code, cmd->u.reason);
     free(cmd->u.reason);
-    return;
+    return 1;
   case PW__CMD_CALL:
     cmd->u.fn(l->srv, cmd->arg);
-    return;
+    return 1;
   case PW__CMD_POLICY:
     if ((c = pw__open_conn(l, cmd->id))) apply_policy(c, cmd);
-    return;
+    return 1;
   case PW__CMD_RESUME:
     pw__loop_resume_reads(l);
-    return;
+    return 1;
   default:
-    pw__dispatch_topic(l, cmd);
+    return pw__dispatch_topic(l, cmd);
   }
 }

@@ -13,6 +13,6 @@ int pw__target(struct pw_server *srv, pw_conn_id id, pw__loop **out);
 /* Loop thread: the open connection of id, or NULL. */
 pw__conn *pw__open_conn(pw__loop *l, pw_conn_id id);
 /* publish.c: the loop side of SUB, UNSUB, PUBLISH and COUNT commands. */
-void pw__dispatch_topic(pw__loop *l, const pw__cmd *cmd);
+size_t pw__dispatch_topic(pw__loop *l, const pw__cmd *cmd); /* returns its work */
 
 #endif

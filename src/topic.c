@@ -109,6 +109,8 @@ int pw__topic_subscribe(pw__loop *l, pw__conn *c, const char *name, size_t len) 
   p->subs[p->nsubs] = (pw__topic_sub){c, c->nsubs};
   c->subs[c->nsubs] = (pw__conn_sub){p, p->nsubs};
   p->nsubs++, c->nsubs++;
+  pw__gauge_add(&l->nsubscriptions, 1);
+  if (p->nsubs == 1) pw__gauge_add(&l->ntopics, 1);
   if (p->nsubs == 1) pw__ondemand_first(l->srv, p->name, p->len);
   return 0;
 }
@@ -121,7 +123,9 @@ static void remove_sub(pw__loop *l, pw__conn *c, uint32_t i) {
   if (ti < p->nsubs) p->subs[ti].conn->subs[p->subs[ti].conn_index].topic_index = ti;
   c->subs[i] = c->subs[--c->nsubs];
   if (i < c->nsubs) c->subs[i].topic->subs[c->subs[i].topic_index].conn_index = i;
+  pw__gauge_add(&l->nsubscriptions, -1);
   if (p->nsubs == 0) {
+    pw__gauge_add(&l->ntopics, -1);
     pw__ondemand_last(l->srv, p->name, p->len);
     unlink_topic(&l->topics, p);
   }
