@@ -5,7 +5,7 @@
  * threads publish R messages/s each (0 = as fast as backpressure allows) of S bytes: bytes 0-7
  * the CLOCK_MONOTONIC ns send time taken right before the publish call (little-endian),
  * 8-15 a per-producer sequence number, 16 the producer index, the rest padding; producer k
- * sends its i-th message to topic (k + i) % T. Slow subscribers: PW_SLOW_DROP_OLDEST over 1 MiB
+ * sends its i-th message to topic (k + i) % T. Slow subscribers: PW_SLOW_DROP_OLDEST over 64 KiB
  * (latest wins), counted. Prints "push-server listening on port N" first, and one summary
  * line at exit (after D seconds, 0 = until SIGINT/SIGTERM). */
 #include <pushwire.h>
@@ -109,8 +109,10 @@ int main(int argc, char **argv) {
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, NULL);
+  /* 64 KiB per subscriber, as the peers' --lag-bytes default: latest wins past it. */
   pw_options opt = {.port = cfg.port, .threads = cfg.threads, .max_connections = 200000,
-                    .slow_policy = PW_SLOW_DROP_OLDEST, .backlog = 4096};
+                    .slow_policy = PW_SLOW_DROP_OLDEST, .max_queued_bytes = 64 * 1024,
+                    .backlog = 4096};
   pw_callbacks cb = {.on_open = on_open, .on_close = on_close};
   pw_server *srv = pw_server_new(&opt, &cb, NULL);
   if (!srv || pw_server_start(srv) != 0) return fprintf(stderr, "push-server: cannot start\n"), 1;
