@@ -61,14 +61,6 @@ static uint8_t pad_byte(unsigned p, uint64_t seq, size_t j) {
 }
 
 /* Problems found off the main thread: counted, the first few printed. */
-static _Atomic unsigned long problems;
-#define PROBLEM(...)                                                        \
-  do {                                                                      \
-    if (atomic_fetch_add(&problems, 1) < MAX_REPORTS) {                     \
-      fprintf(stderr, "PROBLEM: " __VA_ARGS__);                             \
-      fputc('\n', stderr);                                                  \
-    }                                                                       \
-  } while (0)
 
 /* ---- what the callbacks record (loop thread), read by the others ------------------------- */
 static pw_server *srv;
@@ -509,7 +501,7 @@ int main(void) {
   uint64_t got = 0, want = 0, t_wait = wsc_now_ms();
   int complete = 0;
   while (!(complete = all_delivered(&got, &want)) && wsc_now_ms() - t_wait < DELIVERY_TIMEOUT_MS &&
-         atomic_load(&problems) == 0)
+         check_problems() == 0)
     sleep_ms(5);
   double t_deliver = secs_since(t_go);
   pthread_join(churn, NULL);
@@ -573,7 +565,7 @@ int main(void) {
   CHECK_EQ_INT(atomic_load(&stable_closes), NSTABLE);
   for (int k = 0; k < NSTABLE; k++) CHECK_EQ_INT(atomic_load(&stable_close_code[k]), 1001);
   CHECK(atomic_load(&churn_opens) >= MIN_CHURN);
-  CHECK_EQ_INT(atomic_load(&problems), 0);
+  CHECK_EQ_INT(check_problems(), 0);
 
   printf("delivered %llu messages to %d stable connections in %.2f s (producers done in %.2f s): "
          "%.0f msg/s\n",

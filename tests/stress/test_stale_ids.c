@@ -54,14 +54,6 @@ static void sleep_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 
-static _Atomic unsigned long problems;
-#define PROBLEM(...)                                                        \
-  do {                                                                      \
-    if (atomic_fetch_add(&problems, 1) < MAX_REPORTS) {                     \
-      fprintf(stderr, "PROBLEM: " __VA_ARGS__);                             \
-      fputc('\n', stderr);                                                  \
-    }                                                                       \
-  } while (0)
 
 /* ---- callbacks (loop thread) ----------------------------------------------------------------- */
 static pw_server *srv;
@@ -505,7 +497,7 @@ int main(void) {
   pthread_join(sender, NULL);
   uint64_t end = wsc_now_ms() + 20000;
   while (atomic_load(&good_received) < atomic_load(&good_sent) && wsc_now_ms() < end &&
-         atomic_load(&problems) == 0)
+         check_problems() == 0)
     sleep_ms(2);
   CHECK_EQ_INT(atomic_load(&good_received), atomic_load(&good_sent));
   CHECK(atomic_load(&good_sent) > 0);
@@ -556,7 +548,7 @@ int main(void) {
   CHECK_EQ_INT(atomic_load(&good_close_code), 1001);
   CHECK(by_cat[CAT_STALE] > 0 && by_cat[CAT_NEVER] > 0 && by_cat[CAT_CHURN] > 0);
   CHECK(atomic_load(&churn_opens) >= MIN_CHURN);
-  CHECK_EQ_INT(atomic_load(&problems), 0);
+  CHECK_EQ_INT(check_problems(), 0);
 
   printf("hammer: %llu calls in %.2f s by %d threads (stale %llu, never-issued %llu, churn "
          "%llu, pw_call %llu accepted); stop took %.2f s\n",

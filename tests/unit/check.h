@@ -3,6 +3,7 @@
 #ifndef PW_CHECK_H
 #define PW_CHECK_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -70,5 +71,18 @@ static inline int check_done_(void) {
 #define CHECK_MEM(a, b, n) \
   check_mem_((a), (b), (n), __FILE__, __LINE__, "memcmp(" #a ", " #b ", " #n ") == 0")
 #define CHECK_DONE() check_done_()
+
+/* From any thread (CHECK's counters are for the main thread only): count a problem
+ * atomically and print the first CHECK_MAX_REPORTS; the main thread asserts
+ * CHECK_EQ_INT(check_problems(), 0). */
+static _Atomic unsigned long check_problems_;
+static inline unsigned long check_problems(void) { return atomic_load(&check_problems_); }
+#define PROBLEM(...)                                                        \
+  do {                                                                      \
+    if (atomic_fetch_add(&check_problems_, 1) < CHECK_MAX_REPORTS) {        \
+      fprintf(stderr, "PROBLEM: " __VA_ARGS__);                             \
+      fputc('\n', stderr);                                                  \
+    }                                                                       \
+  } while (0)
 
 #endif
