@@ -37,7 +37,6 @@ enum {
   MIN_LEN = 12,       /* payload lengths */
   MAX_LEN = 200,
   HDR_LEN = 11,       /* [u8 producer][u64 seq LE][u16 conn LE] */
-  MAX_REPORTS = 20,   /* details printed per kind of problem */
 };
 
 #define DEFAULT_MESSAGES 200000

@@ -39,7 +39,6 @@ enum {
   MIN_CHURN = 100,      /* the hammer lasts until this many churn connections were opened */
   MAX_HAMMER_MS = 20000,
   NNEVER = 64,          /* never-issued ids */
-  MAX_REPORTS = 20,
 };
 
 static uint64_t rng_next(uint64_t *s) { /* xorshift64* */
