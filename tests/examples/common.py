@@ -8,12 +8,12 @@ import argparse
 import asyncio
 import json
 import os
-import select
-import signal
-import subprocess
 import sys
-import threading
 import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from server_proc import Server  # noqa: E402  (shared with tests/interop)
 
 try:
     import websockets
@@ -23,79 +23,6 @@ except ImportError:  # pragma: no cover
     sys.exit(1)
 
 CASE_TIMEOUT = 60.0
-STOP_TIMEOUT = 20.0  # sanitizer builds stop slowly; the server's close timeout is 3 s
-
-
-class Server:
-    def __init__(self, path, name, stdin_pipe=False):
-        self.path = path
-        self.name = name
-        self.stdin_pipe = stdin_pipe
-        self.proc = None
-        self.port = None
-        self.lines = []  # stdout lines after the port line
-        self._drainer = None
-
-    def start(self):
-        self.proc = subprocess.Popen([self.path, "0"], stdout=subprocess.PIPE,
-                                     stdin=subprocess.PIPE if self.stdin_pipe
-                                     else subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        buf = b""
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RuntimeError("server printed no port line within 20 s (got %r)" % buf)
-            r, _, _ = select.select([fd], [], [], left)
-            if r:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    raise RuntimeError("server exited before printing its port (rc=%s, got %r)"
-                                       % (self.proc.wait(), buf))
-                buf += chunk
-        line, rest = buf.split(b"\n", 1)
-        line = line.decode("utf-8", "replace").strip()
-        prefix = "%s listening on port " % self.name
-        if not line.startswith(prefix):
-            raise RuntimeError("unexpected first line from server: %r" % line)
-        self.port = int(line[len(prefix):])
-        # Keep draining stdout so the server can never block on a full pipe.
-        self._drainer = threading.Thread(target=self._drain, args=(fd, rest), daemon=True)
-        self._drainer.start()
-
-    def _drain(self, fd, pending):
-        try:
-            while True:
-                while b"\n" in pending:
-                    line, pending = pending.split(b"\n", 1)
-                    self.lines.append(line.decode("utf-8", "replace"))
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    break
-                pending += chunk
-        except OSError:
-            pass
-        if pending:
-            self.lines.append(pending.decode("utf-8", "replace"))
-
-    def stop(self):
-        """SIGTERM by pid, wait; SIGKILL if it does not go. Returns the exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        if self._drainer is not None:
-            self._drainer.join(timeout=5)
-        return self.proc.returncode
 
 
 class Runner:

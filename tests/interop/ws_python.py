@@ -10,12 +10,12 @@ and always stops the server by its pid. Exits non-zero on any failure.
 import argparse
 import asyncio
 import os
-import select
-import signal
-import subprocess
 import sys
-import threading
 import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from server_proc import Server  # noqa: E402  (shared with tests/examples)
 
 try:
     import websockets
@@ -61,62 +61,6 @@ def describe(v):
     kind = "text" if isinstance(v, str) else "binary"
     length = len(v.encode("utf-8")) if isinstance(v, str) else len(v)
     return "%s(%d bytes)" % (kind, length)
-
-
-class Server:
-    def __init__(self, path):
-        self.path = path
-        self.proc = None
-        self.port = None
-
-    def start(self):
-        self.proc = subprocess.Popen([self.path, "0"], stdout=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        buf = b""
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RuntimeError("server printed no port line within 10 s (got %r)" % buf)
-            r, _, _ = select.select([fd], [], [], left)
-            if r:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    raise RuntimeError("server exited before printing its port (rc=%s, got %r)"
-                                       % (self.proc.wait(), buf))
-                buf += chunk
-        line = buf.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
-        prefix = "pw-echo listening on port "
-        if not line.startswith(prefix):
-            raise RuntimeError("unexpected first line from server: %r" % line)
-        self.port = int(line[len(prefix):])
-        # Keep draining stdout so the server can never block on a full pipe.
-        threading.Thread(target=self._drain, args=(fd,), daemon=True).start()
-
-    @staticmethod
-    def _drain(fd):
-        try:
-            while os.read(fd, 4096):
-                pass
-        except OSError:
-            pass
-
-    def stop(self):
-        """SIGTERM by pid, wait; SIGKILL if it does not go. Returns the exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return self.proc.returncode
 
 
 class Runner:
@@ -303,7 +247,7 @@ def main():
     ap.add_argument("--server", required=True, help="path to the pw-echo binary")
     args = ap.parse_args()
 
-    server = Server(args.server)
+    server = Server(args.server, "pw-echo")
     runner = None
     rc = None
     try:

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/harness.h"
 #include "../support/wsclient.h"
 #include "../unit/check.h"
 
@@ -43,17 +44,6 @@ enum {
 #define DELIVERY_TIMEOUT_MS 60000
 
 /* ---- small helpers ------------------------------------------------------------------------ */
-static uint64_t rng_next(uint64_t *s) { /* xorshift64* */
-  uint64_t x = *s;
-  x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
-  *s = x;
-  return x * 0x2545F4914F6CDD1Dull;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 static uint8_t pad_byte(unsigned p, uint64_t seq, size_t j) {
   return (uint8_t)(seq * 7u + p * 31u + j * 13u);
@@ -124,8 +114,8 @@ static void *producer_main(void *arg) {
   uint8_t msg[MAX_LEN];
   while (!atomic_load(&go)) sched_yield();
   for (long i = 0; i < messages_per_producer; i++) {
-    unsigned c = (unsigned)(rng_next(&rng) % NSTABLE);
-    size_t len = MIN_LEN + (size_t)(rng_next(&rng) % (MAX_LEN - MIN_LEN + 1));
+    unsigned c = (unsigned)(th_rand(&rng) % NSTABLE);
+    size_t len = MIN_LEN + (size_t)(th_rand(&rng) % (MAX_LEN - MIN_LEN + 1));
     uint64_t seq = P->sent_ok[c];
     msg[0] = (uint8_t)P->index;
     for (int b = 0; b < 8; b++) msg[1 + b] = (uint8_t)(seq >> (8 * b));
@@ -144,10 +134,10 @@ static void *producer_main(void *arg) {
     } else {
       PROBLEM("producer %u: pw_send to stable %u returned %s", P->index, c, pw_err_name(r));
     }
-    if (rng_next(&rng) % 50 == 0) { /* now and then, a churn id: open, closing or gone */
+    if (th_rand(&rng) % 50 == 0) { /* now and then, a churn id: open, closing or gone */
       int n = atomic_load(&churn_opens);
-      pw_conn_id cid = n > 0 ? atomic_load(&churn_ids[rng_next(&rng) % (uint64_t)n]) : 0;
-      int flags = PW_BINARY | (rng_next(&rng) & 1 ? PW_BLOCK : 0);
+      pw_conn_id cid = n > 0 ? atomic_load(&churn_ids[th_rand(&rng) % (uint64_t)n]) : 0;
+      int flags = PW_BINARY | (th_rand(&rng) & 1 ? PW_BLOCK : 0);
       r = pw_send(srv, cid, msg, len, flags);
       count_code(P->churn_codes, r);
       if (r == 0) P->churn_ok++;
@@ -349,7 +339,7 @@ static void finish_close(cconn *c, int answer) {
 }
 
 static void end_churn(cconn *c, uint64_t *rng) {
-  int how = (int)(rng_next(rng) % 6);
+  int how = (int)(th_rand(rng) % 6);
   churn_endings[how]++;
   switch (how) {
   case 0: /* the socket just goes (unread data: an RST) */
@@ -363,20 +353,20 @@ static void end_churn(cconn *c, uint64_t *rng) {
   }
   case 2: { /* the client goes in the middle of sending a frame */
     uint8_t part[6] = {0x82, 0x80 | 100, 1, 2, 3, 4};
-    if (send(c->w.fd, part, 2 + rng_next(rng) % 5, MSG_NOSIGNAL) < 0) { /* gone already */ }
+    if (send(c->w.fd, part, 2 + th_rand(rng) % 5, MSG_NOSIGNAL) < 0) { /* gone already */ }
     wsc_close(&c->w);
     break;
   }
   case 3: { /* the client goes in the middle of receiving a frame */
     uint8_t tmp[7];
     struct pollfd p = {.fd = c->w.fd, .events = POLLIN};
-    if (poll(&p, 1, 20) > 0 && recv(c->w.fd, tmp, 1 + rng_next(rng) % 7, 0) < 0) { /* gone */ }
+    if (poll(&p, 1, 20) > 0 && recv(c->w.fd, tmp, 1 + th_rand(rng) % 7, 0) < 0) { /* gone */ }
     wsc_close(&c->w);
     break;
   }
   case 4: case 5: { /* the server closes (pw_close from this thread); answered or not */
     pw_conn_id id = atomic_load(&churn_ids[c->n]);
-    int r = pw_close(srv, id, 4000 + (int)(rng_next(rng) % 100), "churn");
+    int r = pw_close(srv, id, 4000 + (int)(th_rand(rng) % 100), "churn");
     count_code(churn_close_codes, r);
     if (r == PW_EAGAIN) churn_eagain++;
     if (r != 0 && r != PW_ENOCONN && r != PW_EAGAIN)
@@ -396,7 +386,7 @@ static void *churn_main(void *arg) {
   for (;;) {
     int opened = atomic_load(&churn_next);
     if (atomic_load(&producers_done) && opened >= MIN_CHURN) break;
-    uint64_t act = rng_next(&rng) % 10;
+    uint64_t act = th_rand(&rng) % 10;
     if (opened < MAX_CHURN && npool < CHURN_POOL && (act < 5 || npool == 0)) {
       int n = atomic_fetch_add(&churn_next, 1);
       char path[32];
@@ -408,13 +398,13 @@ static void *churn_main(void *arg) {
         PROBLEM("churn: connect %d failed", n);
       }
     } else if (act < 9 && npool > 0) {
-      int i = (int)(rng_next(&rng) % (uint64_t)npool);
+      int i = (int)(th_rand(&rng) % (uint64_t)npool);
       end_churn(&pool[i], &rng);
       pool[i] = pool[--npool];
     } else { /* pw_close on any churn id: open, closing or long gone */
       int n = atomic_load(&churn_opens);
       if (n > 0) {
-        pw_conn_id id = atomic_load(&churn_ids[rng_next(&rng) % (uint64_t)n]);
+        pw_conn_id id = atomic_load(&churn_ids[th_rand(&rng) % (uint64_t)n]);
         int r = pw_close(srv, id, PW_CLOSE_NORMAL, NULL);
         count_code(churn_close_codes, r);
         if (r == 0) churn_close_ok++;
@@ -423,7 +413,7 @@ static void *churn_main(void *arg) {
           PROBLEM("churn: pw_close returned %s", pw_err_name(r));
       }
     }
-    sleep_ms(1 + (int)(rng_next(&rng) % 8));
+    th_sleep_ms(1 + (int)(th_rand(&rng) % 8));
   }
   while (npool > 0) end_churn(&pool[--npool], &rng);
   return NULL;
@@ -479,7 +469,7 @@ int main(void) {
     fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
   }
   uint64_t end = wsc_now_ms() + 5000;
-  while (atomic_load(&stable_opens) < NSTABLE && wsc_now_ms() < end) sleep_ms(1);
+  while (atomic_load(&stable_opens) < NSTABLE && wsc_now_ms() < end) th_sleep_ms(1);
   CHECK_EQ_INT(atomic_load(&stable_opens), NSTABLE);
   for (int k = 0; k < NSTABLE; k++) CHECK(atomic_load(&stable_ids[k]) != 0);
 
@@ -501,7 +491,7 @@ int main(void) {
   int complete = 0;
   while (!(complete = all_delivered(&got, &want)) && wsc_now_ms() - t_wait < DELIVERY_TIMEOUT_MS &&
          check_problems() == 0)
-    sleep_ms(5);
+    th_sleep_ms(5);
   double t_deliver = secs_since(t_go);
   pthread_join(churn, NULL);
   CHECK(complete);
@@ -524,7 +514,7 @@ int main(void) {
   atomic_store(&stopping, 1);
   CHECK_EQ_INT(pw_server_stop(srv), 0);
   end = wsc_now_ms() + 5000;
-  while (atomic_load(&client_eofs) < NSTABLE && wsc_now_ms() < end) sleep_ms(2);
+  while (atomic_load(&client_eofs) < NSTABLE && wsc_now_ms() < end) th_sleep_ms(2);
   CHECK_EQ_INT(atomic_load(&client_eofs), NSTABLE);
   atomic_store(&client_quit, 1);
   pthread_join(client, NULL);

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/harness.h"
 #include "../support/wsclient.h"
 #include "../unit/check.h"
 
@@ -41,17 +42,6 @@ enum {
   NNEVER = 64,          /* never-issued ids */
 };
 
-static uint64_t rng_next(uint64_t *s) { /* xorshift64* */
-  uint64_t x = *s;
-  x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
-  *s = x;
-  return x * 0x2545F4914F6CDD1Dull;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 
 /* ---- callbacks (loop thread) ----------------------------------------------------------------- */
@@ -106,7 +96,7 @@ static void build_never(pw_conn_id good) {
   uint32_t slot = (uint32_t)(good >> 32) & 0xFFFFFF, gen = (uint32_t)good;
   int n = 0;
   never[n++] = 0;
-  for (int i = 0; i < 8; i++) never[n++] = rng_next(&rng) | (1ull << 56); /* loop index >= 1 */
+  for (int i = 0; i < 8; i++) never[n++] = th_rand(&rng) | (1ull << 56); /* loop index >= 1 */
   for (int li = 1; li <= 255 && n < 16; li += 37)
     never[n++] = ((uint64_t)li << 56) | (good & 0x00FFFFFFFFFFFFFFull); /* no such loop */
   never[n++] = good + 1; /* even generations: the good slot is live with good's odd one */
@@ -125,7 +115,7 @@ static void build_never(pw_conn_id good) {
   never[n++] = UINT64_MAX;
   never[n++] = 0x00FFFFFFFFFFFFFFull;
   while (n < NNEVER) /* random loop-0 ids with an even generation */
-    never[n++] = rng_next(&rng) & 0x00FFFFFFFFFFFFFEull;
+    never[n++] = th_rand(&rng) & 0x00FFFFFFFFFFFFFEull;
 }
 
 /* ---- pw_call target -------------------------------------------------------------------------- */
@@ -154,10 +144,10 @@ static void wrap_free(void *data, void *ctx) {
 }
 
 static pw_buf *new_wrap(uint64_t *rng) {
-  size_t len = 1 + rng_next(rng) % 300;
+  size_t len = 1 + th_rand(rng) % 300;
   char *mem = malloc(len);
   memset(mem, 'w', len);
-  pw_buf *b = pw_buf_wrap(mem, len, wrap_free, NULL, rng_next(rng) & 1 ? PW_BINARY : PW_TEXT);
+  pw_buf *b = pw_buf_wrap(mem, len, wrap_free, NULL, th_rand(rng) & 1 ? PW_BINARY : PW_TEXT);
   if (!b) {
     free(mem);
     PROBLEM("pw_buf_wrap failed");
@@ -188,44 +178,44 @@ static void *hammer_main(void *arg) {
     int cat;
     pw_conn_id id;
     int churn_n = -1;
-    uint64_t pick = rng_next(&rng) % 100;
+    uint64_t pick = th_rand(&rng) % 100;
     if (pick < 30) {
-      cat = CAT_STALE, id = stale[rng_next(&rng) % NPRE];
+      cat = CAT_STALE, id = stale[th_rand(&rng) % NPRE];
     } else if (pick < 60) {
-      cat = CAT_NEVER, id = never[rng_next(&rng) % NNEVER];
+      cat = CAT_NEVER, id = never[th_rand(&rng) % NNEVER];
     } else {
       int n = atomic_load(&churn_opens);
       if (n == 0) continue;
       /* mostly the newest ones (likely open), sometimes any */
-      churn_n = rng_next(&rng) & 1 ? n - 1 - (int)(rng_next(&rng) % (n < 24 ? (uint64_t)n : 24))
-                                   : (int)(rng_next(&rng) % (uint64_t)n);
+      churn_n = th_rand(&rng) & 1 ? n - 1 - (int)(th_rand(&rng) % (n < 24 ? (uint64_t)n : 24))
+                                   : (int)(th_rand(&rng) % (uint64_t)n);
       id = atomic_load(&churn_ids[churn_n]);
       cat = CAT_CHURN;
       if (id == 0) continue; /* numbered but not open yet */
-      if (rng_next(&rng) % 8 == 0) /* its slot's next, even generation: never an id */
+      if (th_rand(&rng) % 8 == 0) /* its slot's next, even generation: never an id */
         cat = CAT_NEVER, id = id + 1, churn_n = -1;
     }
     int was_stopped = atomic_load(&stopped);
     int was_dead = churn_n >= 0 && atomic_load(&churn_dead[churn_n]);
-    int op = (int)(rng_next(&rng) % 9), r;
+    int op = (int)(th_rand(&rng) % 9), r;
     const char *opname;
     switch (op) {
     case 0: case 1:
       opname = "pw_send";
-      r = pw_send(srv, id, text, 1 + rng_next(&rng) % sizeof text, PW_TEXT);
+      r = pw_send(srv, id, text, 1 + th_rand(&rng) % sizeof text, PW_TEXT);
       break;
     case 2:
       opname = "pw_send(PW_BLOCK)";
-      r = pw_send(srv, id, text, 1 + rng_next(&rng) % sizeof text, PW_BINARY | PW_BLOCK);
+      r = pw_send(srv, id, text, 1 + th_rand(&rng) % sizeof text, PW_BINARY | PW_BLOCK);
       break;
     case 3:
       opname = "pw_send_buf(copy)";
-      r = pw_send_buf(srv, id, copy, rng_next(&rng) & 1 ? PW_BLOCK : 0);
+      r = pw_send_buf(srv, id, copy, th_rand(&rng) & 1 ? PW_BLOCK : 0);
       break;
     case 4:
       opname = "pw_send_buf(wrap)";
       r = wrap ? pw_send_buf(srv, id, wrap, 0) : PW_ENOCONN;
-      if (rng_next(&rng) % 64 == 0) { /* a fresh wrapped buffer now and then */
+      if (th_rand(&rng) % 64 == 0) { /* a fresh wrapped buffer now and then */
         pw_buf_unref(wrap);
         wrap = new_wrap(&rng);
       }
@@ -234,22 +224,22 @@ static void *hammer_main(void *arg) {
       static const int codes[] = {1000, 1001, 1008, 3000, 4000, 4999};
       static const char *const reasons[] = {NULL, "", "hammer", "bye"};
       opname = "pw_close";
-      if (cat == CAT_CHURN && rng_next(&rng) % 4 != 0) { /* do not close everything at once */
+      if (cat == CAT_CHURN && th_rand(&rng) % 4 != 0) { /* do not close everything at once */
         opname = "pw_set_slow_policy";
         r = pw_set_slow_policy(srv, id, PW_SLOW_CLOSE, 0);
       } else {
-        r = pw_close(srv, id, codes[rng_next(&rng) % 6], reasons[rng_next(&rng) % 4]);
+        r = pw_close(srv, id, codes[th_rand(&rng) % 6], reasons[th_rand(&rng) % 4]);
       }
       break;
     }
     case 6: case 7:
       opname = "pw_set_slow_policy";
-      r = pw_set_slow_policy(srv, id, (pw_slow_policy)(rng_next(&rng) % 3),
-                             rng_next(&rng) & 1 ? 0 : 512 + rng_next(&rng) % 65536);
+      r = pw_set_slow_policy(srv, id, (pw_slow_policy)(th_rand(&rng) % 3),
+                             th_rand(&rng) & 1 ? 0 : 512 + th_rand(&rng) % 65536);
       break;
     default:
       opname = "pw_call";
-      r = pw_call(srv, call_fn, (void *)(uintptr_t)rng_next(&rng));
+      r = pw_call(srv, call_fn, (void *)(uintptr_t)th_rand(&rng));
       if (r == 0) atomic_fetch_add(&calls_accepted, 1);
       if (r == PW_EAGAIN) atomic_fetch_add(&eagain_answers, 1);
       if (r == PW_ESTOPPED ? !atomic_load(&stopping) : (was_stopped || (r != 0 && r != PW_EAGAIN)))
@@ -278,7 +268,7 @@ static _Atomic int churn_numbers;         /* handed out to the churn threads */
 static _Atomic unsigned long churn_endings[4];
 
 static void churn_end(wsc *w, int n, uint64_t *rng) {
-  int how = (int)(rng_next(rng) % 4);
+  int how = (int)(th_rand(rng) % 4);
   atomic_fetch_add(&churn_endings[how], 1);
   if (how == 2 || how == 3) {
     int r = pw_close(srv, atomic_load(&churn_ids[n]), 4001, "churn");
@@ -309,18 +299,18 @@ static void *churn_main(void *arg) {
   int nums[CHURN_POOL], npool = 0, port = pw_server_port(srv);
   while (!atomic_load(&churn_quit)) {
     if (npool < CHURN_POOL && atomic_load(&churn_numbers) < MAX_CHURN &&
-        (rng_next(&rng) & 1 || npool == 0)) {
+        (th_rand(&rng) & 1 || npool == 0)) {
       char path[32];
       int n = atomic_fetch_add(&churn_numbers, 1);
       snprintf(path, sizeof path, "/churn/%d", n);
       if (wsc_connect(&pool[npool], port, path) == 0) nums[npool++] = n;
       else PROBLEM("churn: connect %d failed", n);
     } else if (npool > 0) {
-      int i = (int)(rng_next(&rng) % (uint64_t)npool);
+      int i = (int)(th_rand(&rng) % (uint64_t)npool);
       churn_end(&pool[i], nums[i], &rng);
       pool[i] = pool[--npool], nums[i] = nums[npool];
     }
-    if (rng_next(&rng) & 1) sleep_ms(1);
+    if (th_rand(&rng) & 1) th_sleep_ms(1);
   }
   while (npool > 0) --npool, churn_end(&pool[npool], nums[npool], &rng);
   return NULL;
@@ -348,7 +338,7 @@ static void *sender_main(void *arg) {
     }
     atomic_fetch_add(&accepted_sends, 1);
     atomic_store(&good_sent, ++seq);
-    if (seq % 64 == 0) sleep_ms(1); /* a steady stream, not a flood */
+    if (seq % 64 == 0) th_sleep_ms(1); /* a steady stream, not a flood */
   }
   return NULL;
 }
@@ -385,7 +375,7 @@ static void *reader_main(void *arg) {
 /* ---- main --------------------------------------------------------------------------------- */
 static int wait_until(_Atomic int *v, int want, int ms) {
   uint64_t end = wsc_now_ms() + (uint64_t)ms;
-  while (atomic_load(v) < want && wsc_now_ms() < end) sleep_ms(1);
+  while (atomic_load(v) < want && wsc_now_ms() < end) th_sleep_ms(1);
   return atomic_load(v) >= want;
 }
 
@@ -454,7 +444,7 @@ int main(void) {
   }
   for (int k = 0; k < NPRE; k++) {
     uint64_t end = wsc_now_ms() + 5000;
-    while (!atomic_load(&pre_closed[k]) && wsc_now_ms() < end) sleep_ms(1);
+    while (!atomic_load(&pre_closed[k]) && wsc_now_ms() < end) th_sleep_ms(1);
     CHECK(atomic_load(&pre_closed[k]));
     if (k % 4 == 3) wsc_close(&pre[k]);
   }
@@ -467,7 +457,7 @@ int main(void) {
     int r;
     while ((r = pw_send(srv, stale[k], "s", 1, PW_TEXT)) != PW_ENOCONN && wsc_now_ms() < end) {
       if (r == 0) atomic_fetch_add(&accepted_sends, 1);
-      sleep_ms(1);
+      th_sleep_ms(1);
     }
     gone += r == PW_ENOCONN;
   }
@@ -487,9 +477,9 @@ int main(void) {
   }
   uint64_t t_hammer = wsc_now_ms();
   /* At least HAMMER_MS, and until MIN_CHURN connections came and went (TSan is slow). */
-  sleep_ms(HAMMER_MS);
+  th_sleep_ms(HAMMER_MS);
   while (atomic_load(&churn_opens) < MIN_CHURN && wsc_now_ms() - t_hammer < MAX_HAMMER_MS)
-    sleep_ms(10);
+    th_sleep_ms(10);
   atomic_store(&churn_quit, 1);
   for (int i = 0; i < NCHURN; i++) pthread_join(churn[i], NULL);
   atomic_store(&sender_quit, 1);
@@ -497,7 +487,7 @@ int main(void) {
   uint64_t end = wsc_now_ms() + 20000;
   while (atomic_load(&good_received) < atomic_load(&good_sent) && wsc_now_ms() < end &&
          check_problems() == 0)
-    sleep_ms(2);
+    th_sleep_ms(2);
   CHECK_EQ_INT(atomic_load(&good_received), atomic_load(&good_sent));
   CHECK(atomic_load(&good_sent) > 0);
 
@@ -507,7 +497,7 @@ int main(void) {
   CHECK_EQ_INT(pw_server_stop(srv), 0);
   double stop_secs = (double)(wsc_now_ms() - t_stop) / 1000.0;
   atomic_store(&stopped, 1);
-  sleep_ms(AFTER_STOP_MS);
+  th_sleep_ms(AFTER_STOP_MS);
   atomic_store(&hammer_quit, 1);
   uint64_t calls = 0, by_cat[4] = {0};
   for (int i = 0; i < NHAMMER; i++) {

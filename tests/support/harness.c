@@ -50,6 +50,13 @@ void th_sleep_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 
+uint64_t th_rand(uint64_t *state) {
+  uint64_t x = *state;
+  x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
+  *state = x;
+  return x * 0x2545F4914F6CDD1Dull;
+}
+
 int th_wait(int (*cond)(void *arg), void *arg, int timeout_ms) {
   uint64_t end = wsc_now_ms() + (uint64_t)timeout_ms;
   while (!cond(arg)) {
