@@ -15,9 +15,9 @@
  * CLOCK_MONOTONIC ns, taken right before the batch is written), 8-15 LE u64 sequence,
  * byte 16 producer 0. RATE is messages per second per connection; 0 = as fast as possible.
  * Up to K (default 16) messages are framed once into one buffer and written to each socket
- * with one send. No message is ever dropped: while any socket has not taken the previous
- * batch, no new batch is made (the pace is the slowest reader's), so pw-bench must see no
- * gaps.
+ * with one send; what a socket does not take is queued for it. No message is ever dropped:
+ * while any connection has more than 1 MiB queued, no new batch is made (the pace is then
+ * the slowest reader's), so pw-bench must see no gaps.
  *
  * C11 + Linux; OpenSSL libcrypto for the accept value's SHA-1. */
 #include <arpa/inet.h>
@@ -44,13 +44,14 @@
 #define HEAD_MAX 8192
 #define RBUF_SIZE (MAX_FRAME + 14 + 256 * 1024)
 #define MAXEV 512
+#define PUSH_QUEUE_MAX (1u << 20) /* push pauses while a connection has more queued */
 
 enum state { ST_HS, ST_OPEN, ST_DRAIN };
 
 struct conn {
     int fd;
     uint8_t state;
-    bool pending;        /* push mode: counted in g_pending until the socket took its batch */
+    bool pending;        /* push mode: over PUSH_QUEUE_MAX, counted in g_pending */
     bool shut_after_flush;
     long open_idx;
     uint8_t *in;         /* HTTP head, then the bytes of a frame split across reads */
@@ -156,15 +157,14 @@ static int grow(uint8_t **buf, size_t *cap, size_t need)
     return 0;
 }
 
-/* The output queue drained: finish what waited for it. */
-static void out_drained(struct conn *c)
+/* Push pauses while any connection holds more than PUSH_QUEUE_MAX bytes. */
+static void update_pending(struct conn *c)
 {
-    if (c->pending) {
-        c->pending = false;
-        g_pending--;
+    bool over = c->out_len > PUSH_QUEUE_MAX;
+    if (over != c->pending) {
+        c->pending = over;
+        g_pending += over ? 1 : -1;
     }
-    if (c->shut_after_flush)
-        shutdown(c->fd, SHUT_WR);
 }
 
 /* Write now; queue the rest for EPOLLOUT. -1 = the connection was closed. */
@@ -186,16 +186,18 @@ static int out_send(struct conn *c, const uint8_t *p, size_t n)
             return -1;
         }
     }
-    if (c->out_off) {
+    size_t add = n - (size_t)w;
+    if (c->out_off + c->out_len + add > c->out_cap) { /* compact only when it does not fit */
         memmove(c->out, c->out + c->out_off, c->out_len);
         c->out_off = 0;
     }
-    if (grow(&c->out, &c->out_cap, c->out_len + n - (size_t)w)) {
+    if (grow(&c->out, &c->out_cap, c->out_len + add)) {
         conn_close(c);
         return -1;
     }
-    memcpy(c->out + c->out_len, p + w, n - (size_t)w);
-    c->out_len += n - (size_t)w;
+    memcpy(c->out + c->out_off + c->out_len, p + w, add);
+    c->out_len += add;
+    update_pending(c);
     return 0;
 }
 
@@ -211,13 +213,15 @@ static int out_flush(struct conn *c)
         }
         c->out_off += (size_t)w;
         c->out_len -= (size_t)w;
+        update_pending(c);
     }
     c->out_off = 0;
     if (set_events(c, EPOLLIN)) {
         conn_close(c);
         return -1;
     }
-    out_drained(c);
+    if (c->shut_after_flush)
+        shutdown(c->fd, SHUT_WR);
     return 0;
 }
 
@@ -476,10 +480,7 @@ static void push_round(long k)
         struct conn *c = g_open[i];
         if (c->state != ST_OPEN)
             continue;
-        if (out_send(c, g_push_buf, (size_t)k * g_frame_len) == 0 && c->out_len && !c->pending) {
-            c->pending = true;
-            g_pending++;
-        }
+        out_send(c, g_push_buf, (size_t)k * g_frame_len);
     }
 }
 
