@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
 # Idle-connection memory benchmark: how much server memory does one idle WebSocket cost?
 #
-# Usage: bench/idle_rss.sh [PW_ECHO] [CONNS] [-- extra idle_conns options]
+# Usage: bench/idle_rss.sh [PW_ECHO] [CONNS] [-- extra pw-bench idle options]
 #   PW_ECHO  path to the echo server (default build/examples/pw-echo)
 #   CONNS    number of idle connections (default 10000)
-#   IDLE_CONNS=path overrides the client binary (default build/bench/idle_conns)
+#   PW_BENCH=path overrides the client binary (default build/bench/pw-bench)
 #
 # Builds nothing. Starts `PW_ECHO 0`, reads its port from
-# "pw-echo listening on port N", runs idle_conns with --server-pid against it,
-# prints the result and stops the server by its pid. Exits with idle_conns' status.
+# "pw-echo listening on port N", runs `pw-bench idle` with --server-pid against it,
+# prints the result and stops the server by its pid. Exits with pw-bench's status.
 set -euo pipefail
 
 ECHO=${1:-build/examples/pw-echo}
 CONNS=${2:-10000}
 shift $(( $# >= 2 ? 2 : $# ))
 if [[ ${1:-} == "--" ]]; then shift; fi
-IDLE_CONNS=${IDLE_CONNS:-build/bench/idle_conns}
+PW_BENCH=${PW_BENCH:-build/bench/pw-bench}
 
-for f in "$ECHO" "$IDLE_CONNS"; do
+for f in "$ECHO" "$PW_BENCH"; do
   if [[ ! -x $f ]]; then
     echo "idle_rss.sh: $f is not an executable (build the project first)" >&2
     exit 2
@@ -73,7 +73,8 @@ fi
 
 echo "server: $ECHO (pid $server_pid, port $port, fd limit $(ulimit -n))"
 rc=0
-"$IDLE_CONNS" --port "$port" --conns "$CONNS" --server-pid "$server_pid" "$@" || rc=$?
+# --duration 1: hold the connections a second so the RSS has settled when it is read.
+"$PW_BENCH" idle --port "$port" --conns "$CONNS" --duration 1 --server-pid "$server_pid" "$@" || rc=$?
 if ! kill -0 "$server_pid" 2>/dev/null; then
   echo "idle_rss.sh: the server died during the benchmark" >&2
   rc=1

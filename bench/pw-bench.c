@@ -16,7 +16,7 @@
  *            numbers (counted for the whole run, warmup included: a gap is a bug anytime).
  *   idle     opens N connections, reads the server's VmRSS (--server-pid) before and after
  *            all handshakes + a 1 s settle, holds them for --duration seconds and prints
- *            "bytes per idle connection: X" (the figure bench/idle_conns printed).
+ *            "bytes per idle connection: X" (the figure the former bench/idle_conns printed).
  *   connect  keeps up to N connection cycles in flight: connect, upgrade, verify, send a
  *            close frame, wait for the server to close TCP first (so TIME_WAIT lands on the
  *            server side and the client's ephemeral ports stay free), repeat. Reports

@@ -15,7 +15,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from server_proc import Server  # noqa: E402  (shared with tests/examples)
+from server_proc import RunnerBase, Server  # noqa: E402  (shared with tests/examples)
 
 try:
     import websockets
@@ -63,23 +63,7 @@ def describe(v):
     return "%s(%d bytes)" % (kind, length)
 
 
-class Runner:
-    def __init__(self, server):
-        self.server = server
-        self.passed = 0
-        self.failed = 0
-
-    @property
-    def uri(self):
-        return "ws://127.0.0.1:%d/" % self.server.port
-
-    def connect(self, **kw):
-        kw.setdefault("max_size", None)
-        kw.setdefault("ping_interval", None)
-        kw.setdefault("open_timeout", 10)
-        kw.setdefault("close_timeout", 10)
-        return websockets.connect(self.uri, **kw)
-
+class Runner(RunnerBase):
     async def run(self, name, coro_fn):
         t0 = time.monotonic()
         try:

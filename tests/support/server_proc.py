@@ -84,3 +84,24 @@ class Server:
         if self._drainer is not None:
             self._drainer.join(timeout=5)
         return self.proc.returncode
+
+
+class RunnerBase:
+    """What every Python test runner needs: the server it tests and a websockets client for it."""
+
+    def __init__(self, server):
+        self.server = server
+        self.passed = 0
+        self.failed = 0
+
+    @property
+    def uri(self):
+        return "ws://127.0.0.1:%d/" % self.server.port
+
+    def connect(self, **kw):
+        import websockets  # Debian's python3-websockets; imported here so the module loads without it
+        kw.setdefault("max_size", None)
+        kw.setdefault("ping_interval", None)
+        kw.setdefault("open_timeout", 10)
+        kw.setdefault("close_timeout", 10)
+        return websockets.connect(self.uri, **kw)
