@@ -14,6 +14,8 @@
  *            delivered messages/s over all connections, latency from that timestamp, and
  *            per connection and producer the gaps, reorders and duplicates of sequence
  *            numbers (counted for the whole run, warmup included: a gap is a bug anytime).
+ *            --topics T: producers spread their messages over T topics round-robin (the
+ *            push-server contract), so one subscriber sees every T-th number of a producer.
  *   idle     opens N connections, reads the server's VmRSS (--server-pid) before and after
  *            all handshakes + a 1 s settle, holds them for --duration seconds and prints
  *            "bytes per idle connection: X" (the figure the former bench/idle_conns printed).
@@ -70,7 +72,7 @@ struct opts {
     const char *host;
     long port;
     const char *path;
-    long conns, size, pipeline, threads, batch;
+    long conns, size, pipeline, threads, batch, topics;
     double duration, warmup, timeout;
     long server_pid;
     int cpus[MAX_CPUS];
@@ -80,7 +82,7 @@ struct opts {
 
 static struct opts O = {
     .host = "127.0.0.1", .port = -1, .path = "/", .conns = 100, .size = 64, .pipeline = 1,
-    .threads = 1, .batch = 500, .duration = 5, .warmup = 1, .timeout = 10, .server_pid = -1,
+    .threads = 1, .batch = 500, .topics = 1, .duration = 5, .warmup = 1, .timeout = 10, .server_pid = -1,
 };
 
 static void usage(FILE *f)
@@ -89,7 +91,7 @@ static void usage(FILE *f)
           "         [--conns N (100)] [--size S (64)] [--pipeline D (1)] [--duration SEC (5)]\n"
           "         [--warmup SEC (1)] [--threads T (1)] [--server-pid PID] [--cpu LIST]\n"
           "         [--batch B handshakes in flight (500)] [--timeout SEC handshake (10)]\n"
-          "         [--json]\n",
+          "         [--topics T sub: producers spread over T topics (1)] [--json]\n",
           f);
 }
 
@@ -155,6 +157,7 @@ static bool parse_opt(const char *a, const char *v)
     else if (!strcmp(a, "--pipeline")) return parse_long(a, v, 1, 1000000, &O.pipeline);
     else if (!strcmp(a, "--threads")) return parse_long(a, v, 1, 1024, &O.threads);
     else if (!strcmp(a, "--batch")) return parse_long(a, v, 1, 1000000, &O.batch);
+    else if (!strcmp(a, "--topics")) return parse_long(a, v, 1, 1000000, &O.topics);
     else if (!strcmp(a, "--server-pid")) return parse_long(a, v, 1, 1L << 30, &O.server_pid);
     else if (!strcmp(a, "--duration")) return parse_double(a, v, 0, 1e6, &O.duration);
     else if (!strcmp(a, "--warmup")) return parse_double(a, v, 0, 1e6, &O.warmup);
@@ -542,7 +545,7 @@ static int echo_send(struct thread *th, struct conn *c, unsigned long k)
 /* Messages received                                                                    */
 
 /* Sequence check per connection and producer; the first message of a producer is the
- * baseline (a subscriber may join mid-stream). */
+ * baseline (a subscriber may join mid-stream). With T topics a subscriber's numbers step by T. */
 static void seq_track(struct thread *th, struct conn *c, unsigned prod, uint64_t seq)
 {
     if (prod >= c->nlast) {
@@ -553,13 +556,14 @@ static void seq_track(struct thread *th, struct conn *c, unsigned prod, uint64_t
         c->last = l;
         c->nlast = (uint16_t)(prod + 1);
     }
-    uint64_t next = c->last[prod]; /* last + 1, or 0 */
+    uint64_t step = (uint64_t)O.topics;
+    uint64_t next = c->last[prod]; /* last + T, or 0 */
     if (next == 0 || seq == next)
-        c->last[prod] = seq + 1;
+        c->last[prod] = seq + step;
     else if (seq > next) {
-        th->st.gaps += seq - next;
-        c->last[prod] = seq + 1;
-    } else if (seq + 1 == next)
+        th->st.gaps += (seq - next + step - 1) / step;
+        c->last[prod] = seq + step;
+    } else if (seq + step == next)
         th->st.dups++;
     else
         th->st.reorders++;

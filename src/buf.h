@@ -26,7 +26,8 @@ struct pw_buf {
   pw__free_fn free_fn;  /* NULL for copied buffers */
   void *free_ctx;
   uint32_t cork_cap;    /* a cork (raw, loop-owned): bytes of data[] allocated; else 0 */
-  uint32_t cork_msgs;   /* messages copied into the cork */
+  uint32_t cork_msgs;   /* messages copied into a cork, or into a publish batch (raw bytes
+                           shared by many queues, cork_cap 0: never extended); else 0 */
   uint8_t hdr_space[10]; /* must stay right before data[]: see the layout note */
   uint8_t data[];
 };

@@ -98,6 +98,12 @@ static int is_message(const pw_buf *b) {
   return b->opcode == PW_OP_TEXT || b->opcode == PW_OP_BINARY;
 }
 
+/* Messages a queued buffer carries: 1 for a data frame, all of them for a cork or a publish
+ * batch (publish.c), 0 for control frames and HTTP bytes (never dropped by a policy). */
+static uint64_t messages_in(const pw_buf *b) {
+  return b->cork_msgs ? b->cork_msgs : (uint64_t)is_message(b);
+}
+
 /* Keep the loop's gauge of queued bytes in step with this queue. */
 static void q_bytes_add(pw__conn *c, size_t add, size_t sub) {
   c->q.bytes += add;
@@ -203,9 +209,9 @@ static uint64_t q_drop_unstarted(pw__conn *c, size_t need) {
   uint64_t dropped = 0;
   for (uint32_t i = keep; i < n; i++) {
     pw_buf *b = q_at(q, i);
-    if (freed < need && (is_message(b) || b->cork_cap)) {
+    if (freed < need && messages_in(b)) {
       freed += pw__buf_wire_len(b);
-      dropped += b->cork_cap ? b->cork_msgs : 1;
+      dropped += messages_in(b);
       pw_buf_unref(b);
     } else {
       q->ring[(q->head + keep++) & (q->cap - 1)] = b;
@@ -235,22 +241,23 @@ int pw__conn_queue_msg(pw__conn *c, pw_buf *b) {
      * echoes, say)? Offer the socket what it can take before judging the client slow. */
     flush(c, 0);
   }
+  uint64_t msgs = messages_in(b);
   if (c->q.bytes > 0 && c->q.bytes + len > limit) {
     if (policy == PW_SLOW_DROP_NEW) {
       pw_buf_unref(b);
-      pw__stat_add(&st->dropped_new, 1);
+      pw__stat_add(&st->dropped_new, msgs);
       return PW_EAGAIN;
     }
     if (policy != PW_SLOW_DROP_OLDEST) {
       pw_buf_unref(b);
-      pw__stat_add(&st->dropped_closed, 1);
+      pw__stat_add(&st->dropped_closed, msgs);
       close_slow(c);
       return PW_ENOCONN;
     }
     pw__stat_add(&st->dropped_oldest, q_drop_unstarted(c, c->q.bytes + len - limit));
   }
   pw__conn_queue(c, b);
-  pw__stat_add(&st->messages_queued, 1);
+  pw__stat_add(&st->messages_queued, msgs);
   return 0;
 }
 
@@ -278,7 +285,7 @@ static void q_advance(pw__conn *c, size_t bytes) {
     q->offset = 0;
     q->head = (q->head + 1) & (q->cap - 1);
     q->count--;
-    pw__stat_add(&st->messages_sent, b->cork_cap ? b->cork_msgs : (uint64_t)is_message(b));
+    pw__stat_add(&st->messages_sent, messages_in(b));
     pw_buf_unref(b);
   }
 }
@@ -287,7 +294,7 @@ static void q_release_all(pw__conn *c) {
   pw__sendq *q = &c->q;
   uint64_t messages = 0;
   for (uint32_t i = 0; i < q->count; i++) {
-    messages += q_at(q, i)->cork_cap ? q_at(q, i)->cork_msgs : (uint64_t)is_message(q_at(q, i));
+    messages += messages_in(q_at(q, i));
     pw_buf_unref(q_at(q, i));
   }
   pw__stat_add(&c->loop->stats.dropped_closed, messages);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "send.h"
 #include "server.h"
 
 static _Thread_local pw__loop *current_loop;
@@ -161,6 +162,7 @@ static void close_door(pw__loop *l) {
   atomic_store(&l->door_closed, 1);
   while (atomic_load(&l->producers) > 0) sched_yield(); /* a few instructions away */
   while (pw__inbox_pop(&l->inbox, &cmd)) pw__dispatch(l, &cmd);
+  pw__batch_flush(l);
   atomic_fetch_sub(&l->inbox_bytes, l->drained_bytes);
   l->drained_bytes = 0;
   pw__room_available(l);
@@ -215,6 +217,7 @@ static size_t drain(pw__loop *l, int *more) {
     work += pw__dispatch(l, &cmd);
     n++;
   }
+  pw__batch_flush(l); /* the last publishes of the drain (send.h) */
   /* One atomic per batch, not per command: the line stays with the producers. */
   if (l->drained_bytes) atomic_fetch_sub(&l->inbox_bytes, l->drained_bytes);
   l->drained_bytes = 0;

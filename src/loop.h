@@ -38,8 +38,14 @@ static inline void pw__gauge_add(_Atomic uint64_t *c, int64_t delta) {
  * producer flood must not starve handshakes (see ../shared/DESIGN.md on uWS and ws). */
 #define PW__DRAIN_BATCH 8192
 /* ... and at most this much work (queue appends: a publish to 1,000 subscribers is 1,000),
- * so one turn stays in the milliseconds whatever the fan-out. */
-#define PW__DRAIN_WORK 65536
+ * so one turn stays bounded whatever the fan-out. The bound is also the batch each socket's
+ * writev gets: at 65,536 a publish to 10,000 subscribers left ~6 frames per writev (0.8 M
+ * msg/s); at 1 M (~10 ms of appends here) it is ~100 (see docs/benchmarks.md). */
+#define PW__DRAIN_WORK (1 << 20)
+
+/* At most this many publishes (and PW__BATCH_MAX_BYTES) go into one batch (see publish.c). */
+#define PW__BATCH_MAX_MSGS 64
+#define PW__BATCH_MAX_BYTES (16 * 1024)
 
 typedef struct pw__list_head {
   pw__conn *first, *last;
@@ -81,6 +87,11 @@ typedef struct pw__loop {
   /* Gauges of this loop's subscriptions and topics (loop writes, producers read): a publish
    * is charged to the inbox budget for the fan-out it will cause, not for one message. */
   _Atomic uint64_t nsubscriptions, ntopics;
+  /* Consecutive drained publishes to one topic, fanned out together (publish.c); empty
+   * outside a drain. */
+  struct pw__pub *batch[PW__BATCH_MAX_MSGS];
+  unsigned nbatch;
+  size_t batch_bytes;
   pw_conn_id *paused;        /* clients whose reading PW_EVQ_PAUSE stopped */
   size_t npaused, paused_cap;
 } pw__loop;

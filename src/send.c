@@ -192,9 +192,7 @@ static void apply_policy(pw__conn *c, const pw__cmd *cmd) {
   c->max_queued = (uint32_t)cmd->u.limit;
 }
 
-/* Carry out one command on the loop thread; releases what the command owns. Returns its
- * work (queue appends), which bounds one drain. */
-size_t pw__dispatch(pw__loop *l, const pw__cmd *cmd) {
+static size_t dispatch_one(pw__loop *l, const pw__cmd *cmd) {
   pw__conn *c;
   switch (cmd->kind) {
   case PW__CMD_SEND:
@@ -222,4 +220,12 @@ size_t pw__dispatch(pw__loop *l, const pw__cmd *cmd) {
   default:
     return pw__dispatch_topic(l, cmd);
   }
+}
+
+/* Carry out one command on the loop thread; releases what the command owns. Returns its
+ * work (queue appends), which bounds one drain. A publish may wait in the loop's batch
+ * (publish.c); any other command fans the batch out first, so inbox order is kept. */
+size_t pw__dispatch(pw__loop *l, const pw__cmd *cmd) {
+  size_t work = cmd->kind != PW__CMD_PUBLISH ? pw__batch_flush(l) : 0;
+  return work + dispatch_one(l, cmd);
 }

@@ -14,5 +14,7 @@ int pw__target(struct pw_server *srv, pw_conn_id id, pw__loop **out);
 pw__conn *pw__open_conn(pw__loop *l, pw_conn_id id);
 /* publish.c: the loop side of SUB, UNSUB, PUBLISH and COUNT commands. */
 size_t pw__dispatch_topic(pw__loop *l, const pw__cmd *cmd); /* returns its work */
+/* publish.c: fan out the publishes waiting in the loop's batch; returns the work. */
+size_t pw__batch_flush(pw__loop *l);
 
 #endif

@@ -119,6 +119,70 @@ static void test_order_two_loops(void) {
   pw_server_free(srv);
 }
 
+/* ---- batches keep inbox order ----
+ * Consecutive publishes to one topic are fanned out as one batch (publish.c). Each producer
+ * here numbers everything it emits (publishes to "x" and "y", direct sends to every client)
+ * with one sequence, and every client gets all of it: each must see every producer's numbers
+ * in order and without a gap, and the stats must count each message of a batch. Checked to
+ * fail: without the batch flush before other commands (send.c pw__dispatch) the direct sends
+ * overtook the waiting publishes; with "y" joining an "x" batch the order broke as well. */
+enum { MIX_PRODUCERS = 3, MIX_MSGS = 3000, MIX_SUBS = 6 };
+static pw_conn_id mix_ids[MIX_SUBS];
+
+static void *mixed_producer(void *arg) {
+  pw_server *srv = ((void **)arg)[0];
+  uint32_t who = (uint32_t)(intptr_t)((void **)arg)[1];
+  for (uint32_t i = 0; i < MIX_MSGS; i++) {
+    uint32_t msg[2] = {who, i};
+    if (i % 5 == 4) {
+      for (int k = 0; k < MIX_SUBS; k++)
+        while (pw_send(srv, mix_ids[k], msg, sizeof msg, PW_BINARY | PW_BLOCK) == PW_EAGAIN) {}
+    } else {
+      const char *topic = i % 5 == 3 ? "y" : "x";
+      while (pw_publish(srv, topic, msg, sizeof msg, PW_BINARY | PW_BLOCK) == PW_EAGAIN) {}
+    }
+  }
+  return NULL;
+}
+
+static void test_batches_keep_order(void) {
+  pw_options o = {.max_queued_bytes = 64u << 20};
+  pw_server *srv = two_loops(&o);
+  wsc c[MIX_SUBS];
+  connect_n(srv, c, mix_ids, MIX_SUBS, 0);
+  for (int i = 0; i < MIX_SUBS; i++)
+    CHECK_EQ_INT(pw_subscribe(srv, mix_ids[i], "x"), 0), CHECK_EQ_INT(pw_subscribe(srv, mix_ids[i], "y"), 0);
+  CHECK_EQ_INT(pw_topic_subscribers(srv, "y"), MIX_SUBS); /* a barrier on both loops */
+  pw_stats before;
+  pw_server_stats(srv, &before);
+  pthread_t t[MIX_PRODUCERS];
+  void *args[MIX_PRODUCERS][2];
+  for (int p = 0; p < MIX_PRODUCERS; p++)
+    args[p][0] = srv, args[p][1] = (void *)(intptr_t)p,
+    pthread_create(&t[p], NULL, mixed_producer, args[p]);
+  int bad = 0, total = 0;
+  for (int i = 0; i < MIX_SUBS; i++) {
+    uint32_t next[MIX_PRODUCERS] = {0};
+    for (int k = 0; k < MIX_PRODUCERS * MIX_MSGS; k++) {
+      wsc_frame f;
+      if (wsc_recv(&c[i], &f, 10000) != 0) break;
+      uint32_t msg[2];
+      memcpy(msg, f.payload, sizeof msg);
+      free(f.payload);
+      if (msg[0] >= MIX_PRODUCERS || msg[1] != next[msg[0]]) bad++;
+      else next[msg[0]]++, total++;
+    }
+  }
+  for (int p = 0; p < MIX_PRODUCERS; p++) pthread_join(t[p], NULL);
+  CHECK_EQ_INT(bad, 0);
+  CHECK_EQ_INT(total, MIX_SUBS * MIX_PRODUCERS * MIX_MSGS);
+  pw_stats after;
+  pw_server_stats(srv, &after);
+  CHECK_EQ_INT((int)(after.messages_queued - before.messages_queued), MIX_SUBS * MIX_PRODUCERS * MIX_MSGS);
+  for (int i = 0; i < MIX_SUBS; i++) wsc_close(&c[i]);
+  pw_server_free(srv);
+}
+
 /* ---- a slow subscriber ---- */
 static void test_slow_subscriber(void) {
   pw_options o = {.max_queued_bytes = 128 * 1024, .slow_policy = PW_SLOW_DROP_OLDEST};
@@ -231,6 +295,7 @@ static void test_on_demand(void) {
 int main(void) {
   test_reach_unsubscribe_close();
   test_order_two_loops();
+  test_batches_keep_order();
   test_slow_subscriber();
   test_on_demand();
   return CHECK_DONE();
