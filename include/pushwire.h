@@ -144,6 +144,12 @@ typedef struct pw_callbacks {
    * callback no subprotocol is selected. */
   int (*select_subprotocol)(pw_server *srv, const pw_request *req, const char *const *offers,
                             size_t count, void *user);
+  /* Access check before the upgrade, after the handshake itself was found valid and after
+   * options.allowed_origins: look at req (path, query, headers such as Origin, Cookie,
+   * Authorization or Sec-WebSocket-Protocol) and return 0 to accept, or an HTTP status
+   * 400..599 to refuse with (e.g. 401, 403); the client gets that status and no WebSocket,
+   * and no other callback runs for it. Other values are answered 500. */
+  int (*on_upgrade)(pw_server *srv, const pw_request *req, void *user);
 } pw_callbacks;
 
 /* How an event kind reaches the program: by callback on the loop thread (default), or queued
@@ -167,6 +173,10 @@ typedef struct pw_options {
   int port;                    /* default 0: the OS picks one; see pw_server_port() */
   const char *const *ws_paths; /* NULL-terminated list of paths that accept the upgrade;
                                   default NULL: every path accepts it */
+  const char *const *allowed_origins; /* NULL-terminated list of Origin values (e.g.
+                                  "https://example.com", compared case-insensitively) that
+                                  may upgrade; others get 403. A request without Origin (not a
+                                  browser) passes. Default NULL: no Origin check */
   size_t max_message_size;     /* default 16 MiB; larger messages are closed with 1009 */
   size_t max_head_size;        /* default 8 KiB; larger request heads get 431 */
   size_t max_body_size;        /* default 1 MiB for plain HTTP bodies; larger get 413 */

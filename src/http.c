@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conn.h"
 #include "events.h"
@@ -46,6 +47,7 @@ static const char *status_text(int status) {
   case 200: return "OK";
   case 204: return "No Content";
   case 400: return "Bad Request";
+  case 401: return "Unauthorized";
   case 403: return "Forbidden";
   case 404: return "Not Found";
   case 413: return "Payload Too Large";
@@ -204,6 +206,28 @@ static int path_accepts_upgrade(const pw_server *srv, const char *path) {
   return 0;
 }
 
+/* Options.allowed_origins: an Origin header, if the client sent one, must be in the list.
+ * Only browsers send Origin and they always do, so a missing one is a non-browser client,
+ * which an Origin check cannot stop anyway (it could send any value): it passes. */
+static int origin_allowed(const pw_server *srv, const pw_request *req) {
+  const char *const *o = srv->opt.allowed_origins;
+  const pw_header *h = o ? pw_request_header(req, "Origin") : NULL;
+  if (!h) return 1;
+  for (; *o; o++)
+    if (strlen(*o) == h->value_len && strncasecmp(*o, h->value, h->value_len) == 0) return 1;
+  return 0;
+}
+
+/* The access checks before the 101: Origin list, then the user's on_upgrade. Returns 101 to
+ * go on, else the status to refuse with (a callback's value outside 400..599 becomes 500). */
+static int upgrade_allowed(pw__conn *c, const pw_request *req) {
+  pw_server *srv = c->loop->srv;
+  if (!origin_allowed(srv, req)) return 403;
+  int status = srv->cb.on_upgrade ? srv->cb.on_upgrade(srv, req, srv->user) : 0;
+  if (status == 0) return 101;
+  return status >= 400 && status <= 599 ? status : 500;
+}
+
 /* Pick the subprotocol through the user's callback; NULL for none. */
 static const char *select_subprotocol(pw__conn *c, const pw_request *req, char *store,
                                       size_t store_len) {
@@ -235,6 +259,7 @@ static void upgrade(pw__conn *c, head_info *hi, pw_request *req, size_t head_len
   pw_server *srv = c->loop->srv;
   int status = pw__upgrade_status(req, hi->parser.http_major, hi->parser.http_minor);
   if (status == 101 && !path_accepts_upgrade(srv, req->path)) status = 404;
+  if (status == 101) status = upgrade_allowed(c, req);
   if (status == 426) return respond_error(c, 426, "Sec-WebSocket-Version: 13\r\n");
   if (status != 101) return respond_error(c, status, NULL);
   int r = pw__conn_upgrade(c);
