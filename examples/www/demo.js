@@ -16,7 +16,8 @@ const demoState = window.demoState = {
   attempts: 0,           // failed or lost connections since the last open (drives the backoff)
   messages: 0,           // every frame received, all connections
   byTopic: {},           // topic -> messages
-  notices: 0,            // frames that were not topic messages (error replies and the like)
+  acks: 0,               // {"ok":true,...} replies to our subscribes
+  notices: 0,            // other frames that were not topic messages (error replies and the like)
   counter: null,         // last demo.counter value
   logLines: 0,
   sineDrawn: 0,          // points in the last sine frame drawn
@@ -51,13 +52,15 @@ function onOpen() {
   demoState.connected = true;
   setState("open");
   for (const topic of TOPICS) ws.send(JSON.stringify({ op: "subscribe", topic }));
+  addLogLine(Date.now(), "conn", "connected to " + wsUrl() + ", subscribed to " + TOPICS.length + " topics");
   lastDataAt = 0;
   staleTimer = setInterval(checkStale, 1000);
 }
 
-function onClose() {
+function onClose(e) {
   clearInterval(staleTimer);
   ws = null;
+  if (demoState.connected) addLogLine(Date.now(), "conn", "connection lost (close code " + e.code + ")");
   demoState.connected = false;
   const delay = backoffDelay(demoState.attempts++);
   demoState.retryInMs = delay;
@@ -83,8 +86,9 @@ function onMessage(e) {
   lastDataAt = performance.now();
   let msg;
   try { msg = JSON.parse(e.data); } catch { return notice("not JSON: " + String(e.data).slice(0, 80)); }
-  if (msg && typeof msg.topic === "string") return onTopic(msg.topic, msg.data);
-  notice("server: " + JSON.stringify(msg).slice(0, 120)); // e.g. an error reply
+  if (msg && typeof msg.topic === "string" && "data" in msg) return onTopic(msg.topic, msg.data);
+  if (msg && msg.ok === true) { demoState.acks++; return; } // {"ok":true,"op":"subscribe",...}
+  notice("server: " + JSON.stringify(msg).slice(0, 120)); // {"error":...}: shown, and we go on
 }
 
 function onTopic(topic, data) {
