@@ -29,6 +29,7 @@ typedef struct config {
 static config cfg = {.producers = 1, .size = 64, .topics = 1, .threads = 1,
                      .inbox_bytes = 4 << 20};
 static _Atomic unsigned long next_topic, published, clients;
+static _Atomic unsigned long clients_per_loop[64]; /* connections accepted by each loop */
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -45,6 +46,7 @@ static void on_open(pw_server *srv, pw_conn_id id, const pw_request *req, void *
   topic_name(topic, sizeof topic, atomic_fetch_add(&next_topic, 1));
   pw_subscribe(srv, id, topic);
   atomic_fetch_add(&clients, 1);
+  atomic_fetch_add(&clients_per_loop[(id >> 56) & 63], 1); /* the id's top byte is its loop */
 }
 
 static void on_close(pw_server *srv, pw_conn_id id, int code, const char *reason, void *user) {
@@ -158,6 +160,9 @@ int main(int argc, char **argv) {
          (unsigned long long)(st.dropped_oldest + st.dropped_new + st.dropped_closed),
          (unsigned long long)st.dropped_oldest, (unsigned long long)st.dropped_new,
          (unsigned long long)st.dropped_closed, n, (unsigned long long)st.messages_sent);
+  for (int i = 0; i < cfg.threads && i < 64; i++)
+    printf("%sloop %d: %lu", i ? ", " : "push-server: accepted per ", i, atomic_load(&clients_per_loop[i]));
+  printf("\n");
   pw_server_free(srv);
   return 0;
 }
