@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 static atomic_int log_level = PW_LOG_INFO;
+static atomic_int library_muted;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -59,5 +60,7 @@ void pwd_log(int level, const char *fmt, ...) {
 }
 
 void pwd_log_sink(int level, const char *msg, void *user) {
-  if (pwd_log_enabled(level)) write_line(level, "pushwire: ", msg);
+  if (pwd_log_enabled(level) && !atomic_load(&library_muted)) write_line(level, "pushwire: ", msg);
 }
+
+void pwd_log_mute_library(int muted) { atomic_store(&library_muted, muted); }

@@ -16,6 +16,9 @@ void pwd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 
 /* The library's log sink (pw_options.log): same format, prefixed "pushwire: ". */
 void pwd_log_sink(int level, const char *msg, void *user);
+/* While muted the sink drops the library's lines: main mutes it around pw_server_start,
+ * whose failure it reports itself in one line (no second line saying the same). */
+void pwd_log_mute_library(int muted);
 
 /* "error", "warn", "info", "debug" -> level; -1 for anything else. */
 int pwd_log_level_parse(const char *name);

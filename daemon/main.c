@@ -99,7 +99,9 @@ static pw_server *make_server(pwd_daemon *d) {
 /* Listen and serve; on failure a one-line message and the exit code. */
 static int start_server(pwd_daemon *d, char *err, size_t errlen) {
   if (!(d->srv = make_server(d))) return snprintf(err, errlen, "invalid server options"), EXIT_BAD_CONFIG;
+  pwd_log_mute_library(1);
   int r = pw_server_start(d->srv);
+  pwd_log_mute_library(0);
   if (r != 0) {
     snprintf(err, errlen, "cannot listen on %s: %s", d->cfg->listen,
              r == PW_EADDRINUSE ? "address already in use" : pw_strerror(r));
@@ -154,14 +156,16 @@ static int wait_for_stop(pwd_daemon *d, const sigset_t *signals, int argc, char 
   }
 }
 
-/* Producers first (nothing new comes in), then pw_server_stop: it stops and joins the source
- * tasks, lets the loops write what is queued and closes every client with 1001. */
+/* Producers first: each publishes what it had already received, then ends (from the moment
+ * pw_server_stop starts, publishes are refused). Then pw_server_stop lets the loops write
+ * everything accepted and closes every client with 1001. */
 static void stop(pwd_daemon *d, int sig) {
   pwd_log(PW_LOG_INFO, "%s: stopping, draining clients", sig == SIGINT ? "SIGINT" : "SIGTERM");
 #if PWD_HAVE_DEMO
   if (demo_running) demo_stop();
   demo_running = 0;
 #endif
+  pwd_sources_stop(d);
   pw_server_stop(d->srv);
   pwd_log(PW_LOG_INFO, "stopped");
 }

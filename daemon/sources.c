@@ -85,9 +85,12 @@ static void lines_feed(line_reader *lr, const char *data, size_t n, line_fn fn, 
   }
 }
 
-/* At end of input: a last line without its newline is still a line. */
-static void lines_finish(line_reader *lr, line_fn fn, void *ctx) {
-  end_line(lr, fn, ctx);
+/* The input is over. At its end (EOF) a last line without its newline is still a line; when
+ * we stop reading mid-stream it is a fragment of a line still being written: dropped. */
+static void lines_finish(line_reader *lr, line_fn fn, void *ctx, int at_eof) {
+  if (!at_eof && lr->len > 0)
+    pwd_log(PW_LOG_WARN, "%s: stopping: %zu bytes of an unfinished line dropped", lr->what, lr->len);
+  if (at_eof) end_line(lr, fn, ctx);
   free(lr->buf);
   memset(lr, 0, sizeof *lr);
 }
@@ -162,8 +165,8 @@ static void unix_line(void *ctx, char *line, size_t len) {
   (void)w;
 }
 
-static void close_client(unix_source *u, size_t i) {
-  lines_finish(&u->clients[i].lines, unix_line, &u->clients[i]);
+static void close_client(unix_source *u, size_t i, int at_eof) {
+  lines_finish(&u->clients[i].lines, unix_line, &u->clients[i], at_eof);
   close(u->clients[i].fd);
   u->clients[i] = u->clients[--u->nclients];
 }
@@ -173,7 +176,7 @@ static void read_client(unix_source *u, size_t i, int all) {
   ssize_t n;
   do n = read_into(u->clients[i].fd, &u->clients[i].lines, unix_line, &u->clients[i]);
   while (all && n > 0);
-  if (n == 0) close_client(u, i);
+  if (n == 0) close_client(u, i, 1);
 }
 
 static void accept_client(unix_source *u) {
@@ -208,7 +211,7 @@ static void unix_task(pw_server *srv, void *arg) {
   /* Stopping: publish what clients had sent before, then let them go. */
   while (readable(u->listen_fd, 0) && u->nclients < UNIX_MAX_CLIENTS) accept_client(u);
   for (size_t i = u->nclients; i-- > 0;) read_client(u, i, 1);
-  while (u->nclients > 0) close_client(u, u->nclients - 1);
+  while (u->nclients > 0) close_client(u, u->nclients - 1, 0);
 }
 
 /* Is there a socket at path that nobody listens on (left by a crash)? Only then may it go. */
@@ -331,8 +334,8 @@ static int run_once(exec_source *e) {
      * after its exit as the end. */
     else eof = has_exited(pid);
   }
-  while (readable(fd, 0) && read_into(fd, &lr, exec_line, e) > 0) {} /* what is still there */
-  lines_finish(&lr, exec_line, e);
+  while (!eof && readable(fd, 0)) eof = read_into(fd, &lr, exec_line, e) == 0; /* what is there */
+  lines_finish(&lr, exec_line, e, eof);
   close(fd);
   /* At the end of its output a program is normally exiting: let it, unless we are stopping. */
   return reap(pid, pw_task_should_stop() ? 0 : 1000);
@@ -378,8 +381,8 @@ static void stdin_task(pw_server *srv, void *arg) {
   int eof = 0;
   while (!eof && !pw_task_should_stop())
     if (readable(STDIN_FILENO, STOP_POLL_MS)) eof = read_into(STDIN_FILENO, &lr, stdin_line, d) == 0;
-  while (!eof && readable(STDIN_FILENO, 0) && read_into(STDIN_FILENO, &lr, stdin_line, d) > 0) {}
-  lines_finish(&lr, stdin_line, d);
+  while (!eof && readable(STDIN_FILENO, 0)) eof = read_into(STDIN_FILENO, &lr, stdin_line, d) == 0;
+  lines_finish(&lr, stdin_line, d, eof);
   if (eof) pwd_log(PW_LOG_INFO, "stdin: end of input, the stdin source is done");
 }
 
@@ -418,6 +421,14 @@ int pwd_sources_start(pwd_daemon *d, char *err, size_t errlen) {
     if (start_task(d, s->execs[i].name, exec_task, &s->execs[i], err, errlen)) return -1;
   if (d->cfg->stdin_topic && start_task(d, "stdin", stdin_task, d, err, errlen)) return -1;
   return 0;
+}
+
+void pwd_sources_stop(pwd_daemon *d) {
+  pwd_sources *s = d->sources;
+  if (!s) return;
+  if (s->unix_src.listen_fd >= 0) pw_task_stop(d->srv, "unix");
+  for (size_t i = 0; i < s->nexec; i++) pw_task_stop(d->srv, s->execs[i].name);
+  if (d->cfg->stdin_topic) pw_task_stop(d->srv, "stdin");
 }
 
 void pwd_sources_cleanup(pwd_daemon *d) {

@@ -1,0 +1,193 @@
+"""Shared harness of the pushwired tests (tests/daemon/test_*.py).
+
+Daemon(path, args) starts the real daemon as a process with `--listen 127.0.0.1:0` plus args,
+reads the port from its log line "... pushwired listening on port N ..." on stderr, keeps
+draining stderr (lines kept in .lines) and stops it by pid (SIGTERM, then SIGKILL: see
+tests/support/server_proc.py, whose Server it extends). Runner prints one line per case and
+"N passed, M failed"; every test exits non-zero when a case failed.
+"""
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import re
+import select
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from server_proc import RunnerBase, Server  # noqa: E402
+
+try:
+    import websockets
+except ImportError:  # pragma: no cover
+    print("python3-websockets is missing (Debian package python3-websockets)", file=sys.stderr)
+    print("0 passed, 1 failed")
+    sys.exit(1)
+
+PORT_LINE = re.compile(r"pushwired listening on port (\d+)")
+CASE_TIMEOUT = 60.0
+
+
+class Daemon(Server):
+    """pushwired as a real process on a free port."""
+
+    def __init__(self, path, args=(), env=None, stdin_pipe=False, listen="127.0.0.1:0"):
+        super().__init__(path, "pushwired", stdin_pipe)
+        self.args = list(args)
+        self.env = env
+        self.listen = listen
+
+    def start(self):
+        env = dict(os.environ)
+        for k in list(env):
+            if k.startswith("PUSHWIRED_"):
+                del env[k]  # the tests choose every PUSHWIRED_* themselves
+        env.update(self.env or {})
+        self.proc = subprocess.Popen(
+            [self.path, "--listen", self.listen] + self.args, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdin=subprocess.PIPE if self.stdin_pipe else subprocess.DEVNULL)
+        fd = self.proc.stderr.fileno()
+        buf = b""
+        deadline = time.monotonic() + 20
+        while True:
+            m = PORT_LINE.search(buf.decode("utf-8", "replace"))
+            if m:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError("no 'listening on port' line within 20 s (got %r)" % buf)
+            r, _, _ = select.select([fd], [], [], left)
+            if r:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    raise RuntimeError("pushwired exited before listening (rc=%s): %r"
+                                       % (self.proc.wait(), buf))
+                buf += chunk
+        self.port = int(m.group(1))
+        head, _, rest = buf.partition(b"\n")
+        self.lines.append(head.decode("utf-8", "replace"))
+        self._start_drain(fd, rest)
+        return self
+
+    def _start_drain(self, fd, rest):
+        import threading
+        self._drainer = threading.Thread(target=self._drain, args=(fd, rest), daemon=True)
+        self._drainer.start()
+
+    def wait_for_line(self, pattern, timeout=10.0):
+        """The first stderr line matching pattern (a regex), waiting up to timeout."""
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if rx.search(line):
+                    return line
+            time.sleep(0.02)
+        raise AssertionError("no log line matching %r within %.0f s; log: %s"
+                             % (pattern, timeout, self.lines[-10:]))
+
+    # ---- clients ------------------------------------------------------------------------
+    def ws(self, path="/ws", **kw):
+        kw.setdefault("max_size", None)
+        kw.setdefault("ping_interval", None)
+        kw.setdefault("open_timeout", 10)
+        kw.setdefault("close_timeout", 10)
+        return websockets.connect("ws://127.0.0.1:%d%s" % (self.port, path), **kw)
+
+    def http(self, method, path, body=None, headers=None):
+        """(status, headers dict with lower-case names, body bytes); the path is sent as is."""
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            c.close()
+
+    def publish(self, topic_path, body, headers=None):
+        """POST /publish/<topic_path>: (status, parsed JSON body)."""
+        status, _, data = self.http("POST", "/publish/" + topic_path, body, headers)
+        return status, json.loads(data) if data else None
+
+
+class Runner(RunnerBase):
+    def result(self, name, ok, detail=""):
+        if ok:
+            self.passed += 1
+            print("PASS %s" % name, flush=True)
+        else:
+            self.failed += 1
+            print("FAIL %s: %s" % (name, detail), flush=True)
+
+    async def run(self, name, coro_fn, timeout=CASE_TIMEOUT):
+        try:
+            await asyncio.wait_for(coro_fn(), timeout)
+        except asyncio.TimeoutError:
+            self.result(name, False, "timed out after %.0f s" % timeout)
+        except Exception as e:  # noqa: BLE001 - report anything
+            self.result(name, False, "%s: %s" % (type(e).__name__, e))
+        else:
+            self.result(name, True)
+
+    def check(self, name, fn):
+        """A synchronous case."""
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001
+            self.result(name, False, "%s: %s" % (type(e).__name__, e))
+        else:
+            self.result(name, True)
+
+
+async def recv_json(ws, timeout=10):
+    msg = await asyncio.wait_for(ws.recv(), timeout)
+    if not isinstance(msg, str):
+        raise AssertionError("expected a text message, got %d binary bytes" % len(msg))
+    return json.loads(msg)
+
+
+async def request(ws, msg, timeout=10):
+    """Send one protocol request (a dict) and return the parsed answer."""
+    await ws.send(json.dumps(msg))
+    return await recv_json(ws, timeout)
+
+
+async def subscribe(ws, topic):
+    ans = await request(ws, {"op": "subscribe", "topic": topic})
+    assert ans == {"ok": True, "op": "subscribe", "topic": topic}, ans
+    return ans
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def parse_args(description):
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--daemon", required=True, help="path to the pushwired binary")
+    return ap.parse_args()
+
+
+def run_daemon(path, args=(), env=None, timeout=10):
+    """Run pushwired to completion (for exit-code checks): (rc, stdout, stderr)."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("PUSHWIRED_")}
+    e.update(env or {})
+    p = subprocess.run([path] + list(args), env=e, capture_output=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def finish(runner):
+    print("%d passed, %d failed" % (runner.passed, runner.failed), flush=True)
+    return 1 if runner.failed else 0
+
+
+def tempdir():
+    return tempfile.TemporaryDirectory(prefix="pushwired-test-")
