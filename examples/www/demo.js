@@ -74,9 +74,15 @@ function backoffDelay(attempt) {
   return Math.round(base * (0.8 + 0.4 * Math.random()));
 }
 
-// A peer that vanished without a FIN (cable, sleep) leaves the socket open forever: notice silence.
+// A peer that vanished without a FIN (cable, sleep, a frozen process) leaves the socket open
+// forever: notice the silence. The browser would wait for the dead peer's closing handshake before
+// firing onclose, so the socket is abandoned here and the retry starts at once.
 function checkStale() {
-  if (ws && lastDataAt && performance.now() - lastDataAt > STALE_MS) ws.close(4000, "stale");
+  if (!ws || !lastDataAt || performance.now() - lastDataAt <= STALE_MS) return;
+  const dead = ws;
+  dead.onclose = dead.onmessage = null;
+  dead.close(4000, "no data");
+  onClose({ code: 4000 });
 }
 
 // ---- messages ----

@@ -2,7 +2,8 @@
 // Browser test: Debian's chromium, driven by npm's playwright-core, opens the demo page served by
 // a real `pushwired --demo` process, checks that live data arrives and is drawn, kills the daemon
 // and starts it again ON THE SAME PORT, and checks that the page reconnects by itself and data
-// flows again. Screenshots go to --out (ctest passes the test's build folder).
+// flows again; then freezes the daemon (SIGSTOP) to check the page notices a silent connection.
+// Screenshots go to --out (ctest passes the test's build folder).
 //
 // Usage: node tests/browser/demo_page.js --daemon PATH_TO_PUSHWIRED --www examples/www --out DIR
 //        [--chromium /usr/bin/chromium]
@@ -13,6 +14,7 @@
 // Checked to fail without each defence (by editing examples/www/demo.js or daemon/demo.c, running
 // `ctest -R browser.demo_page`, and reverting):
 //  - no subscribe on open: "timed out waiting for live data" (byTopic stays empty);
+//  - no checkStale (silence ignored): "timed out waiting for the page to drop the silent connection";
 //  - no retry in onClose: "page did not retry while the daemon was down" (attempts stays 1);
 //  - sine chart not stroked: the pixel count of the sine colour is 0 < 150;
 //  - demo.c's sine topic renamed: "timed out waiting for live data", byTopic lacking demo.sine;
@@ -107,10 +109,14 @@ class Daemon {
     throw new Error(`pushwired did not start listening (${args.join(' ')}); output:\n${this.tail()}`);
   }
 
+  signal(sig) { if (this.running()) this.proc.kill(sig); }
+  running() { return this.proc && this.proc.exitCode === null && this.proc.signalCode === null; }
+
   // Resolves with how it exited ({code, sig}); null if it was not running.
   async kill(signal) {
     const proc = this.proc;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return null;
+    if (!this.running()) return null;
+    proc.kill('SIGCONT'); // a frozen daemon would not act on SIGTERM
     proc.kill(signal);
     const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
     const how = await proc.exited;
@@ -227,6 +233,16 @@ async function run(opt, daemon, cleanup) {
   step(`reconnected: ${back.reconnects} reconnects, ${back.messages} messages, counter ${back.counter}`);
   await page.screenshot({ path: path.join(opt.out, 'demo_page.png'), fullPage: true });
   step(`screenshots: ${path.join(opt.out, 'demo_page_live.png')}, demo_page.png`);
+
+  step('freeze pushwired (SIGSTOP): no FIN, no data; the page must notice the silence');
+  const before = await state(page);
+  daemon.signal('SIGSTOP');
+  await waitFor(page, 'the page to drop the silent connection', () => !window.demoState.connected);
+  step('thaw it (SIGCONT): the page reconnects');
+  daemon.signal('SIGCONT');
+  await waitFor(page, 'the page to reconnect after the thaw',
+                (n) => window.demoState.connected && window.demoState.opens > n, before.opens);
+  await expectLiveData(page, await state(page), 12);
 
   if (pageErrors.length) throw new Error(`page errors: ${pageErrors.join('; ')}`);
 
