@@ -178,6 +178,10 @@ typedef struct pw_options {
                                   may upgrade; others get 403. A request without Origin (not a
                                   browser) passes. Default NULL: no Origin check */
   size_t max_message_size;     /* default 16 MiB; larger messages are closed with 1009 */
+  uint32_t max_message_frames; /* default 65536: a message of more frames (fragments) is
+                                  closed with 1009, so empty fragments cannot keep one
+                                  message going forever; 65536 lets a 4 MiB message come
+                                  in 64-byte fragments (Autobahn 9.3.1) */
   size_t max_head_size;        /* default 8 KiB; larger request heads get 431 */
   size_t max_body_size;        /* default 1 MiB for plain HTTP bodies; larger get 413 */
   int idle_timeout_ms;         /* default 120000: close (1001) a client silent this long */

@@ -15,7 +15,7 @@
 #include "buf.h"
 #include "frame.h"
 #include "pushwire.h"
-#include "utf8.h"
+#include "wsparse.h"
 
 struct pw__loop;
 struct pw__http;
@@ -47,18 +47,10 @@ typedef struct pw__conn {
   struct pw__conn *prev, *next; /* in the loop's list named by `list` */
   uint64_t last_active_ms;  /* HTTP/OPEN: last input; CLOSING..LINGER: when closing began */
   uint8_t state, list;
-  uint8_t dirty : 1, ping_sent : 1, in_frame : 1;
+  uint8_t dirty : 1, ping_sent : 1;
   uint8_t paused : 1;       /* reading stopped by PW_EVQ_PAUSE (the owner's queue is full) */
   uint8_t opened : 1;        /* on_open was called and on_close not yet */
-  uint8_t hdr_have;         /* bytes of a partial frame header in hdr_buf */
-  uint8_t hdr_buf[PW_FRAME_MAX_HEADER];
-  uint8_t msg_opcode;       /* PW_OP_TEXT/BINARY while a fragmented message is in progress */
-  pw__utf8 utf8;            /* validator state of the text message in progress */
-  pw__frame_hdr frame;      /* the frame whose payload is being read */
-  uint64_t frame_done;      /* payload bytes of `frame` consumed */
-  uint8_t *msg;             /* reassembly buffer (heap, only while needed) */
-  size_t msg_len, msg_cap;
-  uint8_t *ctrl;            /* a control frame's payload split across reads (heap) */
+  pw__wsp ws;               /* the frame/message parser (ws.c drives it) */
   struct pw__http *http;    /* HTTP-phase state (heap, freed at the upgrade) */
   struct pw__conn_sub *subs; /* this connection's topics (heap, only when subscribed) */
   uint32_t nsubs, subs_cap;

@@ -12,10 +12,9 @@
 #include "conn.h"
 #include "events.h"
 #include "handshake.h"
+#include "httphead.h"
 #include "loop.h"
 #include "server.h"
-
-#define PW__MAX_HEADERS 64
 
 typedef struct pw__http {
   uint8_t *buf;
@@ -23,15 +22,8 @@ typedef struct pw__http {
   size_t scanned; /* bytes already searched for the end of the head */
 } pw__http;
 
-/* What llhttp tells us about one head. */
-typedef struct head_info {
-  pw_header headers[PW__MAX_HEADERS];
-  size_t count;
-  int too_many, in_value, done;
-  const char *url;
-  size_t url_len;
-  llhttp_t parser;
-} head_info;
+/* What llhttp tells us about one head (parsed by the pure code in httphead.c). */
+typedef pw__head head_info;
 
 void pw__http_free(pw__conn *c) {
   if (!c->http) return;
@@ -89,94 +81,16 @@ static void respond_error(pw__conn *c, int status, const char *extra) {
   pw__conn_end_after_flush(c);
 }
 
-/* ---- parsing the head with llhttp ---------------------------------------------------------- */
-/* Extend the span [*s, *s+*n) with [p, p+len): callbacks may split one span in pieces. */
-static void span_add(const char **s, size_t *n, const char *p, size_t len) {
-  if (!*s) *s = p;
-  *n = (size_t)(p + len - *s);
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t len) {
-  head_info *hi = p->data;
-  span_add(&hi->url, &hi->url_len, at, len);
-  return 0;
-}
-
-static int on_field(llhttp_t *p, const char *at, size_t len) {
-  head_info *hi = p->data;
-  if (hi->in_value || hi->count == 0 || hi->headers[hi->count - 1].value) {
-    if (hi->count == PW__MAX_HEADERS) return hi->too_many = 1, -1;
-    memset(&hi->headers[hi->count++], 0, sizeof(pw_header));
-    hi->in_value = 0;
-  }
-  pw_header *h = &hi->headers[hi->count - 1];
-  span_add(&h->name, &h->name_len, at, len);
-  return 0;
-}
-
-static int on_value(llhttp_t *p, const char *at, size_t len) {
-  head_info *hi = p->data;
-  pw_header *h = &hi->headers[hi->count - 1];
-  hi->in_value = 1;
-  span_add(&h->value, &h->value_len, at, len);
-  return 0;
-}
-
-static int on_value_done(llhttp_t *p) {
-  head_info *hi = p->data;
-  pw_header *h = &hi->headers[hi->count - 1];
-  if (!h->value) h->value = ""; /* an empty value still closes this header */
-  while (h->value_len && (h->value[h->value_len - 1] == ' ' || h->value[h->value_len - 1] == '\t'))
-    h->value_len--;
-  hi->in_value = 0;
-  return 0;
-}
-
-static int on_head_done(llhttp_t *p) {
-  ((head_info *)p->data)->done = 1;
-  return HPE_PAUSED; /* stop right after the head: the body, if any, is ours to read */
-}
-
-static const llhttp_settings_t head_settings = {
-    .on_url = on_url,
-    .on_header_field = on_field,
-    .on_header_value = on_value,
-    .on_header_value_complete = on_value_done,
-    .on_headers_complete = on_head_done,
-};
-
-/* Parse head[0..len). Returns 0, 400 (malformed) or 431 (too many headers). */
-static int parse_head(head_info *hi, const uint8_t *head, size_t len) {
-  memset(hi, 0, offsetof(head_info, parser));
-  llhttp_init(&hi->parser, HTTP_REQUEST, &head_settings);
-  hi->parser.data = hi;
-  llhttp_errno_t e = llhttp_execute(&hi->parser, (const char *)head, len);
-  if (hi->too_many) return 431;
-  if (!hi->done || (e != HPE_PAUSED && e != HPE_PAUSED_UPGRADE && e != HPE_OK)) return 400;
-  return hi->url ? 0 : 400;
-}
-
 /* ---- one request --------------------------------------------------------------------------- */
 /* Strings the request hands out NUL-terminated, in one scratch block. */
-typedef struct request_strings {
-  char remote[64];
-  char *path, *query; /* in `block` */
-  char *block;
-} request_strings;
+typedef pw__req_strings request_strings;
 
+/* The request as the pure code builds it, plus the peer's address, which only the socket
+ * knows. */
 static int fill_request(pw__conn *c, head_info *hi, pw_request *req, request_strings *rs) {
-  memset(req, 0, sizeof *req);
-  rs->block = malloc(hi->url_len + 2);
-  if (!rs->block) return -1;
-  memcpy(rs->block, hi->url, hi->url_len);
-  rs->block[hi->url_len] = '\0';
-  char *q = strchr(rs->block, '?');
-  rs->path = rs->block;
-  rs->query = q ? (*q = '\0', q + 1) : rs->block + hi->url_len + 1;
-  rs->block[hi->url_len + 1] = '\0';
+  if (pw__head_request(hi, req, rs) != 0) return -1;
   struct sockaddr_storage sa;
   int salen = sizeof sa;
-  rs->remote[0] = '\0';
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) == 0) {
     char ip[INET6_ADDRSTRLEN] = "";
     int port = 0;
@@ -189,12 +103,6 @@ static int fill_request(pw__conn *c, head_info *hi, pw_request *req, request_str
     }
     snprintf(rs->remote, sizeof rs->remote, "%s:%d", ip, port);
   }
-  req->method = llhttp_method_name((llhttp_method_t)hi->parser.method);
-  req->path = rs->path;
-  req->query = rs->query;
-  req->headers = hi->headers;
-  req->header_count = hi->count;
-  req->remote_addr = rs->remote;
   return 0;
 }
 
@@ -293,13 +201,7 @@ static void serve_plain(pw__conn *c, pw_request *req, int keep_alive) {
 }
 
 /* ---- the byte stream ----------------------------------------------------------------------- */
-static size_t find_head_end(pw__http *h) {
-  size_t from = h->scanned > 3 ? h->scanned - 3 : 0;
-  for (size_t i = from; i + 4 <= h->len; i++)
-    if (memcmp(h->buf + i, "\r\n\r\n", 4) == 0) return i + 4;
-  h->scanned = h->len;
-  return 0;
-}
+static size_t find_head_end(pw__http *h) { return pw__head_end(h->buf, h->len, &h->scanned); }
 
 static void consume(pw__http *h, size_t n) {
   memmove(h->buf, h->buf + n, h->len - n);
@@ -313,11 +215,10 @@ static int handle_request(pw__conn *c, size_t head_len) {
   const pw_options *o = &c->loop->srv->opt;
   pw__http *h = c->http;
   head_info hi;
-  int err = parse_head(&hi, h->buf, head_len);
+  uint64_t body_len = 0;
+  int err = pw__head_parse(&hi, h->buf, head_len);
+  if (!err) err = pw__head_body(&hi, o->max_body_size, &body_len);
   if (err) return respond_error(c, err, NULL), 0;
-  uint64_t body_len = (hi.parser.flags & F_CONTENT_LENGTH) ? hi.parser.content_length : 0;
-  if (hi.parser.flags & F_CHUNKED) return respond_error(c, 501, NULL), 0;
-  if (body_len > o->max_body_size) return respond_error(c, 413, NULL), 0;
   if (h->len < head_len + body_len) return 0; /* the body is still coming */
   pw_request req;
   request_strings rs;

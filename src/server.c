@@ -12,6 +12,7 @@
 static void fill_defaults(pw_options *o) {
   if (!o->bind_address) o->bind_address = "127.0.0.1";
   if (!o->max_message_size) o->max_message_size = 16u << 20;
+  if (!o->max_message_frames) o->max_message_frames = 65536;
   if (!o->max_head_size) o->max_head_size = 8192;
   if (!o->max_body_size) o->max_body_size = 1u << 20;
   if (!o->idle_timeout_ms) o->idle_timeout_ms = 120000;

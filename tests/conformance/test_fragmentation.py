@@ -217,5 +217,42 @@ def test_fragment_header_over_max_closed_at_header(ctx):
     c.expect_close(1009, timeout=2)
 
 
+# ---- the frame-count limit (pw_options.max_message_frames, default 65,536) ----------------
+# Without it nothing ends a message of empty fragments: the size limit never sees a byte and
+# every frame counts as activity for the idle timeout. Checked to fail: with the limit test
+# deleted from count_frame (src/wsparse.c), the 65,537-frame message was echoed ("expected
+# close 1009, got text") and the endless one got no answer at all ("expected close 1009:
+# timeout waiting for a frame header"); the echo case still passed.
+MAX_FRAMES = 65536  # the default; the echo server sets no other
+
+
+@T.case
+def test_max_frames_exactly_default_limit_echoed(ctx):
+    # Autobahn 9.3.1 sends 4 MiB in 64-byte fragments: 65,536 frames, which must pass
+    c = ctx.ws()
+    parts = [bytes([97 + i % 26]) for i in range(MAX_FRAMES)]
+    c.send(fragment_frames(OP_TEXT, parts))
+    c.expect_echo(OP_TEXT, b"".join(parts), timeout=10)
+    c.echo_roundtrip(OP_TEXT, b"next")  # the count starts again with the next message
+
+
+@T.case
+def test_max_frames_one_over_default_limit_1009(ctx):
+    c = ctx.ws()
+    parts = [b"a"] + [b""] * MAX_FRAMES  # 65,537 frames, FIN on the last
+    c.send(fragment_frames(OP_TEXT, parts))
+    c.expect_close(1009, timeout=10)
+
+
+@T.case
+def test_endless_empty_fragments_1009(ctx):
+    # a message that never ends: no FIN, only empty continuations, 6 bytes each
+    c = ctx.ws()
+    wire = build_frame(OP_BINARY, b"x", fin=False)
+    wire += b"".join(build_frame(OP_CONT, b"", fin=False) for _ in range(MAX_FRAMES + 100))
+    c.send(wire)
+    c.expect_close(1009, timeout=10)
+
+
 if __name__ == "__main__":
     run(T)
