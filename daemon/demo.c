@@ -41,7 +41,7 @@ struct producer {
   uint64_t seq;                                 /* ticks so far */
   unsigned long long cpu_busy, cpu_total;       /* previous /proc/stat sample (demo.cpu) */
   bool have_cpu_sample;
-  uint32_t rng;                                 /* xorshift state (demo.log) */
+  uint32_t rng;                                 /* xorshift state, never 0 (demo.log) */
 };
 
 static int sine_tick(producer *p, uint64_t now_ms, char *json, size_t cap);
@@ -64,7 +64,7 @@ static struct {
 static const producer producer_templates[4] = {
     {.topic = "demo.sine", .period_ms = SINE_PERIOD_MS, .tick = sine_tick},
     {.topic = "demo.cpu", .period_ms = CPU_PERIOD_MS, .tick = cpu_tick},
-    {.topic = "demo.log", .period_ms = LOG_PERIOD_MS, .tick = log_tick, .rng = 2463534242u},
+    {.topic = "demo.log", .period_ms = LOG_PERIOD_MS, .tick = log_tick},
     {.topic = "demo.counter", .period_ms = COUNTER_PERIOD_MS, .tick = counter_tick},
 };
 
@@ -232,6 +232,8 @@ int demo_start(demo_publish_fn publish, void *ctx) {
   demo.ctx = ctx;
   memcpy(demo.producers, producer_templates, sizeof demo.producers);
   for (size_t i = 0; i < sizeof demo.producers / sizeof demo.producers[0]; i++) {
+    /* seeded from the clock, so a restarted daemon tells a new story; odd, so never the stuck 0 */
+    demo.producers[i].rng = (uint32_t)((wall_ms() + i) * 2654435761u) | 1u;
     if (pthread_create(&demo.producers[i].thread, NULL, producer_main, &demo.producers[i]) != 0) {
       stop_and_join(); /* all or nothing */
       return -1;
