@@ -31,6 +31,17 @@ except ImportError:  # pragma: no cover
 
 PORT_LINE = re.compile(r"pushwired listening on port (\d+)")
 CASE_TIMEOUT = 60.0
+# Reports of the sanitizer builds (ASan, UBSan, LSan, TSan) in a daemon's stderr: each one
+# fails the test (finish), even when the daemon still exited 0.
+SANITIZER = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadSanitizer"
+                       r"|runtime error:|ThreadSanitizer: reported")
+sanitizer_reports = []
+
+
+def note_sanitizer_reports(text, who):
+    hits = [l for l in text.splitlines() if SANITIZER.search(l)]
+    if hits:
+        sanitizer_reports.append("%s: %s" % (who, hits[0]))
 
 
 class Daemon(Server):
@@ -79,6 +90,11 @@ class Daemon(Server):
         import threading
         self._drainer = threading.Thread(target=self._drain, args=(fd, rest), daemon=True)
         self._drainer.start()
+
+    def stop(self):
+        rc = super().stop()
+        note_sanitizer_reports("\n".join(self.lines), "pushwired %s" % " ".join(self.args))
+        return rc
 
     def wait_for_line(self, pattern, timeout=10.0):
         """The first stderr line matching pattern (a regex), waiting up to timeout."""
@@ -181,10 +197,13 @@ def run_daemon(path, args=(), env=None, timeout=10):
     e.update(env or {})
     p = subprocess.run([path] + list(args), env=e, capture_output=True, timeout=timeout,
                        stdin=subprocess.DEVNULL)
+    note_sanitizer_reports(p.stderr.decode(), "pushwired %s" % " ".join(args))
     return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
 def finish(runner):
+    for report in sanitizer_reports:
+        runner.result("no sanitizer report", False, report)
     print("%d passed, %d failed" % (runner.passed, runner.failed), flush=True)
     return 1 if runner.failed else 0
 
