@@ -37,30 +37,53 @@ static const char *status_text(int status) {
   switch (status) {
   case 101: return "Switching Protocols";
   case 200: return "OK";
+  case 201: return "Created";
+  case 202: return "Accepted";
   case 204: return "No Content";
+  case 301: return "Moved Permanently";
+  case 302: return "Found";
+  case 303: return "See Other";
+  case 304: return "Not Modified";
+  case 307: return "Temporary Redirect";
+  case 308: return "Permanent Redirect";
   case 400: return "Bad Request";
   case 401: return "Unauthorized";
   case 403: return "Forbidden";
   case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 409: return "Conflict";
+  case 411: return "Length Required";
   case 413: return "Payload Too Large";
+  case 415: return "Unsupported Media Type";
+  case 429: return "Too Many Requests";
   case 426: return "Upgrade Required";
   case 431: return "Request Header Fields Too Large";
   case 500: return "Internal Server Error";
   case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
   case 503: return "Service Unavailable";
   default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
   }
 }
 
+/* How a response carries its body (RFC 9110 6.4.1, 8.6, 9.3.2): 204 and 304 have none and
+ * 204 no Content-Length; the answer to HEAD has the headers of the GET answer, no body. */
+enum body_mode { BODY_SENT, BODY_OMITTED_HEAD, BODY_NONE };
+
+static enum body_mode body_mode(int status, const char *method) {
+  if (status == 204 || status == 304) return BODY_NONE;
+  return method && strcmp(method, "HEAD") == 0 ? BODY_OMITTED_HEAD : BODY_SENT;
+}
+
 /* Queue a complete response. `extra` holds full header lines ("Name: v\r\n") or is NULL. */
-static void respond(pw__conn *c, int status, const char *type, const char *extra,
-                    const void *body, size_t body_len, int keep_alive) {
-  char head[1024];
-  int n = snprintf(head, sizeof head,
-                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                   "Connection: %s\r\n",
+static void respond_as(pw__conn *c, int status, const char *type, const char *extra,
+                       const void *body, size_t body_len, int keep_alive, enum body_mode mode) {
+  char head[1024], length[48] = "";
+  if (mode != BODY_NONE) snprintf(length, sizeof length, "Content-Length: %zu\r\n", body_len);
+  int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%sConnection: %s\r\n",
                    status, status_text(status), type ? type : "text/plain; charset=utf-8",
-                   body_len, keep_alive ? "keep-alive" : "close");
+                   length, keep_alive ? "keep-alive" : "close");
+  if (mode != BODY_SENT) body_len = 0;
   size_t extra_len = extra ? strlen(extra) : 0;
   size_t total = (size_t)n + extra_len + 2 + body_len;
   pw_buf *b = pw__buf_new_raw(NULL, total); /* sized once, filled here */
@@ -71,6 +94,11 @@ static void respond(pw__conn *c, int status, const char *type, const char *extra
   memcpy(w, "\r\n", 2), w += 2;
   if (body_len) memcpy(w, body, body_len);
   pw__conn_queue(c, b);
+}
+
+static void respond(pw__conn *c, int status, const char *type, const char *extra,
+                    const void *body, size_t body_len, int keep_alive) {
+  respond_as(c, status, type, extra, body, body_len, keep_alive, BODY_SENT);
 }
 
 /* Answer an error and end the connection after it is written. */
@@ -194,10 +222,11 @@ static void serve_plain(pw__conn *c, pw_request *req, int keep_alive) {
   if (srv->cb.on_http) srv->cb.on_http(srv, req, &res, srv->user);
   if (res.status == 0) {
     static const char body[] = "404 Not Found\n";
-    return respond(c, 404, NULL, NULL, body, sizeof body - 1, keep_alive);
+    return respond_as(c, 404, NULL, NULL, body, sizeof body - 1, keep_alive,
+                      body_mode(404, req->method));
   }
-  respond(c, res.status, res.content_type, res.extra_headers, res.body, res.body_len,
-          keep_alive);
+  respond_as(c, res.status, res.content_type, res.extra_headers, res.body, res.body_len,
+             keep_alive, body_mode(res.status, req->method));
 }
 
 /* ---- the byte stream ----------------------------------------------------------------------- */
