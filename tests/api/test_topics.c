@@ -75,6 +75,30 @@ static void test_reach_unsubscribe_close(void) {
 }
 
 /* ---- order per producer ---- */
+/* Start `n` threads running fn with {srv, index}. */
+static void start_producers(pthread_t *t, void *(*args)[2], int n, pw_server *srv,
+                            void *(*fn)(void *)) {
+  for (int p = 0; p < n; p++)
+    args[p][0] = srv, args[p][1] = (void *)(intptr_t)p, pthread_create(&t[p], NULL, fn, args[p]);
+}
+
+/* Read each client's `expect` messages ({producer, sequence} pairs) and count those out of
+ * per-producer order (*bad) and those in order (*total). */
+static void read_in_order(wsc *c, int nclients, int producers, int expect, int *bad, int *total) {
+  *bad = *total = 0;
+  for (int i = 0; i < nclients; i++) {
+    uint32_t next[16] = {0};
+    for (int k = 0; k < expect; k++) {
+      wsc_frame f;
+      if (wsc_recv(&c[i], &f, 10000) != 0) break;
+      uint32_t msg[2];
+      memcpy(msg, f.payload, sizeof msg);
+      free(f.payload);
+      if (msg[0] >= (uint32_t)producers || msg[1] != next[msg[0]]) (*bad)++;
+      else next[msg[0]]++, (*total)++;
+    }
+  }
+}
 enum { PRODUCERS = 4, PUBS = 5000, SUBS = 10 };
 
 static void *publisher(void *arg) {
@@ -97,21 +121,9 @@ static void test_order_two_loops(void) {
   CHECK_EQ_INT(pw_topic_subscribers(srv, "o"), SUBS); /* also a barrier: subscribed on both loops */
   pthread_t t[PRODUCERS];
   void *args[PRODUCERS][2];
-  for (int p = 0; p < PRODUCERS; p++)
-    args[p][0] = srv, args[p][1] = (void *)(intptr_t)p, pthread_create(&t[p], NULL, publisher, args[p]);
-  int bad = 0, total = 0;
-  for (int i = 0; i < SUBS; i++) {
-    uint32_t next[PRODUCERS] = {0};
-    for (int k = 0; k < PRODUCERS * PUBS; k++) {
-      wsc_frame f;
-      if (wsc_recv(&c[i], &f, 10000) != 0) break;
-      uint32_t msg[2];
-      memcpy(msg, f.payload, sizeof msg);
-      free(f.payload);
-      if (msg[0] >= PRODUCERS || msg[1] != next[msg[0]]) bad++;
-      else next[msg[0]]++, total++;
-    }
-  }
+  start_producers(t, args, PRODUCERS, srv, publisher);
+  int bad, total;
+  read_in_order(c, SUBS, PRODUCERS, PRODUCERS * PUBS, &bad, &total);
   for (int p = 0; p < PRODUCERS; p++) pthread_join(t[p], NULL);
   CHECK_EQ_INT(bad, 0);
   CHECK_EQ_INT(total, SUBS * PRODUCERS * PUBS);
@@ -157,22 +169,9 @@ static void test_batches_keep_order(void) {
   pw_server_stats(srv, &before);
   pthread_t t[MIX_PRODUCERS];
   void *args[MIX_PRODUCERS][2];
-  for (int p = 0; p < MIX_PRODUCERS; p++)
-    args[p][0] = srv, args[p][1] = (void *)(intptr_t)p,
-    pthread_create(&t[p], NULL, mixed_producer, args[p]);
-  int bad = 0, total = 0;
-  for (int i = 0; i < MIX_SUBS; i++) {
-    uint32_t next[MIX_PRODUCERS] = {0};
-    for (int k = 0; k < MIX_PRODUCERS * MIX_MSGS; k++) {
-      wsc_frame f;
-      if (wsc_recv(&c[i], &f, 10000) != 0) break;
-      uint32_t msg[2];
-      memcpy(msg, f.payload, sizeof msg);
-      free(f.payload);
-      if (msg[0] >= MIX_PRODUCERS || msg[1] != next[msg[0]]) bad++;
-      else next[msg[0]]++, total++;
-    }
-  }
+  start_producers(t, args, MIX_PRODUCERS, srv, mixed_producer);
+  int bad, total;
+  read_in_order(c, MIX_SUBS, MIX_PRODUCERS, MIX_PRODUCERS * MIX_MSGS, &bad, &total);
   for (int p = 0; p < MIX_PRODUCERS; p++) pthread_join(t[p], NULL);
   CHECK_EQ_INT(bad, 0);
   CHECK_EQ_INT(total, MIX_SUBS * MIX_PRODUCERS * MIX_MSGS);
