@@ -101,7 +101,8 @@ static void add_ext(X509 *cert, X509 *issuer, int nid, const char *value) {
 
 /* An EC P-256 key and a certificate for CN=cn, signed by issuer (NULL: self-signed). A CA
  * gets CA:TRUE; a leaf gets localhost and 127.0.0.1 as names so hostname checks pass. */
-static void make_ident(ident *id, const char *name, const char *cn, const ident *issuer, int is_ca) {
+static void make_ident(ident *id, const char *name, const char *cn, const ident *issuer,
+                       int is_ca) {
   id->key = EVP_EC_gen("P-256");
   id->cert = X509_new();
   X509 *c = id->cert;
@@ -110,7 +111,8 @@ static void make_ident(ident *id, const char *name, const char *cn, const ident 
   X509_gmtime_adj(X509_getm_notBefore(c), -3600);
   X509_gmtime_adj(X509_getm_notAfter(c), 7 * 24 * 3600);
   X509_NAME *subj = X509_get_subject_name(c);
-  X509_NAME_add_entry_by_txt(subj, "O", MBSTRING_ASC, (const unsigned char *)"pushwire test", -1, -1, 0);
+  X509_NAME_add_entry_by_txt(subj, "O", MBSTRING_ASC, (const unsigned char *)"pushwire test",
+                             -1, -1, 0);
   X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
   X509_set_issuer_name(c, issuer ? X509_get_subject_name(issuer->cert) : subj);
   X509_set_pubkey(c, id->key);
@@ -129,7 +131,8 @@ static void make_ident(ident *id, const char *name, const char *cn, const ident 
   snprintf(id->key_path, sizeof id->key_path, "%s/%s.key", dir, name);
   FILE *f = fopen(id->cert_path, "w");
   FILE *k = fopen(id->key_path, "w");
-  if (!f || !k || !PEM_write_X509(f, c) || !PEM_write_PrivateKey(k, id->key, NULL, NULL, 0, NULL, NULL)) {
+  if (!f || !k || !PEM_write_X509(f, c) ||
+      !PEM_write_PrivateKey(k, id->key, NULL, NULL, 0, NULL, NULL)) {
     fprintf(stderr, "cannot write %s: %s\n", id->cert_path, strerror(errno));
     exit(2);
   }
@@ -336,7 +339,8 @@ static int handshake(pipe_pair *pp) {
     moved |= server_to_client(pp);
     if (cli_done && !pp->srv_rc)
       moved |= client_poll(pp) > 0; /* tickets */
-    if (pp->srv_rc || cli_failed || (cli_done && !moved && pw__tls_conn_state(pp->srv) == PW__TLS_OPEN))
+    int settled = cli_done && !moved && pw__tls_conn_state(pp->srv) == PW__TLS_OPEN;
+    if (pp->srv_rc || cli_failed || settled)
       break;
   }
   return cli_done && !pp->srv_rc && pw__tls_conn_state(pp->srv) == PW__TLS_OPEN;
@@ -686,7 +690,7 @@ static void test_plain_http(pw__tls_ctx *ctx) {
     CHECK_EQ_INT(pw__tls_conn_read(c, b, sizeof b), PW__TLS_EPLAIN);
     CHECK_EQ_INT(pw__tls_conn_write(c, "x", 1), PW__TLS_EPLAIN);
     char err[256];
-    CHECK(contains(pw__tls_conn_strerror(c, err, sizeof err), "plain HTTP request on the TLS port"));
+    CHECK(contains(pw__tls_conn_strerror(c, err, sizeof err), "plain HTTP request on the TLS"));
     pw__tls_conn_free(c);
   }
   /* Byte by byte: the first byte decides. */
@@ -1005,7 +1009,8 @@ static void serve_one(int fd, pw__tls_ctx *ctx, int number) {
   if (rc == PW__TLS_EPLAIN)
     send_all(fd, plain_400, sizeof plain_400 - 1);
   if (rc < 0 && rc != PW__TLS_EOF)
-    fprintf(stderr, "tls-serve: connection %d: %s\n", number, pw__tls_conn_strerror(c, err, sizeof err));
+    fprintf(stderr, "tls-serve: connection %d: %s\n", number,
+            pw__tls_conn_strerror(c, err, sizeof err));
   char subject[256];
   pw__tls_conn_peer_subject(c, subject, sizeof subject);
   printf("conn %d version=%s alpn=%s resumed=%d result=%ld\n", number,
