@@ -375,10 +375,8 @@ int pw__tls_conn_feed(pw__tls_conn *c, const void *cipher, size_t n) {
   BIO *rbio = SSL_get_rbio(c->ssl);
   for (const char *p = cipher; n > 0;) {
     int chunk = n > INT_MAX ? INT_MAX : (int)n;
-    if (BIO_write(rbio, p, chunk) != chunk) {
-      ERR_clear_error();
-      return PW_ENOMEM;
-    }
+    if (BIO_write(rbio, p, chunk) != chunk)
+      return conn_fail(c, PW_ENOMEM); /* sticky: part of the stream would be missing */
     p += chunk;
     n -= (size_t)chunk;
   }
@@ -592,7 +590,9 @@ const char *pw__tls_conn_strerror(const pw__tls_conn *c, char *buf, size_t cap) 
     return "";
   char tmp[256];
   int f = c ? c->failure : 0;
-  if (f == PW__TLS_EPLAIN)
+  if (f == PW_ENOMEM)
+    snprintf(buf, cap, "TLS: out of memory");
+  else if (f == PW__TLS_EPLAIN)
     snprintf(buf, cap, "plain HTTP request on the TLS port (the client must use https:// or "
                        "wss://)");
   else if (f == PW__TLS_EHANDSHAKE || f == PW__TLS_EPROTO)

@@ -33,14 +33,19 @@
 /* ---- OpenSSL's live heap, counted (set before OpenSSL allocates anything) ---------------- */
 
 static _Atomic long heap_live;
+static _Atomic int fail_allocs; /* set: every OpenSSL allocation fails (out-of-memory test) */
 
 static void *count_malloc(size_t n, const char *file, int line) {
+  if (fail_allocs)
+    return NULL;
   void *p = malloc(n);
   if (p)
     heap_live += (long)malloc_usable_size(p);
   return p;
 }
 static void *count_realloc(void *old, size_t n, const char *file, int line) {
+  if (fail_allocs && n > 0)
+    return NULL;
   long before = old ? (long)malloc_usable_size(old) : 0;
   void *p = realloc(old, n);
   if (p)
@@ -565,6 +570,44 @@ static void test_memory_after_big_message(pw__tls_ctx *ctx) {
   pair_close(&pp);
 }
 
+/* Out of memory inside OpenSSL: results, not crashes, and the failure sticks. Checked by
+ * making feed return PW_ENOMEM without recording it: the second feed then said 0. */
+static void test_out_of_memory(pw__tls_ctx *ctx) {
+  pipe_pair pp;
+  pair_open(&pp, ctx, &plain_client);
+  CHECK(handshake(&pp));
+  while (server_to_client(&pp) || client_poll(&pp) > 0) {
+  }
+  uint8_t *data = random_bytes(200000), cipher[4096];
+  size_t written;
+  CHECK(SSL_write_ex(pp.cli, data, 200000, &written) == 1);
+  fail_allocs = 1;
+  CHECK(pw__tls_conn_new(ctx) == NULL);
+  int rc = 0;
+  for (int n; rc == 0 && (n = BIO_read(SSL_get_wbio(pp.cli), cipher, sizeof cipher)) > 0;)
+    rc = pw__tls_conn_feed(pp.srv, cipher, (size_t)n); /* the read BIO must grow: it cannot */
+  fail_allocs = 0;
+  CHECK_EQ_INT(rc, PW_ENOMEM);
+  CHECK_EQ_INT(pw__tls_conn_feed(pp.srv, cipher, 1), PW_ENOMEM);
+  CHECK_EQ_INT(pw__tls_conn_state(pp.srv), PW__TLS_FAILED);
+  char err[128];
+  CHECK(contains(pw__tls_conn_strerror(pp.srv, err, sizeof err), "out of memory"));
+  CHECK_EQ_INT(ERR_peek_error(), 0);
+  free(data);
+  pair_close(&pp);
+
+  /* Encrypting needs a record buffer (released while idle): its allocation fails. */
+  pair_open(&pp, ctx, &plain_client);
+  CHECK(handshake(&pp));
+  fail_allocs = 1;
+  rc = pw__tls_conn_write(pp.srv, "hello", 5);
+  fail_allocs = 0;
+  CHECK_EQ_INT(rc, PW__TLS_EPROTO);
+  CHECK_EQ_INT(pw__tls_conn_write(pp.srv, "hello", 5), PW__TLS_EPROTO);
+  CHECK_EQ_INT(ERR_peek_error(), 0);
+  pair_close(&pp);
+}
+
 /* ---- resumption -------------------------------------------------------------------------- */
 
 /* A full handshake, then a second one offering its session. Checked by setting
@@ -1081,9 +1124,10 @@ int main(int argc, char **argv) {
   test_data_both_ways(ctx, 0);
   test_data_both_ways(ctx, TLS1_2_VERSION);
   test_writev_packs_records(ctx);
-  if (counted)
+  if (counted) {
     test_memory_after_big_message(ctx);
-  else
+    test_out_of_memory(ctx);
+  } else
     CHECK(!"CRYPTO_set_mem_functions was refused: OpenSSL allocated before main");
   test_resumption(ctx);
   test_client_certificates();
