@@ -8,9 +8,13 @@
  *   list heads and at connections that are actually due. */
 #include "loop.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "send.h"
@@ -144,14 +148,98 @@ static uint64_t tick_interval(const pw_options *o) {
 }
 
 /* ---- accept ---------------------------------------------------------------------------- */
+/* Design notes (running out of descriptors, EMFILE/ENFILE):
+ * - accept() takes a descriptor number before it looks at the backlog, so while the process
+ *   has none free it fails with EMFILE whether or not anyone is waiting, and a loop that
+ *   retries spins at 100% CPU. libuv's answer (uv__emfile_trick) closes a reserved
+ *   descriptor, accepts and closes whatever is pending, and reopens it - silently; and if
+ *   another thread takes the freed number meanwhile, libuv's reserve is gone: from then on
+ *   its accept loop retries EMFILE without end, calling on_connection with it each time.
+ * - So we act before the process is full: after each accept a probe (a dup closed at once)
+ *   checks that one descriptor is still free. If none is, this newest connection is told
+ *   503 and closed at once. One number so stays free: the next accept succeeds (and is
+ *   answered), an accept with nobody waiting says EAGAIN, and connected clients are not
+ *   touched.
+ * - If accept() fails anyway (another thread took the free number, ENFILE), our spare
+ *   descriptor is given up to make room, or, if it is gone too, the connection waiting
+ *   longest for its handshake. The pending connections are answered and closed, and the
+ *   room is left free: libuv accepts again right after this callback, and only a free
+ *   number lets it hear EAGAIN and return. The spare is taken again after the next accept.
+ * - Refusals are counted and logged at most once per PW__REFUSAL_LOG_MS, with the count,
+ *   so a flood of connections cannot become a flood of log lines. */
+#define PW__REFUSAL_LOG_MS 10000
+
+static const char refusal_503[] =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    "Content-Length: 24\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
+    "503 Service Unavailable\n";
+
+static void report_refusals(pw__loop *l, uint64_t n, const char *why) {
+  l->refused_unreported += n;
+  if (l->refused_unreported == 0 || l->now_ms < l->refused_next_log_ms) return;
+  pw__log(l->srv, PW_LOG_WARN,
+          "%s: %llu new connection(s) refused since the last report (at most one every %d s)",
+          why, (unsigned long long)l->refused_unreported, PW__REFUSAL_LOG_MS / 1000);
+  l->refused_unreported = 0;
+  l->refused_next_log_ms = l->now_ms + PW__REFUSAL_LOG_MS;
+}
+
+static int open_spare(void) { return open("/dev/null", O_RDONLY | O_CLOEXEC); }
+
+/* Is one more descriptor available? Probed by taking one and giving it back. */
+static int descriptor_left(int any_fd) {
+  int probe = fcntl(any_fd, F_DUPFD_CLOEXEC, 0);
+  if (probe >= 0) return close(probe), 1;
+  return errno != EMFILE && errno != ENFILE;
+}
+
+/* Best effort and never blocking: a client that already sent its request may get a reset
+ * instead (we close without reading it), but most clients learn why. */
+static void refuse(int fd) {
+  (void)!send(fd, refusal_503, sizeof refusal_503 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Free one descriptor number: the spare, else the connection that has waited longest for
+ * its handshake (uv_close closes its socket at once). 0 if there was nothing to give. */
+static int make_room(pw__loop *l) {
+  if (l->spare_fd >= 0) {
+    close(l->spare_fd);
+    l->spare_fd = -1;
+    return 1;
+  }
+  if (!l->lists[PW__L_HTTP].first) return 0;
+  pw__conn_destroy(l->lists[PW__L_HTTP].first);
+  return 1;
+}
+
+/* accept() failed for want of a descriptor: make room, answer and close every pending
+ * connection, and leave the room free (see the design notes). */
+static void shed_pending(pw__loop *l) {
+  int lfd, fd;
+  uint64_t n = 0;
+  if (uv_fileno((uv_handle_t *)&l->listener, &lfd) != 0 || !make_room(l))
+    return report_refusals(l, 1, "out of file descriptors, none to free");
+  while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0 ||
+         errno == EINTR || errno == ECONNABORTED) {
+    if (fd >= 0) refuse(fd), close(fd), n++;
+  }
+  report_refusals(l, n, "out of file descriptors");
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   pw__loop *l = server->data;
-  if (status < 0) {
-    pw__log(l->srv, PW_LOG_WARN, "accept failed: %s", uv_strerror(status));
-    return;
-  }
   l->now_ms = uv_now(&l->uv);
-  if (!pw__conn_accept(l)) pw__log(l->srv, PW_LOG_WARN, "could not accept a connection");
+  if (status == UV_EMFILE || status == UV_ENFILE) return shed_pending(l);
+  if (status < 0) return report_refusals(l, 1, uv_strerror(status));
+  pw__conn *c = pw__conn_accept(l);
+  if (!c) return report_refusals(l, 1, "could not set up a connection");
+  int fd;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return;
+  if (l->spare_fd < 0) l->spare_fd = open_spare(); /* given up by shed_pending: take it back */
+  if (descriptor_left(fd)) return;
+  refuse(fd); /* the newest goes, so that one number stays free for the next accept */
+  pw__conn_destroy(c);
+  report_refusals(l, 1, "out of file descriptors");
 }
 
 /* ---- stop -------------------------------------------------------------------------------- */
@@ -251,6 +339,7 @@ void pw__loop_request_stop(pw__loop *l) {
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 int pw__loop_init(pw__loop *l, pw_server *srv, unsigned index) {
   memset(l, 0, sizeof *l);
+  l->spare_fd = -1; /* opened once listening (see accept) */
   l->srv = srv;
   l->index = index;
   l->rbuf = malloc(PW__READ_BUF_SIZE);
@@ -312,17 +401,46 @@ int pw__loop_listen(pw__loop *l, const char *addr, int port, int reuseport) {
     return r == UV_EADDRINUSE ? PW_EADDRINUSE : PW_EBIND;
   }
   l->listening = 1;
+  l->spare_fd = open_spare();
   uint64_t every = tick_interval(o);
   uv_timer_start(&l->tick, on_tick, every, every);
   uv_check_start(&l->flusher, on_check);
   return bound_port(l);
 }
 
+/* SIGPIPE: a write to a peer that has gone raises it, and its default action kills the whole
+ * program. pw_server_new ignores it when the program left the default, but the program may
+ * set the default back, and libuv writes with writev, which has no MSG_NOSIGNAL. So the loop
+ * thread blocks SIGPIPE while it runs: the kernel sends a write's SIGPIPE to the thread that
+ * wrote, where, blocked, it stays pending and harmless; the write fails with EPIPE, handled
+ * like any write error. This covers every write path (uv_try_write, uv_write, shutdown). */
+static void block_sigpipe(sigset_t *saved) {
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, saved);
+}
+
+/* Give the thread its mask back (it matters in pw_server_run's caller). A SIGPIPE our writes
+ * left pending is taken first, or unblocking it would deliver it now. */
+static void restore_sigpipe(const sigset_t *saved) {
+  sigset_t pipe_set;
+  struct timespec no_wait = {0, 0};
+  if (sigismember(saved, SIGPIPE)) return; /* the caller had it blocked: nothing changed */
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  while (sigtimedwait(&pipe_set, NULL, &no_wait) == SIGPIPE) {}
+  pthread_sigmask(SIG_SETMASK, saved, NULL);
+}
+
 void pw__loop_run(pw__loop *l) {
+  sigset_t saved;
+  block_sigpipe(&saved);
   current_loop = l;
   l->now_ms = uv_now(&l->uv);
   uv_run(&l->uv, UV_RUN_DEFAULT);
   current_loop = NULL;
+  restore_sigpipe(&saved);
 }
 
 void pw__loop_destroy(pw__loop *l) {
@@ -339,4 +457,6 @@ void pw__loop_destroy(pw__loop *l) {
   free(l->paused);
   free(l->rbuf);
   l->rbuf = NULL;
+  if (l->spare_fd >= 0) close(l->spare_fd);
+  l->spare_fd = -1;
 }

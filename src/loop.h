@@ -70,6 +70,8 @@ typedef struct pw__loop {
   size_t drained_bytes;  /* inbox bytes drained, not yet taken off inbox_bytes (one atomic
                             per batch; kept off the producers' cache line) */
   int listening, stopping, handles_closed;
+  int spare_fd;          /* a descriptor kept in reserve to shed connections at EMFILE */
+  uint64_t refused_unreported, refused_next_log_ms; /* accept refusals, logged rate-limited */
   _Atomic int stop_requested; /* any thread sets it, then wakes the loop */
 
   /* The door (see inbox.h). Producers count themselves in `producers` while they touch the
