@@ -188,6 +188,13 @@ typedef struct pw_options {
   int ping_interval_ms;        /* default 30000: ping a client silent this long */
   int handshake_timeout_ms;    /* default 10000: drop a client whose head is not complete */
   int close_timeout_ms;        /* default 3000: wait for the peer's close frame/EOF */
+  int drain_timeout_ms;        /* default 5000: at pw_server_stop, how long clients get to
+                                  read what was accepted for them before their 1001; then
+                                  the rest is dropped (stats.dropped_closed). 5 s lets a
+                                  client reading at 200 KB/s empty a full default queue
+                                  (1 MiB), and with the close timeout (8 s in all) fits well
+                                  inside the usual SIGTERM-to-SIGKILL grace (systemd 90 s,
+                                  Kubernetes 30 s). < 0: no drain, the 1001 goes at once */
   int max_connections;         /* default 100000: above it new upgrades get 503 */
   int backlog;                 /* default 511 */
   size_t max_queued_bytes;     /* default 1 MiB: per-connection send queue limit (see
@@ -233,13 +240,29 @@ int pw_server_run(pw_server *srv);
  * listens. Any thread. */
 int pw_server_port(const pw_server *srv);
 
-/* Stop: close the listener, send 1001 to every client, wait (up to close_timeout_ms) for the
- * close handshakes, then end the loop. From any thread except the loop's it also joins the
- * loop thread before returning. From a callback it only requests the stop and returns at
- * once (the loop ends after the callback). Idempotent: later calls return 0. */
+/* Stop gracefully, in this order:
+ * 1. At once: new sends, publishes and calls answer PW_ESTOPPED (from every thread, the
+ *    loop's too); the listener closes; every task is asked to stop (pw_task_should_stop).
+ * 2. Drain: every message a send or publish had accepted (returned 0) is still delivered,
+ *    behind those already queued, to each client that reads, and every accepted pw_call
+ *    runs. A client gets its 1001 "server shutting down" as soon as its queue is written
+ *    (at once if it is empty), or when drain_timeout_ms has passed: then what was not yet
+ *    written to it is dropped and counted in stats.dropped_closed. Plain HTTP: a response
+ *    produced before the stop is written, then the connection ends; a request not complete
+ *    is not answered. A producer blocked in PW_BLOCK returns (0 if its message got in, else
+ *    PW_ESTOPPED).
+ * 3. Close handshakes: up to close_timeout_ms more for each client's answer, then the loop
+ *    ends. In all, a stop takes at most about drain_timeout_ms + close_timeout_ms.
+ * From a thread other than the loop's it returns when the loops have ended (their threads
+ * joined) and the tasks have returned, waiting for tasks at most drain_timeout_ms from the
+ * call (one still running then is logged and joined by pw_server_free). From a callback (on
+ * the loop thread) it only requests the stop and returns 0 at once; the stop proceeds after
+ * the callback. Safe from any thread, from callbacks, tasks and producers, twice or
+ * concurrently: every call returns 0. */
 int pw_server_stop(pw_server *srv);
 
-/* Free a server. Stops it first if needed (must then not be called from the loop thread).
+/* Free a server. Stops it first if needed, and waits for every task to return. Not from
+ * the server's loop thread nor from one of its tasks (then it logs and does nothing).
  * NULL is ignored. */
 void pw_server_free(pw_server *srv);
 
@@ -339,7 +362,8 @@ int pw_topic_on_demand(pw_server *srv, const char *pattern, pw_topic_fn fn, void
 /* A task is a thread running fn(srv, arg), known by a key. Starting a key that is running
  * returns PW_EALREADY: among any number of threads starting the same key at once, exactly one
  * starts it. A task polls pw_task_should_stop() (or sleeps in pw_task_sleep) and returns when
- * asked. pw_server_stop stops and joins every task before it stops the loop. Any thread. */
+ * asked. pw_server_stop asks every task to stop at its start and joins those that return
+ * within drain_timeout_ms; pw_server_free joins the rest. Any thread. */
 typedef void (*pw_task_fn)(pw_server *srv, void *arg);
 
 /* 0, PW_EALREADY, PW_ESTOPPED, PW_EINVAL (NULL key/fn, key over 255 bytes), PW_ENOMEM. */

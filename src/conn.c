@@ -222,12 +222,18 @@ static uint64_t q_drop_unstarted(pw__conn *c, size_t need) {
   return dropped;
 }
 
-/* A slow client under PW_SLOW_CLOSE: free its queue, then start the close handshake. The
- * close frame may never be read; the close timeout ends the connection then. */
-static void close_slow(pw__conn *c) {
+/* Free the queue of a client that will not read it (a slow one, or one a stop's drain
+ * timeout gave up on), counting its messages in dropped_closed, then start the close
+ * handshake. The close frame may never be read; the close timeout ends the connection then. */
+void pw__conn_close_dropping(pw__conn *c, int code, const char *reason) {
   pw__stat_add(&c->loop->stats.dropped_closed, q_drop_unstarted(c, SIZE_MAX));
+  pw__conn_close_ws(c, code, reason);
+}
+
+/* A slow client under PW_SLOW_CLOSE. */
+static void close_slow(pw__conn *c) {
   pw__stat_add(&c->loop->stats.slow_closed, 1);
-  pw__conn_close_ws(c, PW_CLOSE_POLICY, "slow consumer");
+  pw__conn_close_dropping(c, PW_CLOSE_POLICY, "slow consumer");
 }
 
 int pw__conn_queue_msg(pw__conn *c, pw_buf *b) {
@@ -332,7 +338,11 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
   if (status < 0 && c->state != PW__S_DEAD) pw__conn_destroy(c);
 }
 
+/* The queue is written. A client the stopping server is draining gets its 1001 now, behind
+ * every message it was sent (loop.c, "stop"); a connection that was ending shuts down. */
 static void drained(pw__conn *c) {
+  if (c->state == PW__S_OPEN && c->loop->stop_phase == PW__STOP_FLUSH)
+    return pw__conn_close_ws(c, PW_CLOSE_GOING_AWAY, PW__STOP_REASON);
   if (c->state != PW__S_DRAIN) return;
   uv_shutdown_t *req = malloc(sizeof *req);
   if (!req || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {

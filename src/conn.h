@@ -79,6 +79,9 @@ void pw__conn_flush(pw__conn *c);
 
 /* Start the close handshake (we speak first): send close(code, reason), wait for the peer. */
 void pw__conn_close_ws(pw__conn *c, int code, const char *reason);
+/* Drop the messages not yet started (counted in stats.dropped_closed), then close_ws: for a
+ * client that will not read them (slow, or still behind when a stop's drain time is up). */
+void pw__conn_close_dropping(pw__conn *c, int code, const char *reason);
 /* Fail the WebSocket connection (RFC 6455 7.1.7): send close(code), then end TCP. */
 void pw__conn_fail(pw__conn *c, int code, const char *reason);
 /* After what is queued is written, shut down and close (HTTP errors, the close reply). */

@@ -63,7 +63,8 @@ void pw__mark_dirty(pw__loop *l, pw__conn *c) {
 
 static void on_check(uv_check_t *h) {
   pw__loop *l = h->data;
-  /* Index loop: a flush may end a connection, never add one to the list. Entries are
+  /* Index loop: a flush may end a connection or append one (a stop's 1001 queued when a
+   * queue empties, conn.c drained()); ndirty is read afresh each time. Entries are
    * flushed before any close callback of this turn can free them (libuv runs check
    * handles before closing handles). */
   for (size_t i = 0; i < l->ndirty; i++) {
@@ -243,26 +244,46 @@ static void on_connection(uv_stream_t *server, int status) {
 }
 
 /* ---- stop -------------------------------------------------------------------------------- */
-/* Close the door: no producer is inside or can enter once this returns; then carry out what
- * is left (sends are dropped and released, calls run, with the server stopping). */
+/* Design notes (the graceful stop; pw_server_stop in server.c starts it on every loop):
+ * 1. begin_stop: close the listener; HTTP connections end after their queued response (a
+ *    request not complete by now is not answered); close the door, so no producer can add a
+ *    command, but leave what producers had already been told was accepted in the inbox.
+ * 2. PW__STOP_INBOX: the inbox drains in the usual batches, one per turn, so the sockets are
+ *    written between batches exactly as while running (the slow-consumer policy still acts).
+ * 3. PW__STOP_FLUSH: the inbox is empty; a client whose send queue is empty gets its 1001 now,
+ *    the others right after their queue is written (conn.c, drained()).
+ * 4. PW__STOP_CLOSING: everyone has the 1001, because all queues were written or the drain
+ *    timer fired first (then the unsent messages are dropped and counted in dropped_closed);
+ *    the close handshakes end within close_timeout_ms as usual, then the handles close. */
+
+/* Close the door: once this returns no producer is inside or can enter (a Dekker pair with
+ * send.c's door_enter). Blocked PW_BLOCK senders wake and find it closed (PW_ESTOPPED). */
 static void close_door(pw__loop *l) {
-  pw__cmd cmd;
+  if (atomic_load(&l->door_closed)) return;
   atomic_store(&l->door_closed, 1);
   while (atomic_load(&l->producers) > 0) sched_yield(); /* a few instructions away */
+  pw__room_available(l);
+}
+
+/* Carry out everything left in the inbox at once (it cannot refill: the door is closed).
+ * Sends to connections no longer open are dropped and counted; calls run. */
+static void drain_all(pw__loop *l) {
+  pw__cmd cmd;
   while (pw__inbox_pop(&l->inbox, &cmd)) pw__dispatch(l, &cmd);
   pw__batch_flush(l);
   atomic_fetch_sub(&l->inbox_bytes, l->drained_bytes);
   l->drained_bytes = 0;
-  pw__room_available(l);
 }
 
 static void close_handles(pw__loop *l) {
   if (l->handles_closed) return;
   l->handles_closed = 1;
   close_door(l);
+  drain_all(l);
   uv_close((uv_handle_t *)&l->wake, NULL);
   uv_close((uv_handle_t *)&l->tick, NULL);
   uv_close((uv_handle_t *)&l->flusher, NULL);
+  uv_close((uv_handle_t *)&l->drain_timer, NULL);
   if (!uv_is_closing((uv_handle_t *)&l->listener)) uv_close((uv_handle_t *)&l->listener, NULL);
 }
 
@@ -275,16 +296,58 @@ void pw__loop_conn_freed(pw__loop *l) {
   maybe_finish(l);
 }
 
-static void begin_stop(pw__loop *l) {
+/* Phase 3: the inbox is drained. Connections with nothing queued get the 1001 now; the
+ * flush of the others sends it when their queue is written (conn.c, drained()). */
+static void inbox_drained(pw__loop *l) {
   pw__conn *c, *next;
+  l->stop_phase = PW__STOP_FLUSH;
+  for (c = l->lists[PW__L_OPEN].first; c; c = next) {
+    next = c->next;
+    if (c->q.count == 0) pw__conn_close_ws(c, PW_CLOSE_GOING_AWAY, PW__STOP_REASON);
+    else pw__mark_dirty(l, c); /* normally already dirty or writing; this makes sure */
+  }
+}
+
+/* Phase 4, by the drain timer (or at once when drain_timeout_ms < 0): every client still
+ * open gets its 1001 now, and what was not started for it is dropped and counted. */
+static void drain_expired(pw__loop *l) {
+  pw__conn *c, *next;
+  if (l->stop_phase == PW__STOP_CLOSING) return;
+  l->stop_phase = PW__STOP_CLOSING;
+  uv_timer_stop(&l->drain_timer);
+  for (c = l->lists[PW__L_OPEN].first; c; c = next)
+    next = c->next, pw__conn_close_dropping(c, PW_CLOSE_GOING_AWAY, PW__STOP_REASON);
+  drain_all(l); /* an inbox still not drained: its sends now find no open connection */
+  maybe_finish(l);
+}
+
+static void on_drain_timer(uv_timer_t *t) {
+  pw__loop *l = t->data;
+  l->now_ms = uv_now(&l->uv);
+  drain_expired(l);
+}
+
+/* An HTTP connection ends after what is queued for it (a response produced before the stop)
+ * is written; a request still arriving is not answered. */
+static void end_http_connections(pw__loop *l) {
+  pw__conn *c, *next;
+  for (c = l->lists[PW__L_HTTP].first; c; c = next) next = c->next, pw__conn_end_after_flush(c);
+}
+
+/* Phase 1 (see the design notes above). */
+static void begin_stop(pw__loop *l) {
+  int drain_ms = l->srv->opt.drain_timeout_ms;
   l->stopping = 1;
+  l->stop_phase = PW__STOP_INBOX;
   l->now_ms = uv_now(&l->uv);
   if (!uv_is_closing((uv_handle_t *)&l->listener)) uv_close((uv_handle_t *)&l->listener, NULL);
-  for (c = l->lists[PW__L_HTTP].first; c; c = next) next = c->next, pw__conn_destroy(c);
-  for (c = l->lists[PW__L_OPEN].first; c; c = next)
-    next = c->next, pw__conn_close_ws(c, PW_CLOSE_GOING_AWAY, "server shutting down");
+  end_http_connections(l);
+  close_door(l);
   pw__loop_resume_reads(l); /* paused clients must be able to answer the close */
-  maybe_finish(l);
+  if (drain_ms < 0) return drain_expired(l);
+  if (l->nconns == 0) return maybe_finish(l); /* nobody to drain to */
+  uv_timer_start(&l->drain_timer, on_drain_timer, (uint64_t)drain_ms, 0);
+  uv_async_send(&l->wake); /* one more drain: a producer may have queued after the last */
 }
 
 /* Drain up to one batch. After the inbox runs dry, yield the CPU once and look again: a
@@ -329,6 +392,7 @@ static void on_wake(uv_async_t *a) {
   /* A full batch may have left more: come back after this turn's I/O, not before. */
   if (more) uv_async_send(&l->wake);
   if (atomic_load(&l->stop_requested) && !l->stopping) begin_stop(l);
+  else if (l->stop_phase == PW__STOP_INBOX && !more) inbox_drained(l);
 }
 
 void pw__loop_request_stop(pw__loop *l) {
@@ -356,8 +420,9 @@ int pw__loop_init(pw__loop *l, pw_server *srv, unsigned index) {
   uv_async_init(&l->uv, &l->wake, on_wake);
   uv_timer_init(&l->uv, &l->tick);
   uv_check_init(&l->uv, &l->flusher);
+  uv_timer_init(&l->uv, &l->drain_timer);
   uv_tcp_init(&l->uv, &l->listener);
-  l->wake.data = l->tick.data = l->flusher.data = l->listener.data = l;
+  l->wake.data = l->tick.data = l->flusher.data = l->listener.data = l->drain_timer.data = l;
   return 0;
 }
 

@@ -47,6 +47,15 @@ static inline void pw__gauge_add(_Atomic uint64_t *c, int64_t delta) {
 #define PW__BATCH_MAX_MSGS 64
 #define PW__BATCH_MAX_BYTES (16 * 1024)
 
+/* The stop sequence of one loop (see loop.c, "stop"). */
+enum pw__stop_phase {
+  PW__STOP_NONE,    /* running */
+  PW__STOP_INBOX,   /* door closed: what producers had queued is drained into send queues */
+  PW__STOP_FLUSH,   /* inbox empty: each client gets its 1001 once its queue is written */
+  PW__STOP_CLOSING, /* every client has its 1001 (or was dropped); close handshakes end it */
+};
+#define PW__STOP_REASON "server shutting down"
+
 typedef struct pw__list_head {
   pw__conn *first, *last;
   uint32_t count;
@@ -60,6 +69,7 @@ typedef struct pw__loop {
   uv_async_t wake;       /* the one door from other threads: inbox commands and stop */
   uv_timer_t tick;       /* timeouts: handshake, ping/idle, close */
   uv_check_t flusher;    /* after each turn: write every dirty connection */
+  uv_timer_t drain_timer; /* stop: ends the drain after options.drain_timeout_ms */
   uint8_t *rbuf;         /* the shared read buffer */
   pw__slots slots;
   pw__list_head lists[4]; /* indexed by enum pw__list */
@@ -72,6 +82,7 @@ typedef struct pw__loop {
   int listening, stopping, handles_closed;
   int spare_fd;          /* a descriptor kept in reserve to shed connections at EMFILE */
   uint64_t refused_unreported, refused_next_log_ms; /* accept refusals, logged rate-limited */
+  int stop_phase;        /* enum pw__stop_phase: where the stop sequence is (loop.c) */
   _Atomic int stop_requested; /* any thread sets it, then wakes the loop */
 
   /* The door (see inbox.h). Producers count themselves in `producers` while they touch the

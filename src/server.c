@@ -19,6 +19,7 @@ static void fill_defaults(pw_options *o) {
   if (!o->ping_interval_ms) o->ping_interval_ms = 30000;
   if (!o->handshake_timeout_ms) o->handshake_timeout_ms = 10000;
   if (!o->close_timeout_ms) o->close_timeout_ms = 3000;
+  if (!o->drain_timeout_ms) o->drain_timeout_ms = 5000; /* why 5 s: see pushwire.h */
   if (!o->max_connections) o->max_connections = 100000;
   if (!o->backlog) o->backlog = 511;
   if (!o->max_queued_bytes) o->max_queued_bytes = 1u << 20;
@@ -180,28 +181,50 @@ static void wait_done(pw_server *srv) {
   atomic_store(&srv->state, PW__STOPPED);
 }
 
-int pw_server_stop(pw_server *srv) {
-  if (!srv) return PW_EINVAL;
-  int st = PW__NEW;
-  if (atomic_compare_exchange_strong(&srv->state, &st, PW__STOPPED)) return 0; /* never ran */
-  if (st == PW__STOPPED) return 0;
-  /* Tasks first, while the loop still drains what they send; from the loop thread only ask
-   * (a task blocked on a full inbox would wait for this very thread). */
-  pw__tasks_stop_all(&srv->tasks, !pw_on_loop_thread(srv));
-  st = PW__RUNNING;
-  /* Only the caller that moves RUNNING -> STOPPING wakes the loops: a later wake could touch
-   * an async handle the ending loop has already closed. */
+/* RUNNING -> STOPPING, once. Only the caller that makes the move wakes the loops: a later
+ * wake could touch an async handle the ending loop has already closed. */
+static void request_stop(pw_server *srv) {
+  int st = PW__RUNNING;
   if (atomic_compare_exchange_strong(&srv->state, &st, PW__STOPPING))
     for (unsigned i = 0; i < srv->nloops; i++) pw__loop_request_stop(&srv->loops[i]);
+}
+
+/* Tasks get the drain time to return (counted from the stop call, overlapping the loops'
+ * drain), none when the drain is off. One that ignores pw_task_should_stop must not hold the
+ * stop forever; it still holds the server, so pw_server_free joins it, however long. */
+static void join_tasks(pw_server *srv, uint64_t t0) {
+  int ms = srv->opt.drain_timeout_ms;
+  uint64_t deadline = t0 + (ms > 0 ? (uint64_t)ms * 1000000u : 0);
+  unsigned left = pw__tasks_join_until(&srv->tasks, deadline);
+  if (left)
+    pw__log(srv, PW_LOG_WARN, "%u task(s) still running after the stop; pw_server_free "
+            "waits for them", left);
+}
+
+/* The order matters: the state moves first, so from here every new send, publish or call
+ * answers PW_ESTOPPED, and the loops then drain exactly what was accepted before (loop.c).
+ * Tasks are asked at once, while the loops drain; nothing a task waits for (room in an
+ * inbox, an answer from a loop) outlives the loop's closing of its door. */
+int pw_server_stop(pw_server *srv) {
+  if (!srv) return PW_EINVAL;
+  uint64_t t0 = uv_hrtime();
+  int st = PW__NEW;
+  int never_ran = atomic_compare_exchange_strong(&srv->state, &st, PW__STOPPED);
+  if (!never_ran && st == PW__STOPPED) return 0;
+  request_stop(srv);
+  pw__tasks_ask_stop(&srv->tasks);
   if (pw_on_loop_thread(srv)) return 0; /* the loop ends after this callback returns */
-  wait_done(srv);
+  if (!never_ran) wait_done(srv);
+  join_tasks(srv, t0);
   return 0;
 }
 
+/* Freeing needs every thread that may touch the server gone: not from its loop (it would
+ * join itself) nor from one of its tasks (it would free the task that runs it). */
 void pw_server_free(pw_server *srv) {
   if (!srv) return;
-  if (pw_on_loop_thread(srv)) {
-    pw__log(srv, PW_LOG_ERROR, "pw_server_free called on the loop thread: ignored");
+  if (pw_on_loop_thread(srv) || pw__task_server() == srv) {
+    pw__log(srv, PW_LOG_ERROR, "pw_server_free called on the loop thread or in a task: ignored");
     return;
   }
   pw_server_stop(srv);

@@ -167,12 +167,58 @@ int pw_task_sleep(int ms) {
   return pw_task_should_stop();
 }
 
-void pw__tasks_stop_all(pw__tasks *t, int join) {
-  pw__task *all = NULL, **keep = &t->list;
+void pw__tasks_ask_stop(pw__tasks *t) {
   uv_mutex_lock(&t->lock);
-  t->closed = 1; /* under the lock: a racing start either got in before (and is stopped
+  t->closed = 1; /* under the lock: a racing start either got in before (and is asked
                     here) or sees this and gets PW_ESTOPPED */
   for (pw__task *k = t->list; k; k = k->next) ask_stop(k);
+  uv_mutex_unlock(&t->lock);
+}
+
+/* Unlink the tasks that have returned, except the calling one (registry lock held). */
+static pw__task *take_finished(pw__tasks *t, unsigned *left) {
+  pw__task *done = NULL, **p = &t->list;
+  *left = 0;
+  while (*p) {
+    pw__task *k = *p;
+    if (k == current_task || !atomic_load(&k->finished)) {
+      *left += k != current_task;
+      p = &k->next;
+      continue;
+    }
+    *p = k->next;
+    k->next = done;
+    done = k;
+  }
+  return done;
+}
+
+/* Polled in 1 ms steps rather than signalled: a task's thread cannot take the registry lock
+ * to signal as it ends (pw_task_start may hold it while joining that very thread), and a
+ * stop is rare. */
+unsigned pw__tasks_join_until(pw__tasks *t, uint64_t deadline_ns) {
+  for (;;) {
+    unsigned left;
+    uv_mutex_lock(&t->lock);
+    pw__task *done = take_finished(t, &left);
+    uv_mutex_unlock(&t->lock);
+    while (done) {
+      pw__task *k = done;
+      done = k->next;
+      uv_thread_join(&k->thread); /* it returned (or is returning: pw_task_done) */
+      task_free(k);
+    }
+    if (left == 0 || uv_hrtime() >= deadline_ns) return left;
+    uv_sleep(1);
+  }
+}
+
+struct pw_server *pw__task_server(void) { return current_task ? current_task->srv : NULL; }
+
+void pw__tasks_stop_all(pw__tasks *t, int join) {
+  pw__task *all = NULL, **keep = &t->list;
+  pw__tasks_ask_stop(t);
+  uv_mutex_lock(&t->lock);
   while (join && *keep) { /* take every task but the calling one, which cannot join itself */
     pw__task *k = *keep;
     if (k == current_task) {
