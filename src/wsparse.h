@@ -53,8 +53,8 @@ typedef struct pw__wsp {
   uint32_t msg_frames;  /* data frames of the message in progress, counting its first */
   uint8_t hdr_buf[PW_FRAME_MAX_HEADER]; /* a partial frame header */
   uint8_t hdr_have;     /* bytes in hdr_buf */
-  uint8_t in_frame;     /* 1 while `frame`'s payload is being read */
-  uint8_t msg_opcode;   /* PW_OP_TEXT/BINARY while a fragmented message is in progress */
+  uint8_t msg_opcode : 4; /* PW_OP_TEXT/BINARY while a fragmented message is in progress */
+  uint8_t in_frame : 1; /* 1 while `frame`'s payload is being read (bit fields: 96 bytes) */
 } pw__wsp;
 
 /* Process p[0..n) (writable: payloads are unmasked in place), starting in `mode`. Returns the
