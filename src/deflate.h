@@ -5,7 +5,7 @@
  * Design notes: what the connection glue must do (issue 7)
  * - Handshake (http.c): pw__deflate_negotiate_request() on the upgrade request.
  *   PW__PMD_ACCEPT: answer "Sec-WebSocket-Extensions: " + pw__deflate_response() in the 101 and
- *   keep the pw__deflate_params in the connection (4 bytes). PW__PMD_NONE: no header, no
+ *   keep the pw__deflate_params in the connection (5 bytes). PW__PMD_NONE: no header, no
  *   compression. PW__PMD_MALFORMED: the header breaks RFC 6455 9.1's grammar; answer 400, as
  *   npm ws and python websockets do (or carry on without compression: a policy, not the RFC's).
  * - Receiving (ws.c): RSV1 is legal only if deflate was negotiated (else 1002, as today), and
@@ -47,10 +47,11 @@
  *   stream with windowBits 8 (deflateInit2 returns Z_STREAM_ERROR; with the zlib wrapper it
  *   silently uses 9), node's zlib silently raises it to 9, Python's zlib raises an error. So
  *   this server never agrees to server_max_window_bits=8 (such an offer is declined and the
- *   client's next offer is tried, as uWebSockets and others do), never ASKS a client for
- *   client_max_window_bits=8 (a configured 8 means 9: a zlib-based client told 8 would fail or
- *   use 9), and inflates with at least 9 bits even when a client promised 8, since a
- *   zlib-based client that says 8 compresses with 9. Config value 8 is accepted and means 9.
+ *   client's next offer is tried), never ASKS a client for client_max_window_bits=8 (a
+ *   configured 8 means 9: a Python client told 8 would fail, a node one would use 9), and
+ *   inflates with at least 9 bits even when a client promised 8, for clients that, like
+ *   node, quietly use 9 (zlib's own window-9 streams reach back at most 250 bytes, another
+ *   compressor may use all 512; test_window8_client). Config value 8 is accepted, means 9.
  * - Case: the extension name and parameter names compare case-insensitively (RFC 9110 5.6.6:
  *   "Parameter names are case-insensitive"; RFC 6455 9.1 inherits HTTP's token rules); values
  *   are digits, compared exactly. The response always uses the RFC's lower-case spelling. */
