@@ -9,11 +9,11 @@
 #include "loop.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -156,8 +156,8 @@ static uint64_t tick_interval(const pw_options *o) {
  *   descriptor, accepts and closes whatever is pending, and reopens it - silently; and if
  *   another thread takes the freed number meanwhile, libuv's reserve is gone: from then on
  *   its accept loop retries EMFILE without end, calling on_connection with it each time.
- * - So we act before the process is full: after each accept a probe (a dup closed at once)
- *   checks that one descriptor is still free. If none is, this newest connection is told
+ * - So we act before the process is full: after each accept a probe (a descriptor opened and
+ *   closed at once) checks that one is still free. If none is, this newest connection is told
  *   503 and closed at once. One number so stays free: the next accept succeeds (and is
  *   answered), an accept with nobody waiting says EAGAIN, and connected clients are not
  *   touched.
@@ -185,11 +185,14 @@ static void report_refusals(pw__loop *l, uint64_t n, const char *why) {
   l->refused_next_log_ms = l->now_ms + PW__REFUSAL_LOG_MS;
 }
 
-static int open_spare(void) { return open("/dev/null", O_RDONLY | O_CLOEXEC); }
+/* A descriptor that only holds a number: an eventfd needs no file system (no /dev/null in a
+ * chroot), and sanitizers know it as a new descriptor (TSan does not model fcntl's dups and
+ * took a reused number for a race between loops). */
+static int open_spare(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
 
 /* Is one more descriptor available? Probed by taking one and giving it back. */
-static int descriptor_left(int any_fd) {
-  int probe = fcntl(any_fd, F_DUPFD_CLOEXEC, 0);
+static int descriptor_left(void) {
+  int probe = open_spare();
   if (probe >= 0) return close(probe), 1;
   return errno != EMFILE && errno != ENFILE;
 }
@@ -237,7 +240,7 @@ static void on_connection(uv_stream_t *server, int status) {
   int fd;
   if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return;
   if (l->spare_fd < 0) l->spare_fd = open_spare(); /* given up by shed_pending: take it back */
-  if (descriptor_left(fd)) return;
+  if (descriptor_left()) return;
   refuse(fd); /* the newest goes, so that one number stays free for the next accept */
   pw__conn_destroy(c);
   report_refusals(l, 1, "out of file descriptors");
