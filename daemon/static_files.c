@@ -163,9 +163,10 @@ static void send_file(const char *path, const pw_request *req, pw_response *res,
 }
 
 void pwd_static_serve(const char *root, const pw_request *req, pw_response *res, pwd_reply *out) {
-  if (strcmp(req->method, "GET") != 0) {
+  /* HEAD gets the GET answer's headers; the library leaves the body out (RFC 9110 9.3.2). */
+  if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
     status_only(res, 405);
-    res->extra_headers = "Allow: GET\r\n";
+    res->extra_headers = "Allow: GET, HEAD\r\n";
     return;
   }
   char rel[PATH_MAX], candidate[PATH_MAX + 16], resolved[PATH_MAX];
