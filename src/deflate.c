@@ -332,6 +332,8 @@ int pw__deflate_negotiate(const pw__deflate_config *cfg, const char *value, size
                           pw__deflate_params *out) {
   if (!out || (!value && value_len) || pw__deflate_config_check(cfg) != 0)
     return PW_EINVAL;
+  if (!value)
+    value = ""; /* no header: an empty list (NULL + 0 would be pointer arithmetic on NULL) */
   memset(out, 0, sizeof *out);
   if (!value_well_formed(value, value_len))
     return PW__PMD_MALFORMED;
