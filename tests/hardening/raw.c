@@ -1,5 +1,6 @@
 /* Raw TCP clients for the hardening tests: see raw.h. */
 #include "raw.h"
+#include "../support/wsclient.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -104,19 +105,8 @@ void raw_reset(int fd) {
 }
 
 size_t raw_frame_header(uint8_t *hdr, int opcode, int fin, uint64_t len) {
-  size_t h = 0;
-  hdr[h++] = (uint8_t)((fin ? 0x80 : 0) | opcode);
-  if (len < 126) {
-    hdr[h++] = (uint8_t)(0x80 | len);
-  } else if (len <= 0xFFFF) {
-    hdr[h++] = 0x80 | 126;
-    hdr[h++] = (uint8_t)(len >> 8), hdr[h++] = (uint8_t)len;
-  } else {
-    hdr[h++] = 0x80 | 127;
-    for (int i = 7; i >= 0; i--) hdr[h++] = (uint8_t)(len >> (8 * i));
-  }
-  memset(hdr + h, 0, 4); /* mask key 0: the payload goes as is */
-  return h + 4;
+  static const uint8_t zero_mask[4] = {0}; /* mask key 0: the payload goes as is */
+  return wsc_frame_header(hdr, opcode, fin, len, zero_mask);
 }
 
 /* ---- the loop thread's CPU clock --------------------------------------------------------- */

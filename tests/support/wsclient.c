@@ -86,8 +86,7 @@ fail:
   return -1;
 }
 
-int wsc_send(wsc *c, int opcode, int fin, const void *data, size_t len) {
-  uint8_t hdr[14];
+size_t wsc_frame_header(uint8_t hdr[14], int opcode, int fin, uint64_t len, const uint8_t mask[4]) {
   size_t h = 0;
   hdr[h++] = (uint8_t)((fin ? 0x80 : 0) | opcode);
   if (len < 126) {
@@ -97,10 +96,16 @@ int wsc_send(wsc *c, int opcode, int fin, const void *data, size_t len) {
     hdr[h++] = (uint8_t)(len >> 8), hdr[h++] = (uint8_t)len;
   } else {
     hdr[h++] = 0x80 | 127;
-    for (int i = 7; i >= 0; i--) hdr[h++] = (uint8_t)((uint64_t)len >> (8 * i));
+    for (int i = 7; i >= 0; i--) hdr[h++] = (uint8_t)(len >> (8 * i));
   }
+  memcpy(hdr + h, mask, 4);
+  return h + 4;
+}
+
+int wsc_send(wsc *c, int opcode, int fin, const void *data, size_t len) {
+  uint8_t hdr[14];
   static const uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
-  memcpy(hdr + h, mask, 4), h += 4;
+  size_t h = wsc_frame_header(hdr, opcode, fin, len, mask);
   uint8_t *frame = malloc(h + len);
   if (!frame) return -1;
   memcpy(frame, hdr, h);

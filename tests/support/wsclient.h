@@ -22,6 +22,8 @@ typedef struct wsc_frame {
 int wsc_connect(wsc *c, int port, const char *path);
 /* The same with SO_RCVBUF set before connecting (a small one makes a slow reader). */
 int wsc_connect_rcvbuf(wsc *c, int port, const char *path, int rcvbuf);
+/* Encode a client frame header (MASK bit set, then the 4-byte key) into hdr; its length. */
+size_t wsc_frame_header(uint8_t hdr[14], int opcode, int fin, uint64_t len, const uint8_t mask[4]);
 /* Send one masked frame. 0 or -1. */
 int wsc_send(wsc *c, int opcode, int fin, const void *data, size_t len);
 /* Read one frame within timeout_ms. 0, or -1 on timeout / EOF / error. */
