@@ -2,12 +2,15 @@
  * connection ends. Loop thread only. See conn.h for the memory and lifetime notes. */
 #include "conn.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "events.h"
 #include "loop.h"
 #include "server.h"
+#include "tls.h"
 
 #define PW__IOV_MAX 64 /* buffers per writev: enough to batch, small enough for the stack */
 
@@ -18,6 +21,7 @@ typedef struct pw__write_req {
 
 static void on_closed(uv_handle_t *h);
 static void flush(pw__conn *c, int may_end);
+static void tls_read(pw__conn *c, uint8_t *p, size_t n);
 
 /* ---- read dispatch ---------------------------------------------------------------------- */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -32,39 +36,47 @@ static void on_eof(pw__conn *c) {
   pw__conn_destroy(c);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  pw__conn *c = s->data;
+/* n bytes of plaintext (from the socket, or out of the TLS engine) for the current state. */
+static void deliver(pw__conn *c, uint8_t *p, size_t n) {
   pw__loop *l = c->loop;
-  if (nread < 0) return on_eof(c);
-  if (nread == 0) return;
-  l->now_ms = uv_now(&l->uv);
   switch (c->state) {
   case PW__S_HTTP:
-    return pw__http_read(c, (const uint8_t *)buf->base, (size_t)nread);
+    return pw__http_read(c, p, n);
   case PW__S_OPEN:
     c->last_active_ms = l->now_ms;
     c->ping_sent = 0;
     pw__list_push(l, c, PW__L_OPEN); /* to the tail: the list stays ordered by activity */
     /* fall through */
   case PW__S_CLOSING:
-    return pw__ws_read(c, (uint8_t *)buf->base, (size_t)nread);
+    return pw__ws_read(c, p, n);
   default: /* DRAIN, LINGER: we are ending; input is discarded */
     return;
   }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  pw__conn *c = s->data;
+  pw__loop *l = c->loop;
+  if (nread < 0) return on_eof(c);
+  if (nread == 0) return;
+  l->now_ms = uv_now(&l->uv);
+  if (c->tls) return tls_read(c, (uint8_t *)buf->base, (size_t)nread);
+  deliver(c, (uint8_t *)buf->base, (size_t)nread);
 }
 
 void pw__conn_read_start(pw__conn *c) {
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
-pw__conn *pw__conn_accept(pw__loop *l) {
+pw__conn *pw__conn_accept(pw__loop *l, uv_stream_t *listener, int tls) {
   pw__conn *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   uv_tcp_init(&l->uv, &c->tcp);
   c->tcp.data = c;
   c->loop = l;
   l->nconns++;
-  if (uv_accept((uv_stream_t *)&l->listener, (uv_stream_t *)&c->tcp) != 0) {
+  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
+      (tls && !(c->tls = pw__tls_conn_new(l->srv->tls)))) {
     c->state = PW__S_DEAD;
     uv_close((uv_handle_t *)&c->tcp, on_closed);
     return NULL;
@@ -382,11 +394,23 @@ static void write_async(pw__conn *c) {
   c->q.inflight = entries;
 }
 
+static void flush_tls(pw__conn *c, int may_end);
+
+/* A burst is over: give the big ring back. */
+static void q_shrink(pw__sendq *q) {
+  if (q->count == 0 && q->cap > 8) {
+    free(q->ring);
+    q->ring = NULL;
+    q->cap = 0;
+  }
+}
+
 /* Write what the socket takes now; hand the rest to uv_write. With `may_end` 0 a write
  * error is left for the next flush to find, so no on_close can run inside the caller's
- * callback (see pw__conn_queue_msg). */
+ * callback (see pw__conn_queue_msg). A TLS connection goes through the engine (flush_tls). */
 static void flush(pw__conn *c, int may_end) {
   pw__sendq *q = &c->q;
+  if (c->tls && !c->tls_plain) return flush_tls(c, may_end);
   if (q->inflight || c->state == PW__S_DEAD) return;
   while (q->count > 0) {
     uv_buf_t iov[PW__IOV_MAX];
@@ -399,15 +423,156 @@ static void flush(pw__conn *c, int may_end) {
     q_advance(c, (size_t)r);
     if ((size_t)r < bytes) return may_end ? write_async(c) : (void)0;
   }
-  if (q->count == 0 && q->cap > 8) { /* a burst is over: give the big ring back */
-    free(q->ring);
-    q->ring = NULL;
-    q->cap = 0;
-  }
+  q_shrink(q);
   if (may_end) drained(c);
 }
 
 void pw__conn_flush(pw__conn *c) { flush(c, 1); }
+
+/* ---- TLS (see tls.h, "what the connection glue must do") --------------------------------- */
+/* Design notes:
+ * - Reads: the loop's buffer holds ciphertext; the engine copies it, so the same buffer then
+ *   receives the plaintext, handed to the HTTP/WebSocket read path exactly as plain bytes.
+ * - Writes: the send queue keeps plaintext (shared frames stay shared); a flush packs one
+ *   batch of it (the iovec a plain writev would get) into full records, releases those
+ *   buffers, and offers the ciphertext to the socket. Only what the socket did not take is
+ *   copied, into one uv_write; no more is encrypted until it is written, so the ciphertext
+ *   waiting per connection is at most one batch and the queue's byte limit (slow clients)
+ *   keeps acting on the plaintext behind it.
+ * - Failures (plain HTTP, bad certificate, garbage): logged at most once per
+ *   PW__TLS_FAIL_LOG_MS with a count, so a scan cannot flood the log; then the alert (or a
+ *   plain 400 to plain HTTP) is written and the connection ends like an HTTP error. A client
+ *   that stalls mid-handshake sits in the HTTP list from accept: the handshake timeout ends it.
+ * - Close: our close_notify goes right before the FIN (state DRAIN). */
+#define PW__TLS_FAIL_LOG_MS 10000
+
+_Static_assert(sizeof(uv_buf_t) == sizeof(struct iovec) &&
+                   offsetof(uv_buf_t, base) == offsetof(struct iovec, iov_base) &&
+                   offsetof(uv_buf_t, len) == offsetof(struct iovec, iov_len),
+               "uv_buf_t is passed to the TLS engine as struct iovec");
+
+static const char plain_on_tls_port[] =
+    "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    "Content-Length: 45\r\nConnection: close\r\n\r\n"
+    "This port speaks TLS: use https:// or wss://\n";
+
+typedef struct pw__tls_write {
+  uv_write_t req;
+  uint8_t data[]; /* the ciphertext the socket did not take at once */
+} pw__tls_write;
+
+static void report_tls_failure(pw__conn *c) {
+  pw__loop *l = c->loop;
+  char why[256], peer[64] = "?";
+  struct sockaddr_storage sa;
+  int len = sizeof sa;
+  l->tls_fail_unreported++;
+  if (l->now_ms < l->tls_fail_next_log_ms) return;
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0)
+    uv_ip_name((struct sockaddr *)&sa, peer, sizeof peer);
+  pw__log(l->srv, PW_LOG_WARN, "TLS connection from %s closed: %s (%llu TLS failure(s) since "
+          "the last report, at most one report every %d s)", peer,
+          pw__tls_conn_strerror(c->tls, why, sizeof why),
+          (unsigned long long)l->tls_fail_unreported, PW__TLS_FAIL_LOG_MS / 1000);
+  l->tls_fail_unreported = 0;
+  l->tls_fail_next_log_ms = l->now_ms + PW__TLS_FAIL_LOG_MS;
+}
+
+/* The engine said no: log, answer (the alert it queued, or a plain 400 to plain HTTP: those
+ * bytes were cleartext, so a cleartext answer is readable), end after the flush. */
+static void tls_failed(pw__conn *c, int r) {
+  report_tls_failure(c);
+  if (r == PW__TLS_EPLAIN) {
+    pw_buf *b = pw__buf_new_raw(plain_on_tls_port, sizeof plain_on_tls_port - 1);
+    c->tls_plain = 1;
+    if (b) pw__conn_queue(c, b);
+  }
+  pw__conn_end_after_flush(c);
+}
+
+static void tls_read(pw__conn *c, uint8_t *p, size_t n) {
+  const uint8_t *out;
+  long got = 0;
+  if (c->state >= PW__S_DRAIN) return; /* ending: input is discarded, as in plain */
+  int r = pw__tls_conn_feed(c->tls, p, n);
+  while (r == 0 && c->state < PW__S_DRAIN &&
+         (got = pw__tls_conn_read(c->tls, p, PW__READ_BUF_SIZE)) > 0)
+    deliver(c, p, (size_t)got);
+  if (r == 0 && got < 0) r = (int)got;
+  if (r == PW__TLS_EOF) return on_eof(c); /* the peer's close_notify: as TCP EOF */
+  if (r != 0) return c->state < PW__S_DRAIN ? tls_failed(c, r) : (void)0;
+  if (pw__tls_conn_out(c->tls, &out) > 0) pw__mark_dirty(c->loop, c); /* flights, tickets */
+}
+
+static void on_tls_written(uv_write_t *req, int status) {
+  pw__conn *c = req->handle->data;
+  free(req);
+  if (c->state == PW__S_DEAD) return;
+  c->tls_writing = 0;
+  if (status < 0) return write_failed(c);
+  pw__conn_flush(c);
+}
+
+/* Copy n bytes of ciphertext (the engine's output from p on, all of it) into a uv_write. */
+static void write_cipher_async(pw__conn *c, const uint8_t *p, size_t n) {
+  pw__tls_write *w = malloc(sizeof *w + n);
+  if (!w) return write_failed(c);
+  memcpy(w->data, p, n);
+  pw__tls_conn_out_consume(c->tls, pw__tls_conn_out(c->tls, &p));
+  uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
+  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_tls_written) != 0) {
+    free(w);
+    return write_failed(c);
+  }
+  c->tls_writing = 1;
+}
+
+/* Offer the engine's ciphertext to the socket: 1 if all of it went. Else 0: the rest is in a
+ * uv_write (may_end), or stays in the engine for the next flush, or the write failed. */
+static int send_cipher(pw__conn *c, int may_end) {
+  const uint8_t *p;
+  size_t n = pw__tls_conn_out(c->tls, &p);
+  if (n == 0) return 1;
+  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+  int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (r == UV_EAGAIN) r = 0;
+  if (r < 0) return may_end ? (write_failed(c), 0) : 0;
+  if ((size_t)r == n) return pw__tls_conn_out_consume(c->tls, n), 1;
+  if (may_end) write_cipher_async(c, p + r, n - (size_t)r);
+  else pw__tls_conn_out_consume(c->tls, (size_t)r);
+  return 0;
+}
+
+/* Encrypt one batch of the queue (packed into records) and release its buffers. */
+static int encrypt_batch(pw__conn *c) {
+  uv_buf_t iov[PW__IOV_MAX];
+  size_t bytes;
+  uint32_t entries;
+  int n = q_fill_iov(&c->q, iov, &bytes, &entries);
+  int r = pw__tls_conn_writev(c->tls, (const struct iovec *)iov, (size_t)n);
+  if (r == 0) q_advance(c, bytes);
+  return r;
+}
+
+/* The TLS flush: as flush() (same may_end rule), through the engine. */
+static void flush_tls(pw__conn *c, int may_end) {
+  pw__sendq *q = &c->q;
+  if (c->tls_writing || c->state == PW__S_DEAD) return;
+  while (send_cipher(c, may_end)) {
+    if (q->count > 0 && !c->tls_notified && pw__tls_conn_state(c->tls) == PW__TLS_OPEN) {
+      if (encrypt_batch(c) != 0) return may_end ? write_failed(c) : (void)0;
+      continue;
+    }
+    if (!may_end) return;
+    if (c->state == PW__S_DRAIN && !c->tls_notified) { /* close_notify, then the FIN */
+      c->tls_notified = 1;
+      pw__tls_conn_shutdown(c->tls);
+      continue;
+    }
+    q_shrink(q);
+    return drained(c);
+  }
+}
 
 /* ---- ending ------------------------------------------------------------------------------ */
 static void set_close(pw__conn *c, int code, const char *reason) {
@@ -480,6 +645,7 @@ static void on_closed(uv_handle_t *h) {
   q_release_all(c);
   pw__http_free(c);
   pw__ws_free_buffers(c);
+  pw__tls_conn_free(c->tls);
   free(c->close_reason);
   free(c);
   pw__loop_conn_freed(l);

@@ -19,6 +19,7 @@
 
 struct pw__loop;
 struct pw__http;
+struct pw__tls_conn;
 
 enum pw__state {
   PW__S_HTTP,     /* reading HTTP requests (plain ones, or the upgrade) */
@@ -50,6 +51,10 @@ typedef struct pw__conn {
   uint8_t dirty : 1, ping_sent : 1;
   uint8_t paused : 1;       /* reading stopped by PW_EVQ_PAUSE (the owner's queue is full) */
   uint8_t opened : 1;        /* on_open was called and on_close not yet */
+  uint8_t tls_writing : 1;   /* TLS: a uv_write of copied ciphertext is pending */
+  uint8_t tls_notified : 1;  /* TLS: our close_notify is queued (before the FIN) */
+  uint8_t tls_plain : 1;     /* TLS: the client spoke plain HTTP; answered in plain */
+  struct pw__tls_conn *tls;  /* the TLS engine (tls.h) on the TLS listener, else NULL */
   pw__wsp ws;               /* the frame/message parser (ws.c drives it) */
   struct pw__http *http;    /* HTTP-phase state (heap, freed at the upgrade) */
   struct pw__conn_sub *subs; /* this connection's topics (heap, only when subscribed) */
@@ -64,8 +69,9 @@ typedef struct pw__conn {
 
 /* (Re)start reading into the loop's shared buffer. */
 void pw__conn_read_start(pw__conn *c);
-/* Accepted a socket: set up a conn in the HTTP state. NULL on failure (socket closed). */
-pw__conn *pw__conn_accept(struct pw__loop *loop);
+/* Accept from `listener` (the TLS one when tls): a conn in the HTTP state. NULL on failure
+ * (socket closed). */
+pw__conn *pw__conn_accept(struct pw__loop *loop, uv_stream_t *listener, int tls);
 
 /* Queue a buffer (takes the caller's reference) and mark the conn for the next flush. */
 void pw__conn_queue(pw__conn *c, pw_buf *b);

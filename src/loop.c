@@ -218,10 +218,10 @@ static int make_room(pw__loop *l) {
 
 /* accept() failed for want of a descriptor: make room, answer and close every pending
  * connection, and leave the room free (see the design notes). */
-static void shed_pending(pw__loop *l) {
+static void shed_pending(pw__loop *l, uv_stream_t *listener) {
   int lfd, fd;
   uint64_t n = 0;
-  if (uv_fileno((uv_handle_t *)&l->listener, &lfd) != 0 || !make_room(l))
+  if (uv_fileno((uv_handle_t *)listener, &lfd) != 0 || !make_room(l))
     return report_refusals(l, 1, "out of file descriptors, none to free");
   while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0 ||
          errno == EINTR || errno == ECONNABORTED) {
@@ -233,9 +233,9 @@ static void shed_pending(pw__loop *l) {
 static void on_connection(uv_stream_t *server, int status) {
   pw__loop *l = server->data;
   l->now_ms = uv_now(&l->uv);
-  if (status == UV_EMFILE || status == UV_ENFILE) return shed_pending(l);
+  if (status == UV_EMFILE || status == UV_ENFILE) return shed_pending(l, server);
   if (status < 0) return report_refusals(l, 1, uv_strerror(status));
-  pw__conn *c = pw__conn_accept(l);
+  pw__conn *c = pw__conn_accept(l, server, server == (uv_stream_t *)&l->tls_listener);
   if (!c) return report_refusals(l, 1, "could not set up a connection");
   int fd;
   if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return;
@@ -278,6 +278,12 @@ static void drain_all(pw__loop *l) {
   l->drained_bytes = 0;
 }
 
+static void close_listeners(pw__loop *l) {
+  if (!uv_is_closing((uv_handle_t *)&l->listener)) uv_close((uv_handle_t *)&l->listener, NULL);
+  if (!uv_is_closing((uv_handle_t *)&l->tls_listener))
+    uv_close((uv_handle_t *)&l->tls_listener, NULL);
+}
+
 static void close_handles(pw__loop *l) {
   if (l->handles_closed) return;
   l->handles_closed = 1;
@@ -287,7 +293,7 @@ static void close_handles(pw__loop *l) {
   uv_close((uv_handle_t *)&l->tick, NULL);
   uv_close((uv_handle_t *)&l->flusher, NULL);
   uv_close((uv_handle_t *)&l->drain_timer, NULL);
-  if (!uv_is_closing((uv_handle_t *)&l->listener)) uv_close((uv_handle_t *)&l->listener, NULL);
+  close_listeners(l);
 }
 
 static void maybe_finish(pw__loop *l) {
@@ -343,7 +349,7 @@ static void begin_stop(pw__loop *l) {
   l->stopping = 1;
   l->stop_phase = PW__STOP_INBOX;
   l->now_ms = uv_now(&l->uv);
-  if (!uv_is_closing((uv_handle_t *)&l->listener)) uv_close((uv_handle_t *)&l->listener, NULL);
+  close_listeners(l);
   end_http_connections(l);
   close_door(l);
   pw__loop_resume_reads(l); /* paused clients must be able to answer the close */
@@ -425,7 +431,9 @@ int pw__loop_init(pw__loop *l, pw_server *srv, unsigned index) {
   uv_check_init(&l->uv, &l->flusher);
   uv_timer_init(&l->uv, &l->drain_timer);
   uv_tcp_init(&l->uv, &l->listener);
+  uv_tcp_init(&l->uv, &l->tls_listener);
   l->wake.data = l->tick.data = l->flusher.data = l->listener.data = l->drain_timer.data = l;
+  l->tls_listener.data = l;
   return 0;
 }
 
@@ -435,10 +443,10 @@ static int parse_addr(const char *addr, int port, struct sockaddr_storage *sa) {
   return uv_ip4_addr(addr, port, (struct sockaddr_in *)sa) == 0 ? 0 : PW_EINVAL;
 }
 
-static int bound_port(pw__loop *l) {
+static int bound_port(uv_tcp_t *listener) {
   struct sockaddr_storage sa;
   int len = sizeof sa;
-  if (uv_tcp_getsockname(&l->listener, (struct sockaddr *)&sa, &len) != 0) return -1;
+  if (uv_tcp_getsockname(listener, (struct sockaddr *)&sa, &len) != 0) return -1;
   return ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
                                         : ((struct sockaddr_in *)&sa)->sin_port);
 }
@@ -446,34 +454,38 @@ static int bound_port(pw__loop *l) {
 /* Several loops share the port through SO_REUSEPORT: the kernel spreads new connections over
  * their listening sockets, and no loop hands sockets to another. libuv 1.44 has no flag for
  * it, so the socket is made here and given to libuv with uv_tcp_open. */
-static int open_reuseport(pw__loop *l, int family) {
+static int open_reuseport(uv_tcp_t *listener, int family) {
   int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
   if (fd < 0) return -1;
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-      uv_tcp_open(&l->listener, fd) != 0) {
+      uv_tcp_open(listener, fd) != 0) {
     close(fd);
     return -1;
   }
   return 0;
 }
 
-int pw__loop_listen(pw__loop *l, const char *addr, int port, int reuseport) {
+int pw__loop_listen(pw__loop *l, const char *addr, int port, int reuseport, int tls) {
   struct sockaddr_storage sa;
   const pw_options *o = &l->srv->opt;
+  uv_tcp_t *listener = tls ? &l->tls_listener : &l->listener;
   if (parse_addr(addr, port, &sa) != 0) return PW_EINVAL;
-  if (reuseport && open_reuseport(l, sa.ss_family) != 0) return PW_EBIND;
-  int r = uv_tcp_bind(&l->listener, (struct sockaddr *)&sa, 0);
-  if (r == 0) r = uv_listen((uv_stream_t *)&l->listener, o->backlog, on_connection);
+  if (reuseport && open_reuseport(listener, sa.ss_family) != 0) return PW_EBIND;
+  int r = uv_tcp_bind(listener, (struct sockaddr *)&sa, 0);
+  if (r == 0) r = uv_listen((uv_stream_t *)listener, o->backlog, on_connection);
   if (r != 0) {
-    pw__log(l->srv, PW_LOG_ERROR, "cannot listen on %s:%d: %s", addr, port, uv_strerror(r));
+    pw__log(l->srv, PW_LOG_ERROR, "cannot listen on %s:%d%s: %s", addr, port,
+            tls ? " (TLS)" : "", uv_strerror(r));
     return r == UV_EADDRINUSE ? PW_EADDRINUSE : PW_EBIND;
   }
-  l->listening = 1;
-  l->spare_fd = open_spare();
-  uint64_t every = tick_interval(o);
-  uv_timer_start(&l->tick, on_tick, every, every);
-  uv_check_start(&l->flusher, on_check);
-  return bound_port(l);
+  if (!tls) l->listening = 1;
+  if (l->spare_fd < 0) l->spare_fd = open_spare(); /* once, whichever listener comes first */
+  if (!uv_is_active((uv_handle_t *)&l->flusher)) {
+    uint64_t every = tick_interval(o);
+    uv_timer_start(&l->tick, on_tick, every, every);
+    uv_check_start(&l->flusher, on_check);
+  }
+  return bound_port(listener);
 }
 
 /* SIGPIPE: a write to a peer that has gone raises it, and its default action kills the whole

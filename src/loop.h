@@ -66,6 +66,7 @@ typedef struct pw__loop {
   unsigned index;
   uv_loop_t uv;
   uv_tcp_t listener;
+  uv_tcp_t tls_listener; /* TLS connections (options.tls_cert_file); idle without TLS */
   uv_async_t wake;       /* the one door from other threads: inbox commands and stop */
   uv_timer_t tick;       /* timeouts: handshake, ping/idle, close */
   uv_check_t flusher;    /* after each turn: write every dirty connection */
@@ -82,6 +83,7 @@ typedef struct pw__loop {
   int listening, stopping, handles_closed;
   int spare_fd;          /* a descriptor kept in reserve to shed connections at EMFILE */
   uint64_t refused_unreported, refused_next_log_ms; /* accept refusals, logged rate-limited */
+  uint64_t tls_fail_unreported, tls_fail_next_log_ms; /* TLS handshake failures, likewise */
   int stop_phase;        /* enum pw__stop_phase: where the stop sequence is (loop.c) */
   _Atomic int stop_requested; /* any thread sets it, then wakes the loop */
 
@@ -110,9 +112,10 @@ typedef struct pw__loop {
 } pw__loop;
 
 int pw__loop_init(pw__loop *l, struct pw_server *srv, unsigned index);
-/* Bind and listen (caller's thread, before the loop runs); with reuseport the port may be
- * shared with the server's other loops. Returns the bound port or a negative code. */
-int pw__loop_listen(pw__loop *l, const char *addr, int port, int reuseport);
+/* Bind and listen (caller's thread, before the loop runs), plain or TLS; with reuseport the
+ * port may be shared with the server's other loops. Returns the bound port or a negative
+ * code. */
+int pw__loop_listen(pw__loop *l, const char *addr, int port, int reuseport, int tls);
 /* Run until stopped, then close every handle and return. */
 void pw__loop_run(pw__loop *l);
 void pw__loop_destroy(pw__loop *l);

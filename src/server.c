@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tls.h"
 
 /* ---- options ----------------------------------------------------------------------------- */
 static void fill_defaults(pw_options *o) {
@@ -33,7 +34,8 @@ static void fill_defaults(pw_options *o) {
 }
 
 static int options_valid(const pw_options *o) {
-  return o->port >= 0 && o->port <= 65535 && o->max_connections > 0 && o->backlog > 0 &&
+  return (o->port >= 0 || (o->port == -1 && o->tls_cert_file)) && o->port <= 65535 &&
+         o->tls_port >= 0 && o->tls_port <= 65535 && o->max_connections > 0 && o->backlog > 0 &&
          o->threads >= 1 && o->threads <= PW__MAX_LOOPS &&
          o->log_level >= 0 && o->slow_policy <= PW_SLOW_DROP_OLDEST && o->send_timeout_ms > 0 &&
          o->inbox_capacity <= (1u << 24) && o->event_policy <= PW_EVQ_DROP &&
@@ -62,6 +64,40 @@ static void ignore_sigpipe(void) {
   }
 }
 
+/* ---- TLS ------------------------------------------------------------------------------------ */
+static pw__tls_config tls_config(const pw_options *o) {
+  return (pw__tls_config){.cert_file = o->tls_cert_file, .key_file = o->tls_key_file,
+                          .ca_file = o->tls_ca_file,
+                          .require_client_cert = o->tls_require_client_cert};
+}
+
+/* The TLS context, when a certificate is configured: 0 (none configured, or built), or
+ * PW_EINVAL/PW_ENOMEM after one log line saying which file and why. */
+static int tls_init(pw_server *srv) {
+  char err[256];
+  if (!srv->opt.tls_cert_file) return 0;
+  pw__tls_config cfg = tls_config(&srv->opt);
+  int r = pw__tls_ctx_new(&cfg, &srv->tls, err, sizeof err);
+  if (r != 0) pw__log(srv, PW_LOG_ERROR, "TLS: %s", err);
+  return r;
+}
+
+int pw_server_reload_tls(pw_server *srv) {
+  char err[256];
+  if (!srv) return PW_EINVAL;
+  if (!srv->tls) return PW_ESTATE;
+  int r = pw__tls_ctx_reload(srv->tls, NULL, err, sizeof err);
+  if (r != 0) pw__log(srv, PW_LOG_ERROR, "TLS reload failed, the old certificate stays: %s", err);
+  else pw__log(srv, PW_LOG_INFO, "TLS certificate reloaded");
+  return r;
+}
+
+int pw_server_tls_port(const pw_server *srv) {
+  if (!srv) return PW_EINVAL;
+  int port = atomic_load(&((pw_server *)srv)->tls_port);
+  return port < 0 ? PW_ESTATE : port;
+}
+
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 pw_server *pw_server_new(const pw_options *opt, const pw_callbacks *cb, void *user) {
   pw_server *srv = calloc(1, sizeof *srv);
@@ -73,7 +109,8 @@ pw_server *pw_server_new(const pw_options *opt, const pw_callbacks *cb, void *us
   fill_defaults(&srv->opt);
   atomic_init(&srv->state, PW__NEW);
   atomic_init(&srv->port, -1);
-  if (!options_valid(&srv->opt)) return free(srv), NULL;
+  atomic_init(&srv->tls_port, -1);
+  if (!options_valid(&srv->opt) || tls_init(srv) != 0) return free(srv), NULL;
   srv->nloops = (unsigned)srv->opt.threads;
   srv->loops = calloc(srv->nloops, sizeof *srv->loops);
   srv->threads = calloc(srv->nloops, sizeof *srv->threads);
@@ -84,6 +121,7 @@ pw_server *pw_server_new(const pw_options *opt, const pw_callbacks *cb, void *us
   }
   if (ready < srv->nloops) {
     while (ready > 0) pw__loop_destroy(&srv->loops[--ready]);
+    pw__tls_ctx_free(srv->tls);
     free(srv->loops);
     free(srv->threads);
     free(srv);
@@ -96,19 +134,23 @@ pw_server *pw_server_new(const pw_options *opt, const pw_callbacks *cb, void *us
   return srv;
 }
 
-/* NEW -> RUNNING with the listener bound; the lock serialises racing starts. */
+/* Every loop listens on `port` (plain or TLS); loop 0 picks it if 0. 0 or a negative code. */
+static int listen_all(pw_server *srv, int tls, int port, _Atomic int *bound) {
+  int reuse = srv->nloops > 1;
+  for (unsigned i = 0; i < srv->nloops && port >= 0; i++)
+    port = pw__loop_listen(&srv->loops[i], srv->opt.bind_address, port, reuse, tls);
+  if (port >= 0) atomic_store(bound, port);
+  return port < 0 ? port : 0;
+}
+
+/* NEW -> RUNNING with the listeners bound; the lock serialises racing starts. */
 static int begin(pw_server *srv) {
   int expected = PW__NEW;
   if (!atomic_compare_exchange_strong(&srv->state, &expected, PW__RUNNING)) return PW_ESTATE;
-  int reuse = srv->nloops > 1, port = srv->opt.port;
-  for (unsigned i = 0; i < srv->nloops && port >= 0; i++) /* loop 0 picks the port if 0 */
-    port = pw__loop_listen(&srv->loops[i], srv->opt.bind_address, port, reuse);
-  if (port < 0) {
-    atomic_store(&srv->state, PW__NEW); /* (a half-bound server is freed, not retried) */
-    return port;
-  }
-  atomic_store(&srv->port, port);
-  return 0;
+  int r = srv->opt.port >= 0 ? listen_all(srv, 0, srv->opt.port, &srv->port) : 0;
+  if (r == 0 && srv->tls) r = listen_all(srv, 1, srv->opt.tls_port, &srv->tls_port);
+  if (r < 0) atomic_store(&srv->state, PW__NEW); /* (a half-bound server is freed, not retried) */
+  return r;
 }
 
 static void mark_done(pw_server *srv) {
@@ -232,6 +274,7 @@ void pw_server_free(pw_server *srv) {
   for (unsigned i = 0; i < srv->nloops; i++) pw__loop_destroy(&srv->loops[i]);
   pw__events_destroy(&srv->events);
   pw__ondemand_destroy(&srv->ondemand);
+  pw__tls_ctx_free(srv->tls); /* connections are gone: their SSL_CTX references with them */
   uv_cond_destroy(&srv->done_cond);
   uv_mutex_destroy(&srv->lock);
   free(srv->loops);
