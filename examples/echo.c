@@ -1,6 +1,10 @@
 /* pw-echo: a WebSocket echo server on pushwire, and the demo page at "/".
  * Usage: pw-echo [PORT] [--max-message BYTES] [--idle-timeout MS] [--ping-interval MS]
  *                [--handshake-timeout MS] [--close-timeout MS] [--max-head BYTES]
+ * TLS: [--tls-cert PEM --tls-key PEM [--tls-ca PEM] [--tls-require-client-cert 1]
+ *       [--plain-port PORT]]: PORT then speaks TLS (wss://, https://) and no plain listener
+ * runs unless --plain-port asks for one; SIGHUP re-reads the certificate files
+ * (pw_server_reload_tls, from the main thread: not the server's).
  * The server runs in its own thread (pw_server_start); the main thread only waits for
  * SIGINT/SIGTERM, then stops it. Every complete message is echoed with its type. */
 #include <pushwire.h>
@@ -40,11 +44,25 @@ static void log_line(int level, const char *msg, void *user) {
   fprintf(stderr, "pw-echo: %s\n", msg);
 }
 
+/* The TLS flags: they take a path, not a number. 1 if `a` was one of them. */
+static int parse_tls_arg(const char *a, const char *v, pw_options *o, int *plain_port) {
+  if (!strcmp(a, "--tls-cert")) o->tls_cert_file = v;
+  else if (!strcmp(a, "--tls-key")) o->tls_key_file = v;
+  else if (!strcmp(a, "--tls-ca")) o->tls_ca_file = v;
+  else if (!strcmp(a, "--tls-require-client-cert")) o->tls_require_client_cert = atoi(v);
+  else if (!strcmp(a, "--plain-port")) *plain_port = atoi(v);
+  else return 0;
+  return 1;
+}
+
+/* With TLS, PORT is the TLS port and the plain listener is off unless --plain-port. */
 static int parse_args(int argc, char **argv, pw_options *o) {
+  int plain_port = -1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (a[0] != '-') { o->port = atoi(a); continue; }
     if (i + 1 >= argc) return fprintf(stderr, "pw-echo: %s needs a value\n", a), -1;
+    if (parse_tls_arg(a, argv[i + 1], o, &plain_port)) { i++; continue; }
     long v = strtol(argv[++i], NULL, 10);
     if (!strcmp(a, "--max-message")) o->max_message_size = (size_t)v;
     else if (!strcmp(a, "--idle-timeout")) o->idle_timeout_ms = (int)v;
@@ -54,7 +72,26 @@ static int parse_args(int argc, char **argv, pw_options *o) {
     else if (!strcmp(a, "--max-head")) o->max_head_size = (size_t)v;
     else return fprintf(stderr, "pw-echo: unknown option %s\n", a), -1;
   }
+  if (o->tls_cert_file) o->tls_port = o->port, o->port = plain_port;
   return 0;
+}
+
+/* Start; print "pw-echo listening on port N" (the line tests read: the TLS port with TLS),
+ * then "pw-echo plain on port N" when both listen. Exits with a one-line error. */
+static pw_server *start(const pw_options *opt, const pw_callbacks *cb) {
+  if (!opt->tls_cert_file) return example_start("pw-echo", opt, cb);
+  pw_server *srv = pw_server_new(opt, cb, NULL);
+  if (!srv) fprintf(stderr, "pw-echo: bad options or TLS files\n"), exit(2);
+  int r = pw_server_start(srv);
+  if (r != 0) {
+    fprintf(stderr, "pw-echo: cannot start: %s\n", pw_strerror(r));
+    pw_server_free(srv);
+    exit(1);
+  }
+  printf("pw-echo listening on port %d\n", pw_server_tls_port(srv));
+  if (opt->port >= 0) printf("pw-echo plain on port %d\n", pw_server_port(srv));
+  fflush(stdout);
+  return srv;
 }
 
 /* One descriptor per client: take the hard limit, so the default soft 1,024 is no ceiling. */
@@ -74,10 +111,16 @@ int main(int argc, char **argv) {
   raise_fd_limit();
 
   sigset_t stop_signals = example_block_stop_signals();
-  pw_server *srv = example_start("pw-echo", &opt, &cb);
+  sigaddset(&stop_signals, SIGHUP); /* the reload, on this thread: not the server's */
+  pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+  pw_server *srv = start(&opt, &cb);
 
   int sig;
-  sigwait(&stop_signals, &sig);
+  while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
+    int r = pw_server_reload_tls(srv);
+    printf("pw-echo reload: %s\n", r == 0 ? "ok" : pw_strerror(r));
+    fflush(stdout);
+  }
   pw_server_stop(srv);
   pw_server_free(srv);
   return 0;

@@ -7,6 +7,9 @@
   and checks what the server sent byte for byte.
 * Tests / Ctx: a tiny runner. Each test is a function taking a Ctx; one line PASS/FAIL per
   test, then exactly "N passed, M failed"; the exit status is non-zero if any failed.
+* --tls: the same tests over TLS: every server gets a certificate made at run time
+  (tests/support/tls_certs.py) and every WS wraps its socket in ssl, trusting the test CA.
+  A test that cannot run over TLS (it writes to a dup of the socket, say) calls skip_tls().
 """
 
 import argparse
@@ -36,6 +39,17 @@ RSV1, RSV2, RSV3 = 4, 2, 1  # values for build_frame(rsv=...)
 
 DEFAULT_TIMEOUT = 3.0
 
+# Set by --tls: {"args": pw-echo's TLS flags, "ctx": the client ssl context}.
+TLS = None
+
+
+def enable_tls():
+    global TLS
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+    import tls_certs
+    certs = tls_certs.make_certs()
+    TLS = {"args": tls_certs.server_args(certs), "ctx": tls_certs.client_context(certs)}
+
 
 # ---------------------------------------------------------------------------------------------
 # failures
@@ -53,6 +67,16 @@ class PeerEOF(TestFailure):
 
 class PeerReset(TestFailure):
     pass
+
+
+class Skipped(Exception):
+    pass
+
+
+def skip_tls(why):
+    """This test needs the raw TCP stream (not possible through TLS): skip it under --tls."""
+    if TLS:
+        raise Skipped(why)
 
 
 def fail(msg):
@@ -126,7 +150,7 @@ class Server:
 
     def __init__(self, path, args=(), start_timeout=10.0):
         self.path = path
-        self.args = [str(a) for a in args]
+        self.args = [str(a) for a in args] + (TLS["args"] if TLS else [])
         self.proc = subprocess.Popen([path, "0", *self.args], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=None, close_fds=True)
         self.pid = self.proc.pid
@@ -368,6 +392,8 @@ class WS:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         if nodelay:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if TLS:
+            self.sock = TLS["ctx"].wrap_socket(self.sock, server_hostname=host)
         self.buf = bytearray()
         self.send_error = None
         self.closed = False
@@ -401,6 +427,7 @@ class WS:
     def send_background(self, data):
         """Send bytes from another thread (through a dup of the socket, so timeouts do not
         interfere) while this thread reads. Returns the thread; errors land in send_error."""
+        skip_tls("writes through a dup of the socket, under the TLS layer")
         s2 = socket.socket(fileno=os.dup(self.sock.fileno()))
         s2.settimeout(30)
 
@@ -767,7 +794,10 @@ class Tests:
         ap.add_argument("-k", "--filter", action="append", default=[],
                         help="run only tests whose name contains this (repeatable)")
         ap.add_argument("--list", action="store_true", help="list the tests and exit")
+        ap.add_argument("--tls", action="store_true", help="run every test over TLS")
         args = ap.parse_args(argv)
+        if args.tls:
+            enable_tls()
         cases = [(n, f) for (n, f) in self.cases
                  if not args.filter or any(s in n for s in args.filter)]
         if args.list:
@@ -779,7 +809,7 @@ class Tests:
             print("0 passed, 1 failed")
             return 1
         ctx = Ctx(args.server)
-        passed = failed = 0
+        passed = failed = skipped = 0
         t_group = time.monotonic()
         try:
             for name, fn in cases:
@@ -787,6 +817,11 @@ class Tests:
                 reason = None
                 try:
                     fn(ctx)
+                except Skipped as e:
+                    ctx.end_test()
+                    skipped += 1
+                    print(f"SKIP {self.group}.{name}: {e}", flush=True)
+                    continue
                 except TestFailure as e:
                     reason = str(e)
                 except Exception as e:  # a bug in the test or an unexpected socket error
@@ -809,7 +844,8 @@ class Tests:
         finally:
             ctx.shutdown()
             _kill_all_servers()
-        print(f"# group {self.group}: {time.monotonic() - t_group:.1f}s", flush=True)
+        print(f"# group {self.group}: {time.monotonic() - t_group:.1f}s"
+              + (f", {skipped} skipped (raw TCP only)" if skipped else ""), flush=True)
         print(f"{passed} passed, {failed} failed", flush=True)
         return 1 if failed else 0
 

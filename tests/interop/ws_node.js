@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // Interop test: npm's `ws` client (from tests/node_modules) against pw-echo.
 //
-// Usage: node tests/interop/ws_node.js --server PATH_TO_PW_ECHO
+// Usage: node tests/interop/ws_node.js --server PATH_TO_PW_ECHO [--tls]
+//
+// --tls: every case over wss://, against pw-echo with a certificate that `openssl req` makes
+// at run time in a temporary directory (removed at exit); the client trusts only it.
 //
 // Starts the server itself on port 0 (parsing "pw-echo listening on port N"),
 // runs each case, prints one line per case and "N passed, M failed" at the end,
@@ -9,7 +12,9 @@
 'use strict';
 
 const path = require('path');
-const { spawn } = require('child_process');
+const { spawn, execFileSync } = require('child_process');
+const fs = require('fs');
+const os = require('os');
 
 let WebSocket;
 try {
@@ -28,7 +33,8 @@ function parseArgs() {
   const argv = process.argv.slice(2);
   let server = null;
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--server' && i + 1 < argv.length) server = argv[++i];
+    if (argv[i] === '--tls') TLS = makeCert();
+    else if (argv[i] === '--server' && i + 1 < argv.length) server = argv[++i];
     else if (argv[i].startsWith('--server=')) server = argv[i].slice('--server='.length);
     else {
       console.error(`unknown argument: ${argv[i]}`);
@@ -40,6 +46,20 @@ function parseArgs() {
     process.exit(2);
   }
   return server;
+}
+
+// ---- TLS: a self-signed certificate for 127.0.0.1, made now, never committed ----
+let TLS = null; // { dir, cert, key, ca (the PEM text the client trusts) }
+
+function makeCert() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-tls-node-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+    '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=pushwire-test',
+    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
+  return { dir, cert, key, ca: fs.readFileSync(cert) };
 }
 
 // A string whose UTF-8 encoding is exactly n bytes, mixing 1-4 byte characters.
@@ -85,7 +105,8 @@ function startServer(bin) {
   return new Promise((resolve, reject) => {
     let proc;
     try {
-      proc = spawn(bin, ['0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const args = TLS ? ['0', '--tls-cert', TLS.cert, '--tls-key', TLS.key] : ['0'];
+      proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     } catch (e) {
       reject(e);
       return;
@@ -165,10 +186,11 @@ const openSockets = new Set();
 
 function connect(protocols, options) {
   return new Promise((resolve, reject) => {
-    const url = `ws://127.0.0.1:${PORT}/`;
+    const url = `${TLS ? 'wss' : 'ws'}://127.0.0.1:${PORT}/`;
+    const base = TLS ? { handshakeTimeout: 10000, ca: TLS.ca } : { handshakeTimeout: 10000 };
     const ws = protocols === undefined
-      ? new WebSocket(url, Object.assign({ handshakeTimeout: 10000 }, options || {}))
-      : new WebSocket(url, protocols, Object.assign({ handshakeTimeout: 10000 }, options || {}));
+      ? new WebSocket(url, Object.assign(base, options || {}))
+      : new WebSocket(url, protocols, Object.assign(base, options || {}));
     openSockets.add(ws);
     // Queue incoming messages so recv() never misses one.
     ws._queue = [];

@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """Interop test: Debian's python3-websockets (asyncio client) against pw-echo.
 
-Usage: /usr/bin/python3 tests/interop/ws_python.py --server PATH_TO_PW_ECHO
+Usage: /usr/bin/python3 tests/interop/ws_python.py --server PATH_TO_PW_ECHO [--tls]
+
+--tls: the same cases over wss://, against pw-echo with a certificate made at run time
+(tests/support/tls_certs.py), the client trusting only the test CA.
 
 Starts the server itself on port 0 (parsing "pw-echo listening on port N"),
 runs each case, prints one line per case and "N passed, M failed" at the end,
@@ -229,9 +232,15 @@ class Runner(RunnerBase):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--server", required=True, help="path to the pw-echo binary")
+    ap.add_argument("--tls", action="store_true", help="run every case over wss://")
     args = ap.parse_args()
 
-    server = Server(args.server, "pw-echo")
+    ssl_context, extra = None, []
+    if args.tls:
+        import tls_certs
+        certs = tls_certs.make_certs()
+        ssl_context, extra = tls_certs.client_context(certs), tls_certs.server_args(certs)
+    server = Server(args.server, "pw-echo", args=extra)
     runner = None
     rc = None
     try:
@@ -242,7 +251,7 @@ def main():
             print("0 passed, 1 failed")
             return 1
         print("server %s on port %d (pid %d)" % (args.server, server.port, server.proc.pid), flush=True)
-        runner = Runner(server)
+        runner = Runner(server, ssl_context)
         asyncio.run(runner.all())
     finally:
         rc = server.stop()

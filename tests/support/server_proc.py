@@ -15,9 +15,10 @@ STOP_TIMEOUT = 20.0  # sanitizer builds stop slowly; the server's close timeout 
 
 
 class Server:
-    def __init__(self, path, name, stdin_pipe=False):
+    def __init__(self, path, name, stdin_pipe=False, args=()):
         self.path = path
         self.name = name
+        self.args = [str(a) for a in args]  # after the port "0" (e.g. TLS flags)
         self.stdin_pipe = stdin_pipe
         self.proc = None
         self.port = None
@@ -25,7 +26,7 @@ class Server:
         self._drainer = None
 
     def start(self):
-        self.proc = subprocess.Popen([self.path, "0"], stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([self.path, "0", *self.args], stdout=subprocess.PIPE,
                                      stdin=subprocess.PIPE if self.stdin_pipe
                                      else subprocess.DEVNULL)
         deadline = time.monotonic() + 20
@@ -89,17 +90,21 @@ class Server:
 class RunnerBase:
     """What every Python test runner needs: the server it tests and a websockets client for it."""
 
-    def __init__(self, server):
+    def __init__(self, server, ssl_context=None):
         self.server = server
+        self.ssl_context = ssl_context  # wss:// when set (a context trusting the test CA)
         self.passed = 0
         self.failed = 0
 
     @property
     def uri(self):
-        return "ws://127.0.0.1:%d/" % self.server.port
+        scheme = "wss" if self.ssl_context else "ws"
+        return "%s://127.0.0.1:%d/" % (scheme, self.server.port)
 
     def connect(self, **kw):
         import websockets  # Debian's python3-websockets; imported here so the module loads without it
+        if self.ssl_context:
+            kw.setdefault("ssl", self.ssl_context)
         kw.setdefault("max_size", None)
         kw.setdefault("ping_interval", None)
         kw.setdefault("open_timeout", 10)
