@@ -47,6 +47,10 @@ static const option_spec OPTIONS[] = {
     {"max-queued", V_BYTES, "BYTES", "per-client send queue limit [1M]"},
     {"slow-policy", V_POLICY, "P", "when a client's queue is full: close, drop-new, drop-oldest [close]"},
     {"max-connections", V_COUNT, "N", "WebSocket connections at most [100000]"},
+    {"tls-cert", V_PATH, "PEM", "also serve TLS (wss://, https://) on --tls-port with this certificate chain [none]"},
+    {"tls-key", V_PATH, "PEM", "the private key of --tls-cert"},
+    {"tls-ca", V_PATH, "PEM", "TLS clients must present a certificate signed by these CAs [none]"},
+    {"tls-port", V_COUNT, "PORT", "the TLS port on the --listen host; 0 = any free port [8443]"},
     {"log-level", V_LEVEL, "L", "error, warn, info or debug (debug logs every message) [info]"},
     {"config", V_CONFIG, "FILE", "read 'key = value' lines (keys: the long flags) from FILE"},
 };
@@ -216,9 +220,12 @@ static int apply(parse_ctx *p, const option_spec *o, const char *v) {
   case V_PATH:
   case V_TEXT:
     if (!*v) return fail(p, "empty value");
-    r = set_string(strcmp(o->name, "www") == 0    ? &c->www
-                   : strcmp(o->name, "unix") == 0 ? &c->unix_path
-                                                  : &c->stdin_topic, v);
+    r = set_string(strcmp(o->name, "www") == 0        ? &c->www
+                   : strcmp(o->name, "unix") == 0     ? &c->unix_path
+                   : strcmp(o->name, "tls-cert") == 0 ? &c->tls_cert
+                   : strcmp(o->name, "tls-key") == 0  ? &c->tls_key
+                   : strcmp(o->name, "tls-ca") == 0   ? &c->tls_ca
+                                                      : &c->stdin_topic, v);
     break;
   case V_SECRET: /* an empty token means "no token" (e.g. PUSHWIRED_TOKEN= unsets a file's) */
     if (!*v) return free(c->token), c->token = NULL, 0;
@@ -228,6 +235,9 @@ static int apply(parse_ctx *p, const option_spec *o, const char *v) {
     if (strcmp(o->name, "threads") == 0) {
       if (parse_count(p, v, 1, 64, &n)) return -1;
       c->threads = (int)n;
+    } else if (strcmp(o->name, "tls-port") == 0) {
+      if (parse_count(p, v, 0, 65535, &n)) return -1;
+      c->tls_port = (int)n;
     } else {
       if (parse_count(p, v, 1, 10000000, &n)) return -1;
       c->max_connections = (int)n;
@@ -351,6 +361,7 @@ static int set_defaults(pwd_config *c) {
   c->slow_policy = PW_SLOW_CLOSE;
   c->max_connections = 100000;
   c->log_level = PW_LOG_INFO;
+  c->tls_port = 8443;
   return set_string(&c->host, "127.0.0.1") || set_string(&c->listen, "127.0.0.1:8080");
 }
 
@@ -374,6 +385,7 @@ int pwd_config_load(pwd_config *cfg, int argc, char **argv, char *err, size_t er
 
 void pwd_config_free(pwd_config *c) {
   free(c->listen), free(c->host), free(c->www), free(c->token), free(c->unix_path);
+  free(c->tls_cert), free(c->tls_key), free(c->tls_ca);
   free(c->stdin_topic), free(c->config_file);
   free_raw(c);
   free_execs(c);

@@ -32,6 +32,10 @@ typedef struct pwd_config {
   int slow_policy;      /* pw_slow_policy */
   int max_connections;
   int log_level;        /* PW_LOG_ERROR .. PW_LOG_DEBUG */
+  char *tls_cert;       /* PEM certificate chain: also serve TLS (wss://) on tls_port; or NULL */
+  char *tls_key;        /* PEM private key of tls_cert */
+  char *tls_ca;         /* PEM CAs: ask clients for certificates and require one; or NULL */
+  int tls_port;         /* the TLS port on the listen host (0: the OS picks one) */
   char *config_file;    /* the file read, or NULL */
   int raw_layer, exec_layer; /* which layer last replaced each list (see config.c) */
 } pwd_config;

@@ -88,6 +88,8 @@ static pw_server *make_server(pwd_daemon *d) {
       .max_queued_bytes = c->max_queued, .slow_policy = (pw_slow_policy)c->slow_policy,
       .max_connections = c->max_connections, .max_subscriptions = PWD_MAX_SUBSCRIPTIONS,
       .log = pwd_log_sink, .log_level = c->log_level,
+      .tls_cert_file = c->tls_cert, .tls_key_file = c->tls_key, .tls_ca_file = c->tls_ca,
+      .tls_require_client_cert = c->tls_ca != NULL, .tls_port = c->tls_port,
   };
   pw_callbacks cb = {
       .on_open = pwd_ws_on_open, .on_message = pwd_ws_on_message, .on_close = pwd_ws_on_close,
@@ -98,7 +100,7 @@ static pw_server *make_server(pwd_daemon *d) {
 
 /* Listen and serve; on failure a one-line message and the exit code. */
 static int start_server(pwd_daemon *d, char *err, size_t errlen) {
-  if (!(d->srv = make_server(d))) return snprintf(err, errlen, "invalid server options"), EXIT_BAD_CONFIG;
+  if (!(d->srv = make_server(d))) return snprintf(err, errlen, "invalid server options or TLS files"), EXIT_BAD_CONFIG;
   pwd_log_mute_library(1);
   int r = pw_server_start(d->srv);
   pwd_log_mute_library(0);
@@ -113,6 +115,11 @@ static int start_server(pwd_daemon *d, char *err, size_t errlen) {
   /* The line tests and scripts read for the port (--listen HOST:0 picks a free one). */
   pwd_log(PW_LOG_INFO, "pushwired listening on port %d: http://%s%s%s:%d/ (WebSocket: /ws)", port, br,
           host, ket, port);
+  if (d->cfg->tls_cert) {
+    int tls_port = pw_server_tls_port(d->srv);
+    pwd_log(PW_LOG_INFO, "pushwired TLS on port %d: https://%s%s%s:%d/ (WebSocket: wss://.../ws)",
+            tls_port, br, host, ket, tls_port);
+  }
   return 0;
 }
 
@@ -139,6 +146,8 @@ static void reload(pwd_daemon *d, int argc, char **argv) {
   } else if (pwd_live_apply(d, &fresh) != 0) {
     pwd_log(PW_LOG_ERROR, "reload failed, settings unchanged: out of memory");
   } else {
+    if (d->cfg->tls_cert && pw_server_reload_tls(d->srv) == 0) /* the same paths, re-read */
+      pwd_log(PW_LOG_INFO, "reloaded the TLS certificate files");
     pwd_log_set_level(fresh.log_level);
     pwd_log(PW_LOG_INFO, "reloaded token, allow-publish, raw and log-level (%s); other settings need a restart",
             pwd_log_level_name(fresh.log_level));
