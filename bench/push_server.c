@@ -1,6 +1,7 @@
 /* push-server: the standard fan-out server every benchmark runs, on pushwire.
  * push-server [--port P] [--producers K] [--rate R] [--size S] [--duration D] [--topics T]
- *             [--threads N]
+ *             [--threads N] [--tls-cert PEM --tls-key PEM]
+ * With --tls-cert the port speaks TLS only (wss://): the fan-out cost of TLS, against plain.
  * Every client that connects is subscribed to a topic (round-robin over T topics). K producer
  * threads publish R messages/s each (0 = as fast as backpressure allows) of S bytes: bytes 0-7
  * the CLOCK_MONOTONIC ns send time taken right before the publish call (little-endian),
@@ -20,6 +21,7 @@
 typedef struct config {
   int port, producers, size, duration, topics, threads;
   long rate, inbox_bytes;
+  const char *tls_cert, *tls_key; /* --tls-cert/--tls-key: the port speaks TLS (wss://) */
 } config;
 
 /* --inbox-bytes (pushwire's max_inbox_bytes, per loop) defaults to 4 MiB: about the 64
@@ -106,7 +108,9 @@ static int parse(int argc, char **argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *a = argv[i];
     long v = strtol(argv[i + 1], NULL, 10);
-    if (!strcmp(a, "--port")) cfg.port = (int)v;
+    if (!strcmp(a, "--tls-cert")) cfg.tls_cert = argv[i + 1];
+    else if (!strcmp(a, "--tls-key")) cfg.tls_key = argv[i + 1];
+    else if (!strcmp(a, "--port")) cfg.port = (int)v;
     else if (!strcmp(a, "--producers")) cfg.producers = (int)v;
     else if (!strcmp(a, "--rate")) cfg.rate = v;
     else if (!strcmp(a, "--size")) cfg.size = (int)v;
@@ -138,11 +142,14 @@ int main(int argc, char **argv) {
   /* 64 KiB per subscriber, as the peers' --lag-bytes default: latest wins past it. */
   pw_options opt = {.port = cfg.port, .threads = cfg.threads, .max_connections = 200000,
                     .slow_policy = PW_SLOW_DROP_OLDEST, .max_queued_bytes = 64 * 1024,
-                    .backlog = 4096, .max_inbox_bytes = (size_t)cfg.inbox_bytes};
+                    .backlog = 4096, .max_inbox_bytes = (size_t)cfg.inbox_bytes,
+                    .tls_cert_file = cfg.tls_cert, .tls_key_file = cfg.tls_key};
+  if (cfg.tls_cert) opt.tls_port = cfg.port, opt.port = -1; /* TLS only, on --port */
   pw_callbacks cb = {.on_open = on_open, .on_close = on_close};
   pw_server *srv = pw_server_new(&opt, &cb, NULL);
   if (!srv || pw_server_start(srv) != 0) return fprintf(stderr, "push-server: cannot start\n"), 1;
-  printf("push-server listening on port %d\n", pw_server_port(srv));
+  printf("push-server listening on port %d\n",
+         cfg.tls_cert ? pw_server_tls_port(srv) : pw_server_port(srv));
   fflush(stdout);
   for (int k = 0; k < cfg.producers; k++) {
     char key[32];

@@ -4,8 +4,8 @@ subscriber gets what is published over plain HTTP, https:// answers, a CA makes 
 certificates required, SIGHUP re-reads the certificate files, a bad file is one line and exit 2.
 Certificates are made at run time (tests/support/tls_certs.py).
 
-How each was checked to matter: without the tls_* fields passed to pw_options in main.c
-make_server, no "TLS on port" line came (every case failed to start); without the
+How each was checked to matter: without tls_cert_file passed to pw_options in main.c
+make_server, no "TLS on port" line came (FAIL the TLS listener logs its port); without the
 pw_server_reload_tls call in reload(), the subject after SIGHUP stayed pushwire-test-a.
 """
 import asyncio
@@ -41,7 +41,11 @@ def main():
 
     d = Daemon(args.daemon, base).start()
     try:
-        port = tls_port(d)
+        try:
+            port = tls_port(d)
+        except AssertionError as e:
+            r.result("the TLS listener logs its port", False, str(e))
+            return finish(r)
 
         async def wss_subscriber():
             async with __import__("websockets").connect(
