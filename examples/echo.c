@@ -1,6 +1,12 @@
 /* pw-echo: a WebSocket echo server on pushwire, and the demo page at "/".
  * Usage: pw-echo [PORT] [--max-message BYTES] [--idle-timeout MS] [--ping-interval MS]
- *                [--handshake-timeout MS] [--close-timeout MS] [--max-head BYTES]
+ *                [--handshake-timeout MS] [--close-timeout MS] [--max-head BYTES] [--threads N]
+ *                [--deflate 0|1] [--deflate-server-no-context 0|1]
+ *                [--deflate-client-no-context 0|1] [--deflate-server-bits 9..15]
+ *                [--deflate-client-bits 9..15] [--deflate-threshold BYTES] [--pubsub 0|1]
+ * --deflate 1 accepts permessage-deflate (RFC 7692) offers. --pubsub 1 publishes every message
+ * to the topic "all", to which every client is subscribed, instead of echoing it: the echo
+ * then travels the fan-out path (with one client it is still an echo).
  * TLS: [--tls-cert PEM --tls-key PEM [--tls-ca PEM] [--tls-require-client-cert 1]
  *       [--plain-port PORT]]: PORT then speaks TLS (wss://, https://) and no plain listener
  * runs unless --plain-port asks for one; SIGHUP re-reads the certificate files
@@ -19,9 +25,16 @@
 extern const char pw_echo_page[];
 extern const size_t pw_echo_page_len;
 
+static int pubsub;
+
 static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len,
                        int is_binary, void *user) {
-  pw_send(srv, id, data, len, is_binary ? PW_BINARY : PW_TEXT);
+  if (pubsub) pw_publish(srv, "all", data, len, is_binary ? PW_BINARY : PW_TEXT);
+  else pw_send(srv, id, data, len, is_binary ? PW_BINARY : PW_TEXT);
+}
+
+static void on_open(pw_server *srv, pw_conn_id id, const pw_request *req, void *user) {
+  if (pubsub) pw_subscribe(srv, id, "all");
 }
 
 static void on_http(pw_server *srv, const pw_request *req, pw_response *res, void *user) {
@@ -70,6 +83,14 @@ static int parse_args(int argc, char **argv, pw_options *o) {
     else if (!strcmp(a, "--handshake-timeout")) o->handshake_timeout_ms = (int)v;
     else if (!strcmp(a, "--close-timeout")) o->close_timeout_ms = (int)v;
     else if (!strcmp(a, "--max-head")) o->max_head_size = (size_t)v;
+    else if (!strcmp(a, "--threads")) o->threads = (int)v;
+    else if (!strcmp(a, "--deflate")) o->deflate.enable = (int)v;
+    else if (!strcmp(a, "--deflate-server-no-context")) o->deflate.server_no_context_takeover = (int)v;
+    else if (!strcmp(a, "--deflate-client-no-context")) o->deflate.client_no_context_takeover = (int)v;
+    else if (!strcmp(a, "--deflate-server-bits")) o->deflate.server_max_window_bits = (int)v;
+    else if (!strcmp(a, "--deflate-client-bits")) o->deflate.client_max_window_bits = (int)v;
+    else if (!strcmp(a, "--deflate-threshold")) o->deflate.threshold = (size_t)v;
+    else if (!strcmp(a, "--pubsub")) pubsub = (int)v;
     else return fprintf(stderr, "pw-echo: unknown option %s\n", a), -1;
   }
   if (o->tls_cert_file) o->tls_port = o->port, o->port = plain_port;
@@ -105,7 +126,7 @@ static void raise_fd_limit(void) {
 
 int main(int argc, char **argv) {
   pw_options opt = {.port = 8080, .log = log_line, .log_level = PW_LOG_WARN};
-  pw_callbacks cb = {.on_message = on_message, .on_http = on_http,
+  pw_callbacks cb = {.on_message = on_message, .on_open = on_open, .on_http = on_http,
                      .select_subprotocol = select_subprotocol};
   if (parse_args(argc, argv, &opt) != 0) return 2;
   raise_fd_limit();

@@ -230,6 +230,26 @@ typedef struct pw_options {
   /* Log sink; default: none (silent). Runs on whichever thread logs (mostly the loop). */
   void (*log)(int level, const char *msg, void *user);
   int log_level; /* default 0 = PW_LOG_ERROR ... PW_LOG_DEBUG */
+  /* permessage-deflate (RFC 7692), negotiated per client; default off. Every 0 means the
+   * default. A client's message inflates to at most max_message_size (1009 past it). Memory
+   * per compressing client: ~2^(window+2) + 2^(mem_level+9) bytes of deflate state (262 KiB
+   * at 15/8) with context takeover, none between messages without it; inflate ~2^window +
+   * 7 KiB, dropped between messages when the client uses no context takeover. */
+  struct pw_deflate_options {
+    int enable;                     /* 1: accept clients' permessage-deflate offers */
+    int server_no_context_takeover; /* 1: compress each message on its own: lets a publish
+                                       be compressed once for all such subscribers, and no
+                                       deflate state stays allocated per client */
+    int client_no_context_takeover; /* 1: ask clients to do the same (our inflate window is
+                                       then freed between messages) */
+    int server_max_window_bits;     /* 9..15 (8 means 9), default 15 */
+    int client_max_window_bits;     /* 9..15 (8 means 9), default 15: offers that cannot be
+                                       limited to a smaller value are declined */
+    int level;                      /* zlib level 1..9, default 6 */
+    int mem_level;                  /* zlib memLevel 1..9, default 8 */
+    size_t threshold;               /* compress messages of at least this many bytes,
+                                       default 64 (smaller JSON grows when deflated alone) */
+  } deflate;
 } pw_options;
 
 /* ---- server lifecycle -------------------------------------------------------------------- */

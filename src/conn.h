@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "frame.h"
 #include "pushwire.h"
+#include "deflate.h"
 #include "wsparse.h"
 
 struct pw__loop;
@@ -56,6 +57,10 @@ typedef struct pw__conn {
   uint8_t tls_plain : 1;     /* TLS: the client spoke plain HTTP; answered in plain */
   struct pw__tls_conn *tls;  /* the TLS engine (tls.h) on the TLS listener, else NULL */
   pw__wsp ws;               /* the frame/message parser (ws.c drives it) */
+  uint8_t pmd_on;           /* permessage-deflate negotiated (pmd.c): pmd holds the terms */
+  pw__deflate_params pmd;   /* 5 bytes; the codecs below come with the first message */
+  struct pw__inflater *inflater; /* client -> server, lazily (wsparse.c) */
+  struct pw__deflater *deflater; /* server -> client with context takeover, lazily (pmd.c) */
   struct pw__http *http;    /* HTTP-phase state (heap, freed at the upgrade) */
   struct pw__conn_sub *subs; /* this connection's topics (heap, only when subscribed) */
   uint32_t nsubs, subs_cap;

@@ -14,6 +14,7 @@
 #include "handshake.h"
 #include "httphead.h"
 #include "loop.h"
+#include "pmd.h"
 #include "server.h"
 
 typedef struct pw__http {
@@ -176,15 +177,30 @@ static const char *select_subprotocol(pw__conn *c, const pw_request *req, char *
   return i >= 0 && (size_t)i < n ? offers[i] : NULL;
 }
 
+/* permessage-deflate (options.deflate): PW__PMD_ACCEPT fills *out, PW__PMD_NONE (disabled,
+ * or no acceptable offer: the connection goes on uncompressed), PW__PMD_MALFORMED (the
+ * Sec-WebSocket-Extensions value breaks RFC 6455 9.1's grammar: the caller answers 400, as
+ * npm ws and python websockets do; a client that cannot write its own header is not one to
+ * guess with). With the option off the header is not even parsed, as before. */
+static int negotiate_deflate(pw__conn *c, const pw_request *req, pw__deflate_params *out) {
+  pw__deflate_config cfg;
+  pw__pmd_config(&c->loop->srv->opt, &cfg);
+  if (!cfg.enable) return PW__PMD_NONE;
+  int r = pw__deflate_negotiate_request(&cfg, req, out);
+  return r < 0 ? PW__PMD_NONE : r;
+}
+
 static void send_101(pw__conn *c, const pw_request *req, const char *proto) {
   const pw_header *key = pw_request_header(req, "Sec-WebSocket-Key");
-  char accept[PW__ACCEPT_LEN + 1], head[512];
+  char accept[PW__ACCEPT_LEN + 1], head[512], ext[PW__DEFLATE_RESPONSE_MAX] = "";
   pw__ws_accept(key->value, key->value_len, accept);
+  if (c->pmd_on) pw__deflate_response(&c->pmd, ext); /* accepted parameters only */
   int n = snprintf(head, sizeof head,
                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                   "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                   "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s%s%s%s\r\n",
                    accept, proto ? "Sec-WebSocket-Protocol: " : "", proto ? proto : "",
-                   proto ? "\r\n" : "");
+                   proto ? "\r\n" : "", c->pmd_on ? "Sec-WebSocket-Extensions: " : "", ext,
+                   c->pmd_on ? "\r\n" : "");
   pw_buf *b = pw__buf_new_raw(head, (size_t)n);
   if (b) pw__conn_queue(c, b);
 }
@@ -198,8 +214,12 @@ static void upgrade(pw__conn *c, head_info *hi, pw_request *req, size_t head_len
   if (status == 101) status = upgrade_allowed(c, req);
   if (status == 426) return respond_error(c, 426, "Sec-WebSocket-Version: 13\r\n");
   if (status != 101) return respond_error(c, status, NULL);
+  pw__deflate_params pmd;
+  int pmd_result = negotiate_deflate(c, req, &pmd);
+  if (pmd_result == PW__PMD_MALFORMED) return respond_error(c, 400, NULL);
   int r = pw__conn_upgrade(c);
   if (r != 0) return respond_error(c, r == PW_EAGAIN ? 503 : 500, NULL);
+  if (pmd_result == PW__PMD_ACCEPT) c->pmd_on = 1, c->pmd = pmd;
   char store[512];
   const char *proto = select_subprotocol(c, req, store, sizeof store);
   send_101(c, req, proto);

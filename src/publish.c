@@ -29,7 +29,7 @@ static int topic_valid(const char *topic, size_t *len) {
 
 /* Loop thread: deliver to this loop's subscribers, then let go of the publish. */
 static size_t fan_out(pw__loop *l, pw__pub *p) {
-  size_t n = pw__topic_publish(l, p->topic, p->len, p->buf);
+  size_t n = pw__topic_publish(l, p->topic, p->len, p->buf, NULL, 0);
   pub_unref(p);
   return n;
 }
@@ -75,7 +75,13 @@ size_t pw__batch_flush(pw__loop *l) {
   if (l->nbatch > 1 && pw__topic_count(l, first->topic, first->len) > 0)
     b = batch_buffer(l);
   if (b) {
-    work = pw__topic_publish(l, first->topic, first->len, b);
+    /* The frames too: a subscriber with permessage-deflate gets them compressed, as one
+     * batch buffer per distinct window shared by all no-context-takeover subscribers, or
+     * its own (context takeover): a compressed variant per batch, not per message, so
+     * those sockets keep the batch's single write (pmd.c). */
+    pw_buf *msgs[PW__BATCH_MAX_MSGS];
+    for (unsigned i = 0; i < l->nbatch; i++) msgs[i] = l->batch[i]->buf;
+    work = pw__topic_publish(l, first->topic, first->len, b, msgs, l->nbatch);
     pw_buf_unref(b);
     for (unsigned i = 0; i < l->nbatch; i++) pub_unref(l->batch[i]);
   } else { /* one publish, nobody subscribed, or no memory for the copy */

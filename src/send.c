@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "loop.h"
+#include "pmd.h"
 #include "send.h"
 #include "server.h"
 
@@ -119,7 +120,7 @@ static int send_owned(pw__loop *l, pw_conn_id id, pw_buf *buf, int flags) {
   if (pw__current_loop() == l) {
     pw__conn *c = pw__open_conn(l, id);
     if (!c) return pw_buf_unref(buf), PW_ENOCONN;
-    return pw__conn_queue_msg(c, buf);
+    return pw__pmd_queue_msg(c, buf); /* compressed here, on the loop, if negotiated */
   }
   pw__cmd cmd = {.kind = PW__CMD_SEND, .id = id, .u.buf = buf};
   int r = pw__send_cmd(l, &cmd, pw__buf_wire_len(buf), flags);
@@ -198,7 +199,7 @@ static size_t dispatch_one(pw__loop *l, const pw__cmd *cmd) {
   case PW__CMD_SEND:
     l->drained_bytes += pw__buf_wire_len(cmd->u.buf); /* returned to inbox_bytes per batch */
     if ((c = pw__open_conn(l, cmd->id))) {
-      pw__conn_queue_msg(c, cmd->u.buf);
+      pw__pmd_queue_msg(c, cmd->u.buf);
     } else {
       pw_buf_unref(cmd->u.buf);
       pw__stat_add(&l->stats.dropped_closed, 1);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pmd.h"
 #include "tls.h"
 
 /* ---- options ----------------------------------------------------------------------------- */
@@ -40,7 +41,7 @@ static int options_valid(const pw_options *o) {
          o->log_level >= 0 && o->slow_policy <= PW_SLOW_DROP_OLDEST && o->send_timeout_ms > 0 &&
          o->inbox_capacity <= (1u << 24) && o->event_policy <= PW_EVQ_DROP &&
          o->deliver_open <= PW_DELIVER_QUEUE && o->deliver_message <= PW_DELIVER_QUEUE &&
-         o->deliver_close <= PW_DELIVER_QUEUE;
+         o->deliver_close <= PW_DELIVER_QUEUE && pw__pmd_options_valid(o);
 }
 
 void pw__log(const pw_server *srv, int level, const char *fmt, ...) {

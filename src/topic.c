@@ -7,6 +7,7 @@
 #include "conn.h"
 #include "loop.h"
 #include "ondemand.h"
+#include "pmd.h"
 #include "server.h"
 
 static uint64_t hash_name(const char *s, size_t len) { /* FNV-1a: short keys, no setup */
@@ -146,16 +147,19 @@ void pw__topic_unsubscribe_all(pw__loop *l, pw__conn *c) {
   c->subs_cap = 0;
 }
 
-size_t pw__topic_publish(pw__loop *l, const char *name, size_t len, pw_buf *buf) {
+size_t pw__topic_publish(pw__loop *l, const char *name, size_t len, pw_buf *buf,
+                         pw_buf *const *msgs, unsigned nmsgs) {
   pw__topic *p = find(&l->topics, name, len, hash_name(name, len));
   size_t n = 0;
+  pw__pmd_share share; /* compressed variants, made by the first subscriber that needs one */
+  pw__pmd_share_init(&share, buf, msgs, nmsgs);
   /* Queuing never unsubscribes (that waits for on_close), so the array is stable here. */
   for (uint32_t i = 0; p && i < p->nsubs; i++) {
     pw__conn *c = p->subs[i].conn;
     if (c->state != PW__S_OPEN) continue;
-    pw_buf_ref(buf);
-    n += pw__conn_queue_msg(c, buf) == 0;
+    n += pw__pmd_queue_shared(c, &share) == 0;
   }
+  pw__pmd_share_release(&share);
   return n;
 }
 

@@ -49,8 +49,11 @@ int pw__topic_subscribe(struct pw__loop *l, struct pw__conn *c, const char *name
 int pw__topic_unsubscribe(struct pw__loop *l, struct pw__conn *c, const char *name, size_t len);
 /* Drop every subscription of c (it is closing). */
 void pw__topic_unsubscribe_all(struct pw__loop *l, struct pw__conn *c);
-/* Queue buf to every open subscriber of the topic; returns how many took it. */
-size_t pw__topic_publish(struct pw__loop *l, const char *name, size_t len, pw_buf *buf);
+/* Queue buf to every open subscriber of the topic; returns how many took it. buf is one
+ * frame (msgs NULL) or a publish batch made of the frames msgs[0..nmsgs): subscribers with
+ * permessage-deflate get those compressed (pmd.h), the others buf itself. */
+size_t pw__topic_publish(struct pw__loop *l, const char *name, size_t len, pw_buf *buf,
+                         pw_buf *const *msgs, unsigned nmsgs);
 /* Subscribers of a topic on this loop. */
 size_t pw__topic_count(struct pw__loop *l, const char *name, size_t len);
 

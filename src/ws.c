@@ -7,6 +7,7 @@
 #include "conn.h"
 #include "events.h"
 #include "loop.h"
+#include "pmd.h"
 #include "server.h"
 
 /* OPEN: everything; CLOSING (we sent a close): only the peer's control frames matter. */
@@ -23,6 +24,8 @@ void pw__ws_free_buffers(pw__conn *c) {
     pw__wsp_drop_message(&c->ws);
   else
     pw__wsp_free(&c->ws);
+  /* Past OPEN no data message is read or queued: the codecs (up to ~300 KiB) go now. */
+  pw__pmd_free(c);
 }
 
 static int on_message(void *ctx, int opcode, const uint8_t *data, size_t len) {
@@ -64,6 +67,7 @@ static const pw__wsp_ops ws_ops = {on_message, on_control, on_close, on_fail};
 
 void pw__ws_read(pw__conn *c, uint8_t *p, size_t n) {
   const pw_options *o = &c->loop->srv->opt;
-  pw__wsp_config cfg = {&ws_ops, c, o->max_message_size, o->max_message_frames};
+  pw__wsp_config cfg = {&ws_ops, c, o->max_message_size, o->max_message_frames,
+                        c->pmd_on ? &c->pmd : NULL, &c->inflater};
   pw__wsp_feed(&c->ws, &cfg, read_mode(c), p, n);
 }

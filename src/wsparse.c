@@ -16,6 +16,7 @@
 #define CLOSE_INVALID_DATA 1007
 #define CLOSE_TOO_BIG 1009
 #define CLOSE_INTERNAL 1011
+#define RSV1 0x4 /* pw__frame_hdr.rsv: RSV1..3 as bits 2..0 */
 
 /* One feed: the parser, the owner's view and the current mode. */
 typedef struct run {
@@ -51,15 +52,33 @@ static int count_frame(pw__wsp *w, const pw__frame_hdr *h, uint32_t max_frames) 
   return 0;
 }
 
+/* The compressed bytes a deflated message may take: its inflated size is what the limit is
+ * about (judged while inflating), but the compressed stream needs its own bound, or empty
+ * blocks could go on forever. Incompressible data grows by 5 bytes per 64 KiB stored block;
+ * 1/64 more plus 64 bytes leaves room for any sane compressor. */
+static size_t compressed_limit(size_t max) {
+  return max > SIZE_MAX / 2 ? max : max + (max >> 6) + 64;
+}
+
+/* RSV1 is permessage-deflate's "this message is compressed": legal only when it was
+ * negotiated, and then only on the first frame of a data message (RFC 7692 6.1: never on a
+ * continuation or a control frame). RSV2 and RSV3 belong to no extension we know. */
+static int rsv_valid(const run *r, const pw__frame_hdr *h) {
+  if (h->rsv & ~RSV1) return 0;
+  return !h->rsv || (r->cfg->pmd && !is_control(h->opcode) && h->opcode != PW_OP_CONT);
+}
+
 /* Returns 0 if the frame may be read, else the close code to fail with. */
 static int judge_header(const run *r, const pw__frame_hdr *h) {
   const pw__wsp *w = r->w;
   size_t max = r->cfg->max_message_size;
   if (!h->masked) return CLOSE_PROTOCOL_ERROR; /* clients must mask (RFC 6455 5.1) */
-  if (h->rsv) return CLOSE_PROTOCOL_ERROR;     /* no extension negotiated */
+  if (!rsv_valid(r, h)) return CLOSE_PROTOCOL_ERROR;
   if (is_control(h->opcode)) return 0;
   if (h->opcode == PW_OP_CONT && !w->msg_opcode) return CLOSE_PROTOCOL_ERROR;
   if (h->opcode != PW_OP_CONT && w->msg_opcode) return CLOSE_PROTOCOL_ERROR;
+  int deflated = h->opcode == PW_OP_CONT ? w->msg_deflated : h->rsv != 0;
+  if (deflated) max = compressed_limit(max);
   if (h->payload_len > max || w->msg_len + h->payload_len > max) return CLOSE_TOO_BIG;
   return count_frame(r->w, h, r->cfg->max_message_frames);
 }
@@ -100,11 +119,64 @@ static void message_done(run *r, const uint8_t *direct, size_t direct_len) {
   free(m);
 }
 
+/* ---- compressed messages (permessage-deflate) ----------------------------------------------- */
+static void inflate_fail(run *r, int err) {
+  int code = pw__inflate_close_code(err);
+  fail(r, code, code == CLOSE_TOO_BIG        ? "message too big"
+                : code == CLOSE_INVALID_DATA ? "invalid compressed data"
+                                             : "out of memory");
+}
+
+/* The connection's inflater, made on the first compressed message (most clients of a push
+ * server never send one: they pay nothing). */
+static pw__inflater *inflater_for(run *r) {
+  pw__inflater **in = r->cfg->inflater;
+  if (!*in && pw__inflater_new_server(in, r->cfg->pmd, r->cfg->max_message_size) != 0)
+    return NULL;
+  return *in;
+}
+
+/* FIN of a compressed message: inflate the tail, check text as inflated (never the
+ * compressed bytes), deliver. The buffer is taken from the inflater first, because the
+ * callback may end the connection, which frees the inflater. */
+static void deflated_done(run *r) {
+  pw__wsp *w = r->w;
+  pw__inflater *in = *r->cfg->inflater;
+  const uint8_t *out;
+  size_t len;
+  int err = pw__inflate_finish(in, &out, &len);
+  if (err) return inflate_fail(r, err);
+  int opcode = w->msg_opcode;
+  w->msg_opcode = 0;
+  w->msg_deflated = 0;
+  w->msg_len = 0;
+  uint8_t *m = pw__inflate_take(in, &len);
+  if (r->cfg->pmd->client_no_context_takeover) pw__inflater_release(in); /* window unused */
+  if (opcode == PW_OP_TEXT && !pw__utf8_valid(m, len)) {
+    free(m);
+    return fail_code(r, CLOSE_INVALID_DATA);
+  }
+  deliver(r, opcode, m ? m : (const uint8_t *)"", len);
+  free(m);
+}
+
+static void deflated_piece(run *r, const uint8_t *p, size_t n) {
+  pw__wsp *w = r->w;
+  const pw__frame_hdr *h = &w->frame;
+  pw__inflater *in = inflater_for(r);
+  if (!in) return fail(r, CLOSE_INTERNAL, "out of memory");
+  int err = pw__inflate_push(in, p, n);
+  if (err) return inflate_fail(r, err);
+  w->msg_len += n; /* compressed bytes: judged against compressed_limit at each header */
+  if (w->frame_done + n == h->payload_len && h->fin) deflated_done(r);
+}
+
 /* A piece of a data frame's payload (already unmasked). */
 static void data_piece(run *r, const uint8_t *p, size_t n) {
   pw__wsp *w = r->w;
   const pw__frame_hdr *h = &w->frame;
   if (h->opcode != PW_OP_CONT) w->msg_opcode = h->opcode;
+  if (w->msg_deflated) return deflated_piece(r, p, n);
   if (w->msg_opcode == PW_OP_TEXT && pw__utf8_feed(&w->utf8, p, n) != 0)
     return fail_code(r, CLOSE_INVALID_DATA);
   int last = w->frame_done + n == h->payload_len;
@@ -177,6 +249,8 @@ static size_t read_header(run *r, const uint8_t *p, size_t n) {
   }
   w->in_frame = 1;
   w->frame_done = 0;
+  if (!is_control(w->frame.opcode) && w->frame.opcode != PW_OP_CONT)
+    w->msg_deflated = w->frame.rsv != 0; /* judged: RSV1 here means compressed */
   return used;
 }
 

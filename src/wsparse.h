@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "deflate.h"
 #include "frame.h"
 #include "utf8.h"
 
@@ -40,6 +41,11 @@ typedef struct pw__wsp_config {
   void *ctx;
   size_t max_message_size;     /* bytes of one message, fragments added up (1009 above) */
   uint32_t max_message_frames; /* frames of one message (1009 above); >= 1 */
+  /* permessage-deflate (RFC 7692), or NULL: not negotiated, RSV1 is a protocol error. When
+   * set, a data message may begin with RSV1: its frames are inflated through *inflater
+   * (created here on the first one) to at most max_message_size bytes. */
+  const pw__deflate_params *pmd;
+  pw__inflater **inflater;
 } pw__wsp_config;
 
 /* Parser state; zero-initialised = before the first frame. Owns `msg` and `ctrl`. */
@@ -55,6 +61,8 @@ typedef struct pw__wsp {
   uint8_t hdr_have;     /* bytes in hdr_buf */
   uint8_t msg_opcode : 4; /* PW_OP_TEXT/BINARY while a fragmented message is in progress */
   uint8_t in_frame : 1; /* 1 while `frame`'s payload is being read (bit fields: 96 bytes) */
+  uint8_t msg_deflated : 1; /* the message in progress began with RSV1 (permessage-deflate):
+                               msg_len counts its compressed bytes, msg stays empty */
 } pw__wsp;
 
 /* Process p[0..n) (writable: payloads are unmasked in place), starting in `mode`. Returns the

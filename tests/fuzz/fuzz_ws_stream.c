@@ -181,7 +181,7 @@ static void run_parser(const config *cfg, const uint8_t *stream, size_t n, int s
   memcpy(buf, stream, n);
   prun r = {.cfg = cfg, .mode = PW__WSP_ALL};
   if (cfg->close_after == 0 || cfg->switch_at == 0) owner_closes(&r);
-  pw__wsp_config wc = {&harness_ops, &r, cfg->max_size, cfg->max_frames};
+  pw__wsp_config wc = {&harness_ops, &r, cfg->max_size, cfg->max_frames, NULL, NULL};
   uint32_t seed = cfg->seed;
   for (size_t pos = 0; pos < n && r.mode != PW__WSP_STOP;) {
     size_t end = split ? pos + fuzz_chunk(&seed) : n;

@@ -1,0 +1,201 @@
+/* permessage-deflate glue: options, the send path and the fan-out share (see pmd.h). */
+#include "pmd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+#include "loop.h"
+#include "server.h"
+
+#define RSV1_BIT 0x40 /* in a frame's first byte */
+
+void pw__pmd_config(const pw_options *o, pw__deflate_config *out) {
+  const struct pw_deflate_options *d = &o->deflate;
+  *out = (pw__deflate_config){
+      .enable = d->enable,
+      .server_no_context_takeover = d->server_no_context_takeover,
+      .client_no_context_takeover = d->client_no_context_takeover,
+      .server_max_window_bits = d->server_max_window_bits,
+      .client_max_window_bits = d->client_max_window_bits,
+      .level = d->level,
+      .mem_level = d->mem_level,
+      .threshold = d->threshold,
+  };
+}
+
+int pw__pmd_options_valid(const pw_options *o) {
+  pw__deflate_config cfg;
+  pw__pmd_config(o, &cfg);
+  return pw__deflate_config_check(&cfg) == 0;
+}
+
+void pw__pmd_free(pw__conn *c) {
+  pw__inflater_free(c->inflater);
+  c->inflater = NULL;
+  pw__deflater_free(c->deflater);
+  c->deflater = NULL;
+}
+
+/* ---- compressing one message ---------------------------------------------------------------- */
+static int is_data_frame(const pw_buf *b) {
+  return !b->cork_msgs && (b->opcode == PW_OP_TEXT || b->opcode == PW_OP_BINARY);
+}
+
+/* Whether c compresses with its own context-takeover deflater. Not under
+ * PW_SLOW_DROP_OLDEST: a message dropped from the queue would leave the client's window
+ * without bytes the next queued messages refer to. Such a client gets every message
+ * compressed on its own instead, which context takeover permits (RFC 7692 7.1.1.1: it is
+ * permission, not duty). */
+static int uses_own_context(const pw__conn *c) {
+  int policy = c->has_policy ? c->slow_policy : (int)c->loop->srv->opt.slow_policy;
+  return !c->pmd.server_no_context_takeover && policy != PW_SLOW_DROP_OLDEST;
+}
+
+/* Compress one payload for c, appending to out. With the own deflater a failure has made it
+ * forget its history (deflate.h), so sending that message plain is always safe. */
+static int compress_payload(pw__conn *c, const pw__deflate_config *cfg, const pw_buf *b,
+                            pw__zbuf *out) {
+  if (!uses_own_context(c))
+    return pw__deflate_oneshot(c->pmd.server_max_window_bits, cfg->level, cfg->mem_level,
+                               b->payload, b->payload_len, out);
+  if (!c->deflater) {
+    int r = pw__deflater_new_server(&c->deflater, cfg, &c->pmd);
+    if (r != 0) return r;
+  }
+  return pw__deflate_message(c->deflater, b->payload, b->payload_len, out);
+}
+
+/* A compressed payload is sent as such unless, compressed on its own, it came out no
+ * smaller (then plain is better; with context takeover it must go: the history holds it). */
+static int worth_sending(const pw__conn *c, const pw__zbuf *z, const pw_buf *b) {
+  return uses_own_context(c) || z->len < b->payload_len;
+}
+
+static int zbuf_append(pw__zbuf *out, const void *p, size_t n) {
+  if (out->len + n > out->cap) {
+    size_t cap = out->cap ? out->cap : 256;
+    while (cap < out->len + n) cap *= 2;
+    uint8_t *d = realloc(out->data, cap);
+    if (!d) return PW_ENOMEM;
+    out->data = d;
+    out->cap = cap;
+  }
+  if (n) memcpy(out->data + out->len, p, n);
+  out->len += n;
+  return 0;
+}
+
+/* Append b's frame for c to out: compressed (RSV1, compressed length) when c wants it and it
+ * pays, else b's plain wire bytes. Returns 0 or PW_ENOMEM. */
+static int append_frame(pw__conn *c, const pw__deflate_config *cfg, const pw_buf *b,
+                        pw__zbuf *out) {
+  pw__zbuf z = {0};
+  uint8_t hdr[PW_FRAME_MAX_HEADER];
+  int r = -1;
+  if (is_data_frame(b) && pw__deflate_wanted(cfg, b->payload_len) &&
+      compress_payload(c, cfg, b, &z) == 0 && worth_sending(c, &z, b)) {
+    size_t n = pw__frame_encode_header(hdr, 1, b->opcode, z.len);
+    hdr[0] |= RSV1_BIT;
+    r = zbuf_append(out, hdr, n);
+    if (r == 0) r = zbuf_append(out, z.data, z.len);
+  }
+  pw__zbuf_free(&z);
+  if (r == 0) return 0;
+  uv_buf_t iov[2]; /* plain: b's own wire bytes */
+  int k = pw__buf_iov(b, 0, iov);
+  for (int i = 0; i < k; i++)
+    if (zbuf_append(out, iov[i].base, iov[i].len) != 0) return PW_ENOMEM;
+  return 0;
+}
+
+/* One message as c should get it: a frame with RSV1 and the compressed length (a real frame
+ * buffer, so the queue may cork it like any other), or NULL: send the plain one. */
+static pw_buf *compressed_one(pw__conn *c, const pw__deflate_config *cfg, const pw_buf *b) {
+  pw__zbuf z = {0};
+  pw_buf *out = NULL;
+  if (compress_payload(c, cfg, b, &z) == 0 && worth_sending(c, &z, b)) {
+    out = pw__buf_new_frame(b->opcode, z.data, z.len);
+    if (out) out->hdr_space[sizeof out->hdr_space - out->hdr_len] |= RSV1_BIT;
+  }
+  pw__zbuf_free(&z);
+  if (!out && c->deflater && uses_own_context(c)) pw__deflater_reset(c->deflater);
+  return out;
+}
+
+/* msgs[0..n) as c should get them: one compressed frame (n == 1) or the raw bytes of n
+ * frames (a publish batch, counted as n messages). NULL when nothing is worth compressing
+ * (queue the plain buffer) or out of memory; with the own deflater its history is then
+ * forgotten, since the client will never see those bytes. */
+static pw_buf *compressed_for(pw__conn *c, pw_buf *const *msgs, unsigned n) {
+  pw__deflate_config cfg;
+  pw__pmd_config(&c->loop->srv->opt, &cfg);
+  int any = 0;
+  for (unsigned i = 0; i < n && !any; i++)
+    any = is_data_frame(msgs[i]) && pw__deflate_wanted(&cfg, msgs[i]->payload_len);
+  if (!any) return NULL;
+  if (n == 1) return compressed_one(c, &cfg, msgs[0]);
+  pw__zbuf out = {0};
+  int r = 0;
+  for (unsigned i = 0; i < n && r == 0; i++) r = append_frame(c, &cfg, msgs[i], &out);
+  pw_buf *b = r == 0 ? pw__buf_new_raw(out.data, out.len) : NULL;
+  pw__zbuf_free(&out);
+  if (!b) {
+    if (c->deflater && uses_own_context(c)) pw__deflater_reset(c->deflater);
+    return NULL;
+  }
+  b->cork_msgs = n;
+  return b;
+}
+
+/* Queue b for c; with the own deflater, a message the queue refused (PW_SLOW_DROP_NEW) is
+ * one the client will never inflate: the history must forget it too. */
+static int queue_tracked(pw__conn *c, pw_buf *b, int compressed_own) {
+  int r = pw__conn_queue_msg(c, b);
+  if (r == PW_EAGAIN && compressed_own && c->deflater) pw__deflater_reset(c->deflater);
+  return r;
+}
+
+int pw__pmd_queue_msg(pw__conn *c, pw_buf *b) {
+  pw_buf *z = c->pmd_on && is_data_frame(b) ? compressed_for(c, &b, 1) : NULL;
+  if (!z) return pw__conn_queue_msg(c, b);
+  pw_buf_unref(b);
+  return queue_tracked(c, z, uses_own_context(c));
+}
+
+/* ---- fan-out --------------------------------------------------------------------------------- */
+void pw__pmd_share_init(pw__pmd_share *s, pw_buf *plain, pw_buf *const *msgs, unsigned nmsgs) {
+  memset(s, 0, sizeof *s);
+  s->plain = plain;
+  s->msgs = msgs ? msgs : &s->plain;
+  s->nmsgs = msgs ? nmsgs : 1;
+}
+
+void pw__pmd_share_release(pw__pmd_share *s) {
+  for (unsigned i = 0; i < 16; i++) pw_buf_unref(s->by_bits[i]);
+  memset(s->by_bits, 0, sizeof s->by_bits);
+}
+
+/* The shared variant for c's server window: made once per fan-out (the first subscriber
+ * with those bits pays for it), a plain reference when nothing was worth compressing. */
+static pw_buf *shared_for(pw__conn *c, pw__pmd_share *s) {
+  unsigned bits = c->pmd.server_max_window_bits & 15;
+  if (!s->by_bits[bits]) {
+    pw_buf *z = compressed_for(c, s->msgs, s->nmsgs);
+    if (!z) pw_buf_ref(s->plain), z = s->plain;
+    s->by_bits[bits] = z;
+  }
+  pw_buf_ref(s->by_bits[bits]);
+  return s->by_bits[bits];
+}
+
+int pw__pmd_queue_shared(pw__conn *c, pw__pmd_share *s) {
+  if (!c->pmd_on) {
+    pw_buf_ref(s->plain);
+    return pw__conn_queue_msg(c, s->plain);
+  }
+  if (!uses_own_context(c)) return pw__conn_queue_msg(c, shared_for(c, s));
+  pw_buf *z = compressed_for(c, s->msgs, s->nmsgs);
+  if (!z) pw_buf_ref(s->plain), z = s->plain;
+  return queue_tracked(c, z, z != s->plain);
+}

@@ -1,0 +1,49 @@
+/* permessage-deflate glue (issue 7): what the connection, send and publish paths call to use
+ * the pure RFC 7692 module (deflate.h) for one connection. Loop thread only, except
+ * pw__pmd_options_valid and pw__pmd_config.
+ * Design notes:
+ * - Negotiated at the upgrade (http.c): the connection keeps the 5-byte agreement and a flag;
+ *   its inflater and deflater are created on the first compressed message (none for a client
+ *   that never sends or gets one) and freed when the connection stops reading (ws.c).
+ * - Sending: a data frame of at least options.deflate.threshold payload bytes is compressed
+ *   when it is QUEUED, on the loop thread, so a context-takeover deflater sees messages in
+ *   queue order; producers never compress.
+ * - Fan-out: a publish (or a batch of them, see publish.c) reaches subscribers that use
+ *   server_no_context_takeover as ONE compressed buffer per distinct server window, made on
+ *   the first such subscriber and shared by reference (uWebSockets' shared compressor).
+ *   Subscribers with context takeover compress with their own deflater: never the shared
+ *   bytes, so deflate.h's reset rule never arises. Clients without the extension get the
+ *   plain buffer, as before. */
+#ifndef PW_PMD_H
+#define PW_PMD_H
+
+#include "conn.h"
+#include "deflate.h"
+
+/* 1 if options.deflate is in range (pw_server_new refuses the options otherwise). */
+int pw__pmd_options_valid(const pw_options *o);
+/* The codec's view of options.deflate. */
+void pw__pmd_config(const pw_options *o, pw__deflate_config *out);
+
+/* Queue a data message for c (takes the caller's reference): compressed first when c
+ * negotiated the extension and the message is big enough; then pw__conn_queue_msg. */
+int pw__pmd_queue_msg(pw__conn *c, pw_buf *b);
+
+/* One fan-out: the plain buffer (a frame, or a publish batch's raw bytes) and the frames it
+ * is made of, plus what was compressed for the subscribers seen so far. Zero-initialise
+ * through pw__pmd_share_init; pw__pmd_share_release at the end. */
+typedef struct pw__pmd_share {
+  pw_buf *plain;
+  pw_buf *const *msgs; /* the frames of `plain` (itself when it is one frame) */
+  unsigned nmsgs;
+  pw_buf *by_bits[16]; /* the shared no-context-takeover variant per server window bits */
+} pw__pmd_share;
+void pw__pmd_share_init(pw__pmd_share *s, pw_buf *plain, pw_buf *const *msgs, unsigned nmsgs);
+void pw__pmd_share_release(pw__pmd_share *s);
+/* Queue the fan-out for subscriber c (its own reference): plain, shared or own-compressed. */
+int pw__pmd_queue_shared(pw__conn *c, pw__pmd_share *s);
+
+/* Free c's codec state (the connection reads and compresses no more). */
+void pw__pmd_free(pw__conn *c);
+
+#endif
