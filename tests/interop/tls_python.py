@@ -19,6 +19,11 @@ Cases (each names what breaks it; checked by removing the defence and running th
 - reload from another thread (SIGHUP -> pw_server_reload_tls on pw-echo's main thread) while
   clients keep connecting: none fails, and every handshake after the reload shows the new
   certificate's subject. Without the reload call every client still saw pushwire-test-a.
+- a client that does not read while it is sent 8 MiB (2 echoes of 4 MiB) then reads them all:
+  the ciphertext the socket does not take waits in a copied uv_write and the rest of the queue
+  follows when it is written; the echoes arrive whole and in order. With on_tls_written not
+  flushing again, the reader stalled after the first part (timed out).
+- the same with --threads 2 (two loops, both TLS listeners on one port, SO_REUSEPORT).
 - the server's stderr has no sanitizer report (ASan/UBSan/TSan builds).
 Prints one line per case and "N passed, M failed"; exits non-zero on any failure.
 """
@@ -202,6 +207,34 @@ class Cases:
                 assert got[:4] == bytes([0x88, 0x02, 0x03, 0xE8]), "close reply %r" % got
         self.with_server(tls_certs.server_args(self.certs), body)
 
+    def late_reader(self):
+        def body(srv):
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+                s = self.ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+                s.sendall(ws_request("127.0.0.1:%d" % srv.port))
+                head = read_until(s, b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 101"), head[:60]
+                rest = head.split(b"\r\n\r\n", 1)[1]
+                # Two 4 MiB echoes: more than the socket takes at once, and within pw-echo's
+                # 1 MiB queue limit (one message into an empty queue always fits).
+                n, size = 2, 4 << 20
+                msgs = [bytes([i]) * size for i in range(n)]
+                for m in msgs:  # masked binary frames, 64-bit length, zero mask key
+                    s.sendall(bytes([0x82, 0xFF]) + size.to_bytes(8, "big") + bytes(4) + m)
+                time.sleep(0.5)  # not reading: the server's writes back up
+                want = n * (10 + size)
+                buf = bytearray(rest)
+                s.settimeout(20)
+                while len(buf) < want:
+                    d = s.recv(1 << 20)
+                    assert d, "EOF after %d of %d bytes" % (len(buf), want)
+                    buf += d
+                for i in range(n):
+                    frame = bytes(buf[i * (10 + size):(i + 1) * (10 + size)])
+                    assert frame[:2] == bytes([0x82, 0x7F]), "frame %d header %r" % (i, frame[:10])
+                    assert frame[10:] == msgs[i], "echo %d differs" % i
+        return body
+
     def client_certificates(self):
         c = self.certs
         args = tls_certs.server_args(c) + ["--tls-ca", c.ca, "--tls-require-client-cert", "1"]
@@ -272,6 +305,11 @@ class Cases:
         self.run("stalled handshake dropped by the handshake timeout, others served",
                  self.stalled_handshake)
         self.run("close_notify before the FIN", self.close_notify)
+        self.run("a late reader gets 8 MiB of echoes whole and in order",
+                 lambda: self.with_server(tls_certs.server_args(self.certs), self.late_reader()))
+        self.run("the same with two loop threads (SO_REUSEPORT)",
+                 lambda: self.with_server(tls_certs.server_args(self.certs) + ["--threads", "2"],
+                                          self.late_reader()))
         self.run("client certificates required: none/rogue refused, CA-signed served",
                  self.client_certificates)
         self.run("reload from another thread while clients connect", self.reload)
