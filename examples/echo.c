@@ -3,10 +3,12 @@
  *                [--handshake-timeout MS] [--close-timeout MS] [--max-head BYTES] [--threads N]
  *                [--deflate 0|1] [--deflate-server-no-context 0|1]
  *                [--deflate-client-no-context 0|1] [--deflate-server-bits 9..15]
- *                [--deflate-client-bits 9..15] [--deflate-threshold BYTES] [--pubsub 0|1]
+ *                [--deflate-client-bits 9..15] [--deflate-threshold BYTES] [--pubsub 0|1|2]
  * --deflate 1 accepts permessage-deflate (RFC 7692) offers. --pubsub 1 publishes every message
  * to the topic "all", to which every client is subscribed, instead of echoing it: the echo
- * then travels the fan-out path (with one client it is still an echo).
+ * then travels the fan-out path (with one client it is still an echo). --pubsub 2 publishes
+ * from a thread of its own, as a producer would: a burst then reaches the loop as publish
+ * batches (consecutive publishes to one topic fanned out together, src/publish.c).
  * TLS: [--tls-cert PEM --tls-key PEM [--tls-ca PEM] [--tls-require-client-cert 1]
  *       [--plain-port PORT]]: PORT then speaks TLS (wss://, https://) and no plain listener
  * runs unless --plain-port asks for one; SIGHUP re-reads the certificate files
@@ -27,9 +29,50 @@ extern const size_t pw_echo_page_len;
 
 static int pubsub;
 
+/* --pubsub 2: messages wait here for the publisher thread, in arrival order. */
+typedef struct job {
+  struct job *next;
+  size_t len;
+  int flags;
+  char data[];
+} job;
+static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t jobs_cond = PTHREAD_COND_INITIALIZER;
+static job *jobs_head, **jobs_tail = &jobs_head;
+static int jobs_stop;
+
+static void *publisher(void *srv) {
+  for (;;) {
+    pthread_mutex_lock(&jobs_lock);
+    while (!jobs_head && !jobs_stop) pthread_cond_wait(&jobs_cond, &jobs_lock);
+    job *j = jobs_head;
+    jobs_head = NULL, jobs_tail = &jobs_head;
+    pthread_mutex_unlock(&jobs_lock);
+    if (!j) return NULL; /* stopping, nothing left */
+    while (j) {
+      job *next = j->next;
+      pw_publish(srv, "all", j->data, j->len, j->flags | PW_BLOCK);
+      free(j);
+      j = next;
+    }
+  }
+}
+
+static void hand_to_publisher(const void *data, size_t len, int flags) {
+  job *j = malloc(sizeof *j + len);
+  if (!j) return;
+  j->next = NULL, j->len = len, j->flags = flags;
+  if (len) memcpy(j->data, data, len);
+  pthread_mutex_lock(&jobs_lock);
+  *jobs_tail = j, jobs_tail = &j->next;
+  pthread_cond_signal(&jobs_cond);
+  pthread_mutex_unlock(&jobs_lock);
+}
+
 static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len,
                        int is_binary, void *user) {
-  if (pubsub) pw_publish(srv, "all", data, len, is_binary ? PW_BINARY : PW_TEXT);
+  if (pubsub == 2) hand_to_publisher(data, len, is_binary ? PW_BINARY : PW_TEXT);
+  else if (pubsub) pw_publish(srv, "all", data, len, is_binary ? PW_BINARY : PW_TEXT);
   else pw_send(srv, id, data, len, is_binary ? PW_BINARY : PW_TEXT);
 }
 
@@ -135,12 +178,21 @@ int main(int argc, char **argv) {
   sigaddset(&stop_signals, SIGHUP); /* the reload, on this thread: not the server's */
   pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
   pw_server *srv = start(&opt, &cb);
+  pthread_t pub;
+  if (pubsub == 2 && pthread_create(&pub, NULL, publisher, srv) != 0) return 1;
 
   int sig;
   while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
     int r = pw_server_reload_tls(srv);
     printf("pw-echo reload: %s\n", r == 0 ? "ok" : pw_strerror(r));
     fflush(stdout);
+  }
+  if (pubsub == 2) { /* the publisher finishes what it holds, then the server stops */
+    pthread_mutex_lock(&jobs_lock);
+    jobs_stop = 1;
+    pthread_cond_signal(&jobs_cond);
+    pthread_mutex_unlock(&jobs_lock);
+    pthread_join(pub, NULL);
   }
   pw_server_stop(srv);
   pw_server_free(srv);

@@ -224,9 +224,9 @@ PARAM_SETS = {
 }
 
 for _name, (_extra, _params) in PARAM_SETS.items():
-    for _path in ("echo", "pubsub"):
-        def _rt(ctx, extra=_extra, params=_params, path=_path):
-            args = BASE + extra + (("--pubsub", "1") if path == "pubsub" else ())
+    for _path, _mode in (("echo", "0"), ("pubsub", "1"), ("batch", "2")):
+        def _rt(ctx, extra=_extra, params=_params, path=_path, mode=_mode):
+            args = BASE + extra + ("--pubsub", mode)
             c, p = connect(ctx, args, *params)
             peer = Peer(p)
             roundtrip(c, peer, SIZES)
@@ -262,23 +262,36 @@ def test_threshold_leaves_small_plain(ctx):
     check(f.rsv == RSV1, lambda: f"100 B at a 100 B threshold not compressed: {f}")
 
 
-@T.case
-def test_context_takeover_stream(ctx):
-    """200 similar messages back to back (publish batches on the server): with context
-    takeover each refers to the ones before; every one must inflate in order."""
-    c, p = connect(ctx, BASE + ("--pubsub", "1"))
+def context_takeover_stream(ctx, pubsub, *params):
+    """200 similar messages back to back: with context takeover each refers to the ones
+    before; every one must inflate in order. With --pubsub 2 they are published from another
+    thread, so the loop fans them out as publish batches (one compressed buffer per batch)."""
+    c, p = connect(ctx, BASE + ("--pubsub", pubsub), *params)
     peer = Peer(p)
-    msgs = [b'{"seq":%d,"sym":"ABC","price":%d.25}' % (i, 100 + i % 7) for i in range(200)]
+    note = b',"note":"' + b"the same words again and again " * 4 + b'"'  # shrinks alone too
+    msgs = [b'{"seq":%d,"sym":"ABC","price":%d.25%s}' % (i, 100 + i % 7, note if i % 2 else b"")
+            for i in range(200)]
     c.send(b"".join(build_frame(OP_TEXT, peer.compress(m), rsv=RSV1) for m in msgs))
-    sizes = 0
+    takeover = "server_no_context_takeover" not in p
+    sizes = compressed = 0
     for i, m in enumerate(msgs):
         f = c.recv_frame()
-        check(f.rsv == RSV1, lambda: f"message {i} not compressed: {f}")
+        check(f.rsv == RSV1 or not takeover, lambda: f"message {i} not compressed: {f}")
         sizes += len(f.payload)
-        got = peer.decompress(f.payload)
+        compressed += f.rsv == RSV1
+        got = peer.decompress(f.payload) if f.rsv else f.payload
         check(got == m, lambda: f"message {i}: {got!r} != {m!r}")
-    # With takeover the repeats shrink to a few bytes each: far below a fresh window's ~30 B.
-    check(sizes < 200 * 20, lambda: f"{sizes} compressed bytes for 200 messages")
+    check(compressed >= 100, lambda: f"only {compressed} of 200 messages compressed")
+    if "server_no_context_takeover" not in p:
+        # With takeover the repeats shrink to a few bytes each: far below a fresh window's.
+        check(sizes < 200 * 20, lambda: f"{sizes} compressed bytes for 200 messages")
+
+
+for _ps in ("0", "1", "2"):
+    T.add(f"context_takeover_stream_pubsub{_ps}",
+          lambda ctx, ps=_ps: context_takeover_stream(ctx, ps))
+    T.add(f"no_context_stream_pubsub{_ps}", lambda ctx, ps=_ps: context_takeover_stream(
+        ctx, ps, "server_no_context_takeover", "server_max_window_bits=10"))
 
 
 @T.case
@@ -374,14 +387,13 @@ def test_inflated_bad_utf8_1007(ctx):
 
 
 # ---- fan-out to different agreements -----------------------------------------------------------
-@T.case
-def test_fanout_mixed_subscribers(ctx):
+def fanout_mixed_subscribers(ctx, pubsub):
     """One publisher, subscribers with no extension, with server_no_context_takeover at two
     window sizes (two of them at 10 bits: one shared frame), and with context takeover: each
     gets every message, compressed as its own agreement says. Checked: with the shared frame
     keyed by nothing (one for all windows, pmd.c shared_for) the 9-bit subscriber failed to
     inflate the 10-bit frame of `far` ("invalid distance too far back")."""
-    srv = ctx.fresh_server(*BASE + ("--pubsub", "1"))
+    srv = ctx.fresh_server(*BASE + ("--pubsub", pubsub))
     offers = {  # the 10-bit ones first: their shared frame must not reach the 9-bit one
         "plain": None,
         "noctx10a": ("server_no_context_takeover", "server_max_window_bits=10"),
@@ -424,6 +436,10 @@ def test_fanout_mixed_subscribers(ctx):
           "two subscribers with the same agreement got different bytes")
     for name in ("noctx9", "noctx10a", "takeover"):
         check(any(f.rsv for f in frames[name]), lambda: f"{name} got nothing compressed")
+
+
+T.add("fanout_mixed_subscribers", lambda ctx: fanout_mixed_subscribers(ctx, "1"))
+T.add("fanout_mixed_subscribers_batched", lambda ctx: fanout_mixed_subscribers(ctx, "2"))
 
 
 if __name__ == "__main__":
