@@ -9,8 +9,11 @@ extension (1002), an inflate bomb (1009), bad DEFLATE data and bad UTF-8 after i
 How each was checked to fail without its defence (run by hand while writing this file):
 - with the negotiation removed from http.c (no Sec-WebSocket-Extensions answered) every
   `*_roundtrip` and `answer_*` case fails at the response header check;
-- with RSV1 not set by pmd.c (frames sent compressed but flagged plain) `server_compresses`
-  and every roundtrip fail ("expected RSV1"); with compression not done they fail the same way;
+- with RSV1 not set by pmd.c (frames sent compressed but flagged plain) every roundtrip
+  fails ("expected RSV1" or a payload mismatch); with it not set only in publish batches
+  (append_frame) the `*_pubsub2` streams and `fanout_mixed_subscribers_batched` fail;
+- with the shared frame keyed by nothing instead of the window bits (shared_for), the 9-bit
+  subscriber of `fanout_mixed_subscribers` fails ("invalid distance too far back");
 - with rsv_valid() in wsparse.c accepting RSV1 anywhere, `rsv1_on_continuation_1002` and
   `compressed_ping_1002` got an echo / pong instead of 1002;
 - with the inflater's limit set to SIZE_MAX, `inflate_bomb_1009` got its 16 MiB echo;
