@@ -12,9 +12,7 @@
 'use strict';
 
 const path = require('path');
-const { spawn, execFileSync } = require('child_process');
-const fs = require('fs');
-const os = require('os');
+const { spawn } = require('child_process');
 
 let WebSocket;
 try {
@@ -51,16 +49,7 @@ function parseArgs() {
 // ---- TLS: a self-signed certificate for 127.0.0.1, made now, never committed ----
 let TLS = null; // { dir, cert, key, ca (the PEM text the client trusts) }
 
-function makeCert() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-tls-node-'));
-  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  const cert = path.join(dir, 'cert.pem');
-  const key = path.join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
-    '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=pushwire-test',
-    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
-  return { dir, cert, key, ca: fs.readFileSync(cert) };
-}
+const { makeCert } = require('./ws_node_cert');
 
 // A string whose UTF-8 encoding is exactly n bytes, mixing 1-4 byte characters.
 function textOfSize(n) {

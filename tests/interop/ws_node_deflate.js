@@ -1,7 +1,12 @@
 #!/usr/bin/env node
 // Interop test: npm's `ws` with perMessageDeflate against pw-echo --deflate 1.
 //
-// Usage: node tests/interop/ws_node_deflate.js --server PATH_TO_PW_ECHO
+// Usage: node tests/interop/ws_node_deflate.js --server PATH_TO_PW_ECHO [--tls]
+//
+// --tls: every set over wss:// (compressed frames inside TLS records), against pw-echo with a
+// certificate made at run time (ws_node_cert.js); each set also checks its socket really is TLS.
+// Checked: without --tls-cert passed to pw-echo, every [.. tls] set fails at the connect
+// ("Client network socket disconnected before secure TLS connection was established").
 //
 // Under several parameter sets (ws's offer x the server's flags), over the echo (pw_send) and
 // fan-out (--pubsub 1: pw_publish) paths: text and binary of 0 B..1 MiB, a message sent in
@@ -15,6 +20,9 @@
 const path = require('path');
 const { spawn } = require('child_process');
 const WebSocket = require(path.join(__dirname, '..', 'node_modules', 'ws'));
+const { makeCert } = require('./ws_node_cert');
+
+let TLS = null; // set by --tls: { cert, key, ca }
 
 const SIZES = [0, 1, 125, 126, 65535, 65536, 1024 * 1024];
 const SETS = [
@@ -47,7 +55,8 @@ function binaryOfSize(n) {
 
 function startServer(bin, flags) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(bin, ['0', ...flags], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const tls = TLS ? ['--tls-cert', TLS.cert, '--tls-key', TLS.key] : []; // port 0 is then TLS-only
+    const proc = spawn(bin, ['0', ...tls, ...flags], { stdio: ['ignore', 'pipe', 'inherit'] });
     let buf = '';
     const onData = (d) => {
       buf += d;
@@ -75,7 +84,8 @@ function stopServer(srv) {
 
 function connect(port, pmd) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: pmd, maxPayload: 0 });
+    const url = `${TLS ? 'wss' : 'ws'}://127.0.0.1:${port}/`;
+    const ws = new WebSocket(url, { perMessageDeflate: pmd, maxPayload: 0, ca: TLS ? TLS.ca : undefined });
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
   });
@@ -123,10 +133,15 @@ async function runCase(name, fn) {
 }
 
 async function runSet(bin, set, pubsub) {
-  const label = set.name + (pubsub ? ' pubsub' : '');
+  const label = set.name + (pubsub ? ' pubsub' : '') + (TLS ? ' tls' : '');
   const srv = await startServer(bin, set.flags.concat(pubsub ? ['--pubsub', '1'] : []));
   try {
     const ws = await connect(srv.port, set.pmd);
+    if (TLS) {
+      await runCase(`[${label}] the socket is TLS`, async () => {
+        if (!ws._socket.encrypted) throw new Error('connected without TLS');
+      });
+    }
     await runCase(`[${label}] agreement`, async () => {
       const got = agreement(ws);
       if (got !== set.expect) throw new Error(`agreed "${got}", expected "${set.expect}"`);
@@ -181,8 +196,9 @@ async function runSet(bin, set, pubsub) {
 
 async function main() {
   const i = process.argv.indexOf('--server');
+  if (process.argv.includes('--tls')) TLS = makeCert();
   if (i < 0 || !process.argv[i + 1]) {
-    console.error('usage: node ws_node_deflate.js --server PATH_TO_PW_ECHO');
+    console.error('usage: node ws_node_deflate.js --server PATH_TO_PW_ECHO [--tls]');
     process.exit(2);
   }
   for (const set of SETS) for (const pubsub of [false, true]) await runSet(process.argv[i + 1], set, pubsub);
