@@ -20,7 +20,7 @@ enum layer { LAYER_DEFAULT, LAYER_FILE, LAYER_ENV, LAYER_FLAGS };
 
 typedef enum value_kind {
   V_LISTEN, V_PATH, V_COUNT, V_BYTES, V_BOOL, V_SECRET, V_RAW, V_EXEC, V_TOPIC, V_TEXT,
-  V_POLICY, V_LEVEL, V_CONFIG
+  V_POLICY, V_LEVEL, V_CONFIG, V_DEFLATE_SWITCH, V_DEFLATE_NUMBER
 } value_kind;
 
 typedef struct option_spec {
@@ -51,6 +51,14 @@ static const option_spec OPTIONS[] = {
     {"tls-key", V_PATH, "PEM", "the private key of --tls-cert"},
     {"tls-ca", V_PATH, "PEM", "TLS clients must present a certificate signed by these CAs [none]"},
     {"tls-port", V_COUNT, "PORT", "the TLS port on the --listen host; 0 = any free port [8443]"},
+    {"deflate", V_DEFLATE_SWITCH, NULL, "accept permessage-deflate (RFC 7692) offers: compressed frames [no]"},
+    {"deflate-server-no-context", V_DEFLATE_SWITCH, NULL, "compress each message alone: one frame shared by subscribers [no]"},
+    {"deflate-client-no-context", V_DEFLATE_SWITCH, NULL, "ask clients to compress each message alone [no]"},
+    {"deflate-server-bits", V_DEFLATE_NUMBER, "N", "our deflate window, 2^N bytes, 9..15 [15]"},
+    {"deflate-client-bits", V_DEFLATE_NUMBER, "N", "clients' deflate window we accept, 9..15 [15]"},
+    {"deflate-level", V_DEFLATE_NUMBER, "N", "zlib compression level 1..9 [6]"},
+    {"deflate-mem-level", V_DEFLATE_NUMBER, "N", "zlib memLevel 1..9 [8]"},
+    {"deflate-threshold", V_BYTES, "BYTES", "compress messages of at least BYTES [64]"},
     {"log-level", V_LEVEL, "L", "error, warn, info or debug (debug logs every message) [info]"},
     {"config", V_CONFIG, "FILE", "read 'key = value' lines (keys: the long flags) from FILE"},
 };
@@ -154,6 +162,27 @@ static int parse_policy(parse_ctx *p, const char *v) {
   return fail(p, "expected close, drop-new or drop-oldest, got '%s'", v);
 }
 
+/* The deflate settings pass straight to pw_options.deflate (docs/api.md, Compression); they
+ * are checked here so a bad value is one line naming the flag, not pw_server_new failing. */
+static int *deflate_switch_field(pwd_config *c, const char *name) {
+  return strcmp(name, "deflate") == 0                     ? &c->deflate.enable
+         : strcmp(name, "deflate-server-no-context") == 0 ? &c->deflate.server_no_context_takeover
+                                                          : &c->deflate.client_no_context_takeover;
+}
+
+static int parse_deflate_number(parse_ctx *p, const char *name, const char *v) {
+  pwd_config *c = p->cfg;
+  int is_bits = strcmp(name, "deflate-server-bits") == 0 || strcmp(name, "deflate-client-bits") == 0;
+  long n;
+  if (parse_count(p, v, is_bits ? 9 : 1, is_bits ? 15 : 9, &n)) return -1;
+  int *field = strcmp(name, "deflate-server-bits") == 0   ? &c->deflate.server_max_window_bits
+               : strcmp(name, "deflate-client-bits") == 0 ? &c->deflate.client_max_window_bits
+               : strcmp(name, "deflate-level") == 0       ? &c->deflate.level
+                                                          : &c->deflate.mem_level;
+  *field = (int)n;
+  return 0;
+}
+
 /* ---- lists ----------------------------------------------------------------------------------- */
 static void free_raw(pwd_config *c) {
   for (size_t i = 0; i < c->nraw; i++) free(c->raw[i]);
@@ -243,8 +272,9 @@ static int apply(parse_ctx *p, const option_spec *o, const char *v) {
       c->max_connections = (int)n;
     }
     return 0;
-  case V_BYTES: return parse_bytes(p, v, strcmp(o->name, "max-message") == 0 ? &c->max_message
-                                                                             : &c->max_queued);
+  case V_BYTES: return parse_bytes(p, v, strcmp(o->name, "max-message") == 0   ? &c->max_message
+                                      : strcmp(o->name, "max-queued") == 0 ? &c->max_queued
+                                                                           : &c->deflate.threshold);
   case V_BOOL: return parse_bool(p, v, strcmp(o->name, "demo") == 0 ? &c->demo : &c->allow_publish);
   case V_RAW: return add_raw(p, v);
   case V_EXEC: return add_exec(p, v);
@@ -254,6 +284,8 @@ static int apply(parse_ctx *p, const option_spec *o, const char *v) {
     if ((c->log_level = pwd_log_level_parse(v)) < 0)
       return fail(p, "expected error, warn, info or debug, got '%s'", v);
     return 0;
+  case V_DEFLATE_SWITCH: return parse_bool(p, v, deflate_switch_field(c, o->name));
+  case V_DEFLATE_NUMBER: return parse_deflate_number(p, o->name, v);
   case V_CONFIG: return 0; /* read before the layers (find_config_file) */
   }
   return r ? fail(p, "out of memory") : 0;
@@ -406,11 +438,11 @@ const char *pwd_config_help(void) {
     char flag[48];
     snprintf(flag, sizeof flag, "--%s%s%s", OPTIONS[i].name, OPTIONS[i].arg ? " " : "",
              OPTIONS[i].arg ? OPTIONS[i].arg : "");
-    n += (size_t)snprintf(text + n, sizeof text - n, "  %-24s %s\n", flag, OPTIONS[i].help);
+    n += (size_t)snprintf(text + n, sizeof text - n, "  %-28s %s\n", flag, OPTIONS[i].help);
   }
   if (n < sizeof text)
     snprintf(text + n, sizeof text - n,
-             "  %-24s %s\n  %-24s %s\n\nEndpoints: /ws, POST /publish/<topic>, GET /healthz, GET /metrics,\n"
+             "  %-28s %s\n  %-28s %s\n\nEndpoints: /ws, POST /publish/<topic>, GET /healthz, GET /metrics,\n"
              "static files from --www. Signals: SIGTERM/SIGINT drain and exit 0, SIGHUP reloads\n"
              "token, allow-publish, raw and log-level. Exit codes: 0 ok, 1 cannot listen/run,\n"
              "2 bad configuration. Details: docs/pushwired.md\n",

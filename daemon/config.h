@@ -36,6 +36,13 @@ typedef struct pwd_config {
   char *tls_key;        /* PEM private key of tls_cert */
   char *tls_ca;         /* PEM CAs: ask clients for certificates and require one; or NULL */
   int tls_port;         /* the TLS port on the listen host (0: the OS picks one) */
+  /* permessage-deflate, copied into pw_options.deflate; 0 = the library's default. The
+   * other fields matter only with enable. */
+  struct {
+    int enable, server_no_context_takeover, client_no_context_takeover;
+    int server_max_window_bits, client_max_window_bits, level, mem_level;
+    size_t threshold;
+  } deflate;
   char *config_file;    /* the file read, or NULL */
   int raw_layer, exec_layer; /* which layer last replaced each list (see config.c) */
 } pwd_config;

@@ -90,6 +90,13 @@ static pw_server *make_server(pwd_daemon *d) {
       .log = pwd_log_sink, .log_level = c->log_level,
       .tls_cert_file = c->tls_cert, .tls_key_file = c->tls_key, .tls_ca_file = c->tls_ca,
       .tls_require_client_cert = c->tls_ca != NULL, .tls_port = c->tls_port,
+      .deflate = {.enable = c->deflate.enable,
+                  .server_no_context_takeover = c->deflate.server_no_context_takeover,
+                  .client_no_context_takeover = c->deflate.client_no_context_takeover,
+                  .server_max_window_bits = c->deflate.server_max_window_bits,
+                  .client_max_window_bits = c->deflate.client_max_window_bits,
+                  .level = c->deflate.level, .mem_level = c->deflate.mem_level,
+                  .threshold = c->deflate.threshold},
   };
   pw_callbacks cb = {
       .on_open = pwd_ws_on_open, .on_message = pwd_ws_on_message, .on_close = pwd_ws_on_close,
