@@ -6,7 +6,19 @@
 // Screenshots go to --out (ctest passes the test's build folder).
 //
 // Usage: node tests/browser/demo_page.js --daemon PATH_TO_PUSHWIRED --www examples/www --out DIR
-//        [--chromium /usr/bin/chromium]
+//        [--chromium /usr/bin/chromium] [--tls]
+//
+// --tls (ctest browser.demo_page_tls): the same run over https:// and wss://. pushwired gets a
+// self-signed certificate made now with `openssl req` (tests/interop/ws_node_cert.js, removed at
+// exit) and --tls-port 0 (its port read from the "pushwired TLS on port N" log line; restarts
+// reuse it); Chromium opens https://127.0.0.1:<tls>/ ignoring certificate errors, and every
+// WebSocket the page opens must be wss:// (seen by playwright, not by the page's own word).
+// Screenshots: demo_page_tls_live.png, demo_page_tls.png. Checked to fail without TLS (a copy
+// of examples/www passed as --www, or a wrapper as --daemon): with demo.js's wsUrl() forced to
+// "ws://", the page's socket reaches the TLS port as plain HTTP (pushwired logs "plain HTTP
+// request on the TLS port") and the run fails "timed out waiting for live data"; with the
+// --tls-* flags dropped by a wrapper: "pushwired did not start listening" (no TLS port logged);
+// with ignoreHTTPSErrors false: "page.goto: net::ERR_CERT_AUTHORITY_INVALID".
 //
 // Everything it starts (the daemon, chromium through playwright) is stopped by pid or by
 // playwright in a finally block; the fresh chromium profile (a temp dir) is removed.
@@ -39,9 +51,10 @@ try {
 }
 
 function parseArgs() {
-  const o = { chromium: '/usr/bin/chromium' };
+  const o = { chromium: '/usr/bin/chromium', tls: false };
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i += 2) {
+    if (argv[i] === '--tls') { o.tls = true; i--; continue; }
     const key = argv[i].replace(/^--/, '');
     if (!['daemon', 'www', 'out', 'chromium'].includes(key) || i + 1 >= argv.length) {
       console.error(`usage: node demo_page.js --daemon PUSHWIRED --www DIR --out DIR (bad: ${argv[i]})`);
@@ -88,22 +101,35 @@ function listeningPorts(pid) {
 }
 
 class Daemon {
-  constructor(bin, www) { this.bin = bin; this.www = www; this.proc = null; this.output = ''; }
+  // tls: null, or { cert, key } - then the page's port is the TLS one (plain listens on port 0).
+  constructor(bin, www, tls) {
+    this.bin = bin; this.www = www; this.tls = tls; this.proc = null; this.output = '';
+  }
 
-  // Starts `pushwired --listen 127.0.0.1:PORT --www WWW --demo`, resolves with the port it listens on.
+  // Starts `pushwired --listen 127.0.0.1:PORT --www WWW --demo` (with --tls: --listen
+  // 127.0.0.1:0 --tls-port PORT and the certificate), resolves with the page's port.
   async start(port) {
-    const args = ['--listen', `127.0.0.1:${port}`, '--www', this.www, '--demo'];
+    const args = this.tls
+      ? ['--listen', '127.0.0.1:0', '--tls-port', `${port}`, '--tls-cert', this.tls.cert,
+         '--tls-key', this.tls.key, '--www', this.www, '--demo']
+      : ['--listen', `127.0.0.1:${port}`, '--www', this.www, '--demo'];
     const proc = spawn(this.bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     proc.exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve({ code, sig })));
-    const keep = (d) => { this.output = (this.output + d).slice(-1000000); };
+    let startLog = ''; // this start's own output: the TLS port line of an earlier run must not count
+    const keep = (d) => {
+      this.output = (this.output + d).slice(-1000000);
+      if (startLog.length < 100000) startLog += d;
+    };
     proc.stdout.on('data', keep);
     proc.stderr.on('data', keep);
     const deadline = Date.now() + 10000;
     while (Date.now() < deadline) {
       if (proc.exitCode !== null || proc.signalCode !== null) break;
       const ports = listeningPorts(proc.pid);
-      if (ports.length) return ports[0];
+      const tlsLine = /pushwired TLS on port (\d+)/.exec(startLog);
+      if (this.tls && tlsLine && ports.includes(Number(tlsLine[1]))) return Number(tlsLine[1]);
+      if (!this.tls && ports.length) return ports[0];
       await sleep(50);
     }
     throw new Error(`pushwired did not start listening (${args.join(' ')}); output:\n${this.tail()}`);
@@ -187,13 +213,15 @@ async function expectLiveData(page, since, acks) {
 // ---- the run ----
 
 async function run(opt, daemon, cleanup) {
+  const scheme = opt.tls ? 'https' : 'http';
+  const shot = (name) => path.join(opt.out, `${opt.tls ? name.replace('demo_page', 'demo_page_tls') : name}.png`);
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'pw-demo-chromium-'));
   cleanup.push(() => fs.rmSync(profile, { recursive: true, force: true }));
   fs.mkdirSync(opt.out, { recursive: true });
 
-  step('start pushwired --demo on port 0');
+  step(`start pushwired --demo on ${opt.tls ? 'TLS ' : ''}port 0`);
   const port = await daemon.start(0);
-  step(`pushwired pid ${daemon.proc.pid} listens on ${port}`);
+  step(`pushwired pid ${daemon.proc.pid} listens on ${port}${opt.tls ? ' (TLS)' : ''}`);
 
   // playwright refuses --user-data-dir in args: a fresh profile is launchPersistentContext's dir.
   const context = await chromium.launchPersistentContext(profile, {
@@ -202,18 +230,22 @@ async function run(opt, daemon, cleanup) {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
            '--disable-component-update', '--disable-sync'],
     viewport: { width: 1100, height: 900 },
+    // The run-time certificate is self-signed: trusted for this profile only (pages and sockets).
+    ignoreHTTPSErrors: opt.tls,
   });
   cleanup.push(() => context.close());
   const page = context.pages()[0] || await context.newPage();
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
+  const socketUrls = []; // every WebSocket the page opens, as the browser saw it
+  page.on('websocket', (ws) => socketUrls.push(ws.url()));
 
-  await page.goto(`http://127.0.0.1:${port}/`);
+  await page.goto(`${scheme}://127.0.0.1:${port}/`);
   const zero = await state(page);
   const pixels = await expectLiveData(page, zero, 4);
   const live = await state(page);
   step(`live: ${live.messages} messages, counter ${live.counter}, ${live.sineDrawn} sine points, ${pixels} px`);
-  await page.screenshot({ path: path.join(opt.out, 'demo_page_live.png'), fullPage: true });
+  await page.screenshot({ path: shot('demo_page_live'), fullPage: true });
 
   step('kill pushwired (SIGKILL: no close frame) and keep it down');
   await daemon.kill('SIGKILL');
@@ -231,8 +263,8 @@ async function run(opt, daemon, cleanup) {
   await expectLiveData(page, await state(page), 8);
   const back = await state(page);
   step(`reconnected: ${back.reconnects} reconnects, ${back.messages} messages, counter ${back.counter}`);
-  await page.screenshot({ path: path.join(opt.out, 'demo_page.png'), fullPage: true });
-  step(`screenshots: ${path.join(opt.out, 'demo_page_live.png')}, demo_page.png`);
+  await page.screenshot({ path: shot('demo_page'), fullPage: true });
+  step(`screenshots: ${shot('demo_page_live')}, ${shot('demo_page')}`);
 
   step('freeze pushwired (SIGSTOP): no FIN, no data; the page must notice the silence');
   const before = await state(page);
@@ -245,6 +277,11 @@ async function run(opt, daemon, cleanup) {
   await expectLiveData(page, await state(page), 12);
 
   if (pageErrors.length) throw new Error(`page errors: ${pageErrors.join('; ')}`);
+  const wantUrl = `${opt.tls ? 'wss' : 'ws'}://127.0.0.1:${port}/ws`;
+  const strayUrls = socketUrls.filter((u) => u !== wantUrl);
+  if (!socketUrls.length || strayUrls.length)
+    throw new Error(`page sockets should all be ${wantUrl}: ${JSON.stringify(socketUrls)}`);
+  step(`${socketUrls.length} page sockets, all ${wantUrl}`);
 
   step('stop pushwired with SIGTERM: a clean exit, no sanitizer report');
   const how = await daemon.kill('SIGTERM');
@@ -255,7 +292,9 @@ async function run(opt, daemon, cleanup) {
 
 async function main() {
   const opt = parseArgs();
-  const daemon = new Daemon(opt.daemon, opt.www);
+  const tls = opt.tls ? require(path.join(__dirname, '..', 'interop', 'ws_node_cert')).makeCert('pw-demo-tls-') : null;
+  const daemon = new Daemon(opt.daemon, opt.www, tls);
+  const name = opt.tls ? 'browser.demo_page_tls' : 'browser.demo_page';
   const cleanup = [];
   const stopDaemon = () => { if (daemon.proc && daemon.proc.exitCode === null) daemon.proc.kill('SIGKILL'); };
   process.on('SIGTERM', () => { stopDaemon(); process.exit(1); }); // ctest timeout
@@ -271,7 +310,7 @@ async function main() {
     await daemon.kill('SIGTERM');
     for (const fn of cleanup.reverse()) { try { await fn(); } catch { /* best effort */ } }
   }
-  console.log(failed ? 'browser.demo_page: FAILED' : 'browser.demo_page: ok');
+  console.log(`${name}: ${failed ? 'FAILED' : 'ok'}`);
   process.exit(failed ? 1 : 0);
 }
 
