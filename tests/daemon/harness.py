@@ -180,6 +180,19 @@ async def subscribe(ws, topic):
     return ans
 
 
+async def with_daemon(r, path, args, cases, check_exit=True):
+    """Start pushwired with args, run `await cases(r, d)`, stop it by pid; with check_exit, one
+    more case: it exited 0 on SIGTERM. Returns the exit status."""
+    d = Daemon(path, args).start()
+    try:
+        await cases(r, d)
+    finally:
+        rc = d.stop()
+    if check_exit:
+        r.result("daemon exits 0 on SIGTERM", rc == 0, "rc=%r" % rc)
+    return rc
+
+
 def expect(cond, what):
     if not cond:
         raise AssertionError(what)

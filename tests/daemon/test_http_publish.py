@@ -15,7 +15,8 @@ import json
 
 import websockets
 
-from harness import Daemon, Runner, expect, finish, parse_args, recv_json, request, subscribe
+from harness import (Runner, expect, finish, parse_args, recv_json, request, subscribe,
+                     with_daemon)
 
 TOKEN = "s3cret-token"
 
@@ -104,17 +105,8 @@ async def plain_cases(r, d):
 
 async def main_async(path):
     r = Runner(None)
-    d = Daemon(path, ["--token", TOKEN, "--allow-publish"]).start()
-    try:
-        await token_cases(r, d)
-    finally:
-        d.stop()
-    d = Daemon(path, ["--threads", "2", "--max-message", "1K"]).start()
-    try:
-        await plain_cases(r, d)
-    finally:
-        rc = d.stop()
-    r.result("daemon exits 0 on SIGTERM", rc == 0, "rc=%r" % rc)
+    await with_daemon(r, path, ["--token", TOKEN, "--allow-publish"], token_cases, check_exit=False)
+    await with_daemon(r, path, ["--threads", "2", "--max-message", "1K"], plain_cases)
     return finish(r)
 
 

@@ -12,7 +12,8 @@ import asyncio
 import re
 import socket
 
-from harness import Daemon, Runner, expect, finish, parse_args, recv_json, request, subscribe
+from harness import (Runner, expect, finish, parse_args, recv_json, request, subscribe,
+                     with_daemon)
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"'
                     r'(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*")*)?\})? (-?[0-9.eE+]+|NaN|[+-]Inf)$')
@@ -113,17 +114,8 @@ async def slow_cases(r, d):
 
 async def main_async(path):
     r = Runner(None)
-    d = Daemon(path).start()
-    try:
-        await cases(r, d)
-    finally:
-        d.stop()
-    d = Daemon(path, ["--slow-policy", "drop-new", "--max-queued", "64K"]).start()
-    try:
-        await slow_cases(r, d)
-    finally:
-        rc = d.stop()
-    r.result("daemon exits 0 on SIGTERM", rc == 0, "rc=%r" % rc)
+    await with_daemon(r, path, [], cases, check_exit=False)
+    await with_daemon(r, path, ["--slow-policy", "drop-new", "--max-queued", "64K"], slow_cases)
     return finish(r)
 
 
