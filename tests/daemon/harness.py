@@ -20,14 +20,9 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from server_proc import RunnerBase, Server  # noqa: E402
+from server_proc import RunnerBase, Server, require_websockets  # noqa: E402
 
-try:
-    import websockets
-except ImportError:  # pragma: no cover
-    print("python3-websockets is missing (Debian package python3-websockets)", file=sys.stderr)
-    print("0 passed, 1 failed")
-    sys.exit(1)
+websockets = require_websockets()
 
 PORT_LINE = re.compile(r"pushwired listening on port (\d+)")
 CASE_TIMEOUT = 60.0

@@ -18,15 +18,10 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from server_proc import RunnerBase, Server  # noqa: E402  (shared with tests/examples)
+from server_proc import RunnerBase, Server, require_websockets  # noqa: E402  (shared with tests/examples)
 
-try:
-    import websockets
-    from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
-except ImportError:  # pragma: no cover
-    print("python3-websockets is missing (Debian package python3-websockets)", file=sys.stderr)
-    print("0 passed, 1 failed")
-    sys.exit(1)
+websockets = require_websockets()
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK  # noqa: E402
 
 CASE_TIMEOUT = 30.0
 SIZES = [0, 1, 125, 126, 65535, 65536, 1024 * 1024]

@@ -8,10 +8,23 @@ import os
 import select
 import signal
 import subprocess
+import sys
 import threading
 import time
 
 STOP_TIMEOUT = 20.0  # sanitizer builds stop slowly; the server's close timeout is 3 s
+
+
+def require_websockets():
+    """Debian's python3-websockets, or one clear line and a failed run (never a silent skip)."""
+    try:
+        import websockets  # noqa: F401
+        import websockets.exceptions  # noqa: F401
+        return websockets
+    except ImportError:  # pragma: no cover
+        print("python3-websockets is missing (Debian package python3-websockets)", file=sys.stderr)
+        print("0 passed, 1 failed")
+        sys.exit(1)
 
 
 class Server:
