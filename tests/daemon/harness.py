@@ -25,7 +25,6 @@ from server_proc import RunnerBase, Server, require_websockets  # noqa: E402
 websockets = require_websockets()
 
 PORT_LINE = re.compile(r"pushwired listening on port (\d+)")
-CASE_TIMEOUT = 60.0
 # Reports of the sanitizer builds (ASan, UBSan, LSan, TSan) in a daemon's stderr: each one
 # fails the test (finish), even when the daemon still exited 0.
 SANITIZER = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadSanitizer"
@@ -128,24 +127,6 @@ class Daemon(Server):
 
 
 class Runner(RunnerBase):
-    def result(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print("PASS %s" % name, flush=True)
-        else:
-            self.failed += 1
-            print("FAIL %s: %s" % (name, detail), flush=True)
-
-    async def run(self, name, coro_fn, timeout=CASE_TIMEOUT):
-        try:
-            await asyncio.wait_for(coro_fn(), timeout)
-        except asyncio.TimeoutError:
-            self.result(name, False, "timed out after %.0f s" % timeout)
-        except Exception as e:  # noqa: BLE001 - report anything
-            self.result(name, False, "%s: %s" % (type(e).__name__, e))
-        else:
-            self.result(name, True)
-
     def check(self, name, fn):
         """A synchronous case."""
         try:

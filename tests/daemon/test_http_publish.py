@@ -11,7 +11,6 @@ How each defence was checked to matter (the case fails without it):
   the max_message check in deliver.c), the 2 KiB body got 202.
 """
 import asyncio
-import json
 
 import websockets
 

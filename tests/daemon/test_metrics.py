@@ -12,7 +12,7 @@ import asyncio
 import re
 import socket
 
-from harness import (Runner, expect, finish, parse_args, recv_json, request, subscribe,
+from harness import (Runner, expect, finish, parse_args, recv_json, subscribe,
                      with_daemon)
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"'

@@ -14,7 +14,6 @@ How each defence was checked to matter (the case fails without it):
   an ok instead of an error.
 """
 import asyncio
-import json
 
 from harness import Daemon, Runner, expect, finish, parse_args, recv_json, request, subscribe
 

@@ -11,7 +11,6 @@ How each defence was checked to matter (the case fails without it):
 - with only the prefix check disabled, /escape.txt (a symlink out of the root) was served;
 - with etag_matches returning 0, the 304 case got 200.
 """
-import asyncio
 import os
 
 from harness import Daemon, Runner, expect, finish, parse_args, tempdir

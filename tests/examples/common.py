@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
@@ -17,29 +16,9 @@ from server_proc import RunnerBase, Server, require_websockets  # noqa: E402  (s
 
 websockets = require_websockets()
 
-CASE_TIMEOUT = 60.0
 
 
-class Runner(RunnerBase):
-    def result(self, name, ok, detail="", t0=None):
-        if ok:
-            self.passed += 1
-            took = " (%.2f s)" % (time.monotonic() - t0) if t0 is not None else ""
-            print("PASS %s%s" % (name, took), flush=True)
-        else:
-            self.failed += 1
-            print("FAIL %s: %s" % (name, detail), flush=True)
-
-    async def run(self, name, coro_fn, timeout=CASE_TIMEOUT):
-        t0 = time.monotonic()
-        try:
-            await asyncio.wait_for(coro_fn(), timeout)
-        except asyncio.TimeoutError:
-            self.result(name, False, "timed out after %.0f s" % timeout)
-        except Exception as e:  # noqa: BLE001 - report anything
-            self.result(name, False, "%s: %s" % (type(e).__name__, e))
-        else:
-            self.result(name, True, t0=t0)
+Runner = RunnerBase  # result() and run() live in tests/support/server_proc.py
 
 
 async def recv_json(ws, timeout=10):

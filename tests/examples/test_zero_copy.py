@@ -11,7 +11,7 @@ import struct
 import sys
 import time
 
-from common import main, recv_json
+from common import main
 
 SIZE = 1 << 20
 HEADER = 16

@@ -48,16 +48,7 @@ int raw_open(int port) {
   return fd;
 }
 
-int raw_send(int fd, const void *p, size_t n) {
-  const char *b = p;
-  while (n > 0) {
-    ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    b += w, n -= (size_t)w;
-  }
-  return 0;
-}
+int raw_send(int fd, const void *p, size_t n) { return wsc_write_all(fd, p, n); }
 
 /* Wait for input until the deadline: 1 readable, 0 timed out. */
 static int wait_readable(int fd, uint64_t deadline) {

@@ -23,7 +23,6 @@ from server_proc import RunnerBase, Server, require_websockets  # noqa: E402  (s
 websockets = require_websockets()
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK  # noqa: E402
 
-CASE_TIMEOUT = 30.0
 SIZES = [0, 1, 125, 126, 65535, 65536, 1024 * 1024]
 
 
@@ -62,20 +61,7 @@ def describe(v):
 
 
 class Runner(RunnerBase):
-    async def run(self, name, coro_fn):
-        t0 = time.monotonic()
-        try:
-            await asyncio.wait_for(coro_fn(), CASE_TIMEOUT)
-        except asyncio.TimeoutError:
-            self.failed += 1
-            print("FAIL %s: timed out after %.0f s" % (name, CASE_TIMEOUT), flush=True)
-            return
-        except Exception as e:  # noqa: BLE001 - report anything
-            self.failed += 1
-            print("FAIL %s: %s: %s" % (name, type(e).__name__, e), flush=True)
-            return
-        self.passed += 1
-        print("PASS %s (%.2f s)" % (name, time.monotonic() - t0), flush=True)
+    # run() and result(): RunnerBase (tests/support/server_proc.py)
 
     # ---- cases ----
 

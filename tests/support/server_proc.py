@@ -4,6 +4,7 @@ Server(path, name) runs `path 0`, reads its first line "<name> listening on port
 draining its stdout (lines kept in .lines) so it can never block on a full pipe, and stop()
 sends SIGTERM by pid (SIGKILL if it does not go) and returns the exit status.
 """
+import asyncio
 import os
 import select
 import signal
@@ -13,6 +14,7 @@ import threading
 import time
 
 STOP_TIMEOUT = 20.0  # sanitizer builds stop slowly; the server's close timeout is 3 s
+CASE_TIMEOUT = 60.0  # one test case, end to end
 
 
 def require_websockets():
@@ -123,3 +125,25 @@ class RunnerBase:
         kw.setdefault("open_timeout", 10)
         kw.setdefault("close_timeout", 10)
         return websockets.connect(self.uri, **kw)
+
+    def result(self, name, ok, detail="", t0=None):
+        """Count and print one case: PASS (with its time when t0 is given) or FAIL: detail."""
+        if ok:
+            self.passed += 1
+            took = " (%.2f s)" % (time.monotonic() - t0) if t0 is not None else ""
+            print("PASS %s%s" % (name, took), flush=True)
+        else:
+            self.failed += 1
+            print("FAIL %s: %s" % (name, detail), flush=True)
+
+    async def run(self, name, coro_fn, timeout=CASE_TIMEOUT):
+        """One asynchronous case with a deadline; any exception fails it with its message."""
+        t0 = time.monotonic()
+        try:
+            await asyncio.wait_for(coro_fn(), timeout)
+        except asyncio.TimeoutError:
+            self.result(name, False, "timed out after %.0f s" % timeout)
+        except Exception as e:  # noqa: BLE001 - report anything
+            self.result(name, False, "%s: %s" % (type(e).__name__, e))
+        else:
+            self.result(name, True, t0=t0)

@@ -19,7 +19,7 @@ uint64_t wsc_now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int write_all(int fd, const void *p, size_t n) {
+int wsc_write_all(int fd, const void *p, size_t n) {
   const uint8_t *b = p;
   while (n > 0) {
     ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
@@ -69,7 +69,7 @@ int wsc_connect_rcvbuf(wsc *c, int port, const char *path, int rcvbuf) {
                    "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                    "Sec-WebSocket-Version: 13\r\n\r\n", path);
-  if (write_all(c->fd, req, (size_t)n) != 0) goto fail;
+  if (wsc_write_all(c->fd, req, (size_t)n) != 0) goto fail;
   uint64_t deadline = wsc_now_ms() + 5000;
   for (;;) {
     uint8_t *end = c->len >= 4 ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL;
@@ -110,7 +110,7 @@ int wsc_send(wsc *c, int opcode, int fin, const void *data, size_t len) {
   if (!frame) return -1;
   memcpy(frame, hdr, h);
   for (size_t i = 0; i < len; i++) frame[h + i] = ((const uint8_t *)data)[i] ^ mask[i & 3];
-  int r = write_all(c->fd, frame, h + len);
+  int r = wsc_write_all(c->fd, frame, h + len);
   free(frame);
   return r;
 }

@@ -22,6 +22,8 @@ typedef struct wsc_frame {
 int wsc_connect(wsc *c, int port, const char *path);
 /* The same with SO_RCVBUF set before connecting (a small one makes a slow reader). */
 int wsc_connect_rcvbuf(wsc *c, int port, const char *path, int rcvbuf);
+/* Write all n bytes to fd (MSG_NOSIGNAL, retrying EINTR). 0 or -1. */
+int wsc_write_all(int fd, const void *p, size_t n);
 /* Encode a client frame header (MASK bit set, then the 4-byte key) into hdr; its length. */
 size_t wsc_frame_header(uint8_t hdr[14], int opcode, int fin, uint64_t len, const uint8_t mask[4]);
 /* Send one masked frame. 0 or -1. */
