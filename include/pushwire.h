@@ -15,6 +15,14 @@
 extern "C" {
 #endif
 
+/* PW_API marks every public call. The library is built with hidden visibility, so the shared
+ * object exports exactly these (and a version script keeps bundled code such as llhttp out). */
+#if defined(PW_BUILDING) && defined(__GNUC__)
+#define PW_API __attribute__((visibility("default")))
+#else
+#define PW_API
+#endif
+
 #define PW_VERSION_MAJOR 0
 #define PW_VERSION_MINOR 1
 #define PW_VERSION_PATCH 0
@@ -44,9 +52,9 @@ typedef enum pw_err {
 } pw_err;
 
 /* Human-readable text of an error code; never NULL ("unknown error" for other values). */
-const char *pw_strerror(int code);
+PW_API const char *pw_strerror(int code);
 /* Symbolic name of an error code ("PW_ENOCONN"); never NULL ("PW_UNKNOWN"). */
-const char *pw_err_name(int code);
+PW_API const char *pw_err_name(int code);
 
 /* ---- basic types ----------------------------------------------------------------------- */
 typedef struct pw_server pw_server;
@@ -111,7 +119,7 @@ typedef struct pw_request {
 } pw_request;
 
 /* Case-insensitive header lookup. Returns the header or NULL. Any thread (pure function). */
-const pw_header *pw_request_header(const pw_request *req, const char *name);
+PW_API const pw_header *pw_request_header(const pw_request *req, const char *name);
 
 /* The answer to a plain HTTP request, filled in by on_http. Zeroed before the call. */
 typedef struct pw_response {
@@ -256,29 +264,29 @@ typedef struct pw_options {
 /* Create a server. `opt` and `cb` are copied (NULL = all defaults / no callbacks); the
  * strings they point to must stay valid until pw_server_free. Returns NULL on bad options
  * or out of memory. Any thread. */
-pw_server *pw_server_new(const pw_options *opt, const pw_callbacks *cb, void *user);
+PW_API pw_server *pw_server_new(const pw_options *opt, const pw_callbacks *cb, void *user);
 
 /* Bind, listen, then run the loop in a new thread. Returns once the server listens (0), or a
  * negative code (PW_EADDRINUSE, PW_EBIND, PW_ESTATE if already started). Any thread but the
  * loop's. */
-int pw_server_start(pw_server *srv);
+PW_API int pw_server_start(pw_server *srv);
 
 /* Bind, listen and run the loop in the calling thread until pw_server_stop. Returns 0 after a
  * clean stop or a negative code if it could not start. */
-int pw_server_run(pw_server *srv);
+PW_API int pw_server_run(pw_server *srv);
 
 /* The port the server listens on (useful with port 0), or a negative code before it
  * listens. Any thread. */
-int pw_server_port(const pw_server *srv);
+PW_API int pw_server_port(const pw_server *srv);
 
 /* The TLS listener's port, or a negative code (PW_ESTATE before it listens or without TLS).
  * Any thread. */
-int pw_server_tls_port(const pw_server *srv);
+PW_API int pw_server_tls_port(const pw_server *srv);
 
 /* Re-read options.tls_cert_file/key/ca (say after a certificate renewal). New connections
  * use the new files; open ones keep theirs. Any thread, while the server runs or not.
  * 0; PW_ESTATE without TLS; PW_EINVAL if a file is bad (logged; the old ones stay). */
-int pw_server_reload_tls(pw_server *srv);
+PW_API int pw_server_reload_tls(pw_server *srv);
 
 /* Stop gracefully, in this order:
  * 1. At once: new sends, publishes and calls answer PW_ESTOPPED (from every thread, the
@@ -299,12 +307,12 @@ int pw_server_reload_tls(pw_server *srv);
  * the loop thread) it only requests the stop and returns 0 at once; the stop proceeds after
  * the callback. Safe from any thread, from callbacks, tasks and producers, twice or
  * concurrently: every call returns 0. */
-int pw_server_stop(pw_server *srv);
+PW_API int pw_server_stop(pw_server *srv);
 
 /* Free a server. Stops it first if needed, and waits for every task to return. Not from
  * the server's loop thread nor from one of its tasks (then it logs and does nothing).
  * NULL is ignored. */
-void pw_server_free(pw_server *srv);
+PW_API void pw_server_free(pw_server *srv);
 
 /* ---- buffers ---------------------------------------------------------------------------- */
 /* A pw_buf is an immutable, reference-counted message whose WebSocket frame header is encoded
@@ -315,7 +323,7 @@ typedef struct pw_buf pw_buf;
 
 /* A message with a copy of data[0..len). flags: PW_TEXT or PW_BINARY. Returns a buffer
  * holding one reference (yours), or NULL (out of memory, bad flags). */
-pw_buf *pw_buf_new(const void *data, size_t len, int flags);
+PW_API pw_buf *pw_buf_new(const void *data, size_t len, int flags);
 
 /* A message over the caller's memory, without copying. The memory must stay valid and
  * unchanged until free_fn(data, ctx) is called; free_fn is called exactly once, on the thread
@@ -323,13 +331,13 @@ pw_buf *pw_buf_new(const void *data, size_t len, int flags);
  * (delivered, dropped by a policy, connection closed, server stopped). free_fn may be NULL
  * for static memory. If pw_buf_wrap fails (NULL), free_fn is NOT called: the memory is
  * still yours. */
-pw_buf *pw_buf_wrap(const void *data, size_t len, void (*free_fn)(void *data, void *ctx),
-                    void *ctx, int flags);
+PW_API pw_buf *pw_buf_wrap(const void *data, size_t len,
+                           void (*free_fn)(void *data, void *ctx), void *ctx, int flags);
 
-void pw_buf_ref(pw_buf *buf);   /* take one more reference */
-void pw_buf_unref(pw_buf *buf); /* drop one; NULL is ignored */
-size_t pw_buf_len(const pw_buf *buf);       /* payload bytes */
-const void *pw_buf_data(const pw_buf *buf); /* payload */
+PW_API void pw_buf_ref(pw_buf *buf);   /* take one more reference */
+PW_API void pw_buf_unref(pw_buf *buf); /* drop one; NULL is ignored */
+PW_API size_t pw_buf_len(const pw_buf *buf);       /* payload bytes */
+PW_API const void *pw_buf_data(const pw_buf *buf); /* payload */
 
 /* ---- connections: safe from any thread ----------------------------------------------------- */
 /* From the loop thread (callbacks) these act at once. From any other thread they go through
@@ -342,27 +350,27 @@ const void *pw_buf_data(const pw_buf *buf); /* payload */
 
 /* Send one message; the data is copied, so the caller may free it as soon as this returns.
  * flags: PW_TEXT or PW_BINARY, optionally | PW_BLOCK. */
-int pw_send(pw_server *srv, pw_conn_id id, const void *data, size_t len, int flags);
+PW_API int pw_send(pw_server *srv, pw_conn_id id, const void *data, size_t len, int flags);
 
 /* Send a shared buffer without copying. The call takes its own reference: the caller keeps
  * (and must eventually drop) theirs. flags: 0 or PW_BLOCK. */
-int pw_send_buf(pw_server *srv, pw_conn_id id, pw_buf *buf, int flags);
+PW_API int pw_send_buf(pw_server *srv, pw_conn_id id, pw_buf *buf, int flags);
 
 /* Start the close handshake with `code` (1000-1003, 1007-1014, 3000-4999) and a reason of at
  * most 123 bytes (NULL = ""). */
-int pw_close(pw_server *srv, pw_conn_id id, int code, const char *reason);
+PW_API int pw_close(pw_server *srv, pw_conn_id id, int code, const char *reason);
 
 /* Run fn(srv, arg) on the loop thread: the general door for anything connection-related.
  * Every call that returns 0 runs exactly once, also when the server is stopping (then pw_*
  * calls inside it answer PW_ESTOPPED/PW_ENOCONN). On the loop thread fn runs at once. */
-int pw_call(pw_server *srv, void (*fn)(pw_server *srv, void *arg), void *arg);
+PW_API int pw_call(pw_server *srv, void (*fn)(pw_server *srv, void *arg), void *arg);
 
 /* Choose the slow-consumer policy and byte limit of one connection (limit 0 = the server's
  * options.max_queued_bytes). */
-int pw_set_slow_policy(pw_server *srv, pw_conn_id id, pw_slow_policy policy, size_t limit);
+PW_API int pw_set_slow_policy(pw_server *srv, pw_conn_id id, pw_slow_policy policy, size_t limit);
 
 /* Is this call running on the server's loop thread? Any thread. */
-int pw_on_loop_thread(const pw_server *srv);
+PW_API int pw_on_loop_thread(const pw_server *srv);
 
 /* ---- topics: publish once, deliver to every subscriber ----------------------------------------- */
 /* A topic is a name of 1..255 bytes (any bytes but NUL). A published message is one pw_buf,
@@ -374,19 +382,19 @@ int pw_on_loop_thread(const pw_server *srv);
 /* 0 (also if already subscribed), PW_ENOCONN, PW_EINVAL, PW_ESTOPPED, PW_EAGAIN. Over
  * options.max_subscriptions the subscription is refused: PW_EAGAIN on the loop thread; from
  * other threads it is refused later, on the loop, and logged. */
-int pw_subscribe(pw_server *srv, pw_conn_id id, const char *topic);
+PW_API int pw_subscribe(pw_server *srv, pw_conn_id id, const char *topic);
 /* 0, PW_ENOCONN, PW_EINVAL, PW_ESTOPPED (and PW_ENOTFOUND on the loop thread when the
  * connection was not subscribed). */
-int pw_unsubscribe(pw_server *srv, pw_conn_id id, const char *topic);
+PW_API int pw_unsubscribe(pw_server *srv, pw_conn_id id, const char *topic);
 /* Publish a copy of data to every subscriber of topic on every loop. flags: PW_TEXT or
  * PW_BINARY, | PW_BLOCK. Returns 0, PW_EINVAL, PW_ESTOPPED, PW_EAGAIN (some loop's inbox was
  * full: that loop's subscribers miss it), PW_ENOMEM. */
-int pw_publish(pw_server *srv, const char *topic, const void *data, size_t len, int flags);
+PW_API int pw_publish(pw_server *srv, const char *topic, const void *data, size_t len, int flags);
 /* Publish a shared buffer (the call takes its own references). flags: 0 or PW_BLOCK. */
-int pw_publish_buf(pw_server *srv, const char *topic, pw_buf *buf, int flags);
+PW_API int pw_publish_buf(pw_server *srv, const char *topic, pw_buf *buf, int flags);
 /* Subscribers of topic on all loops (a snapshot). Loop thread of a one-loop server: exact;
  * otherwise counted by asking each loop, so call it from outside the loops. */
-int pw_topic_subscribers(pw_server *srv, const char *topic);
+PW_API int pw_topic_subscribers(pw_server *srv, const char *topic);
 
 /* A producer of one topic, run in a task of its own: fn(srv, topic, arg) publishes until
  * pw_task_should_stop() (or pw_task_sleep) says stop. */
@@ -396,7 +404,7 @@ typedef void (*pw_topic_fn)(pw_server *srv, const char *topic, void *arg);
  * when the last one leaves (unsubscribe or disconnect), never twice at once, also under
  * concurrent subscribes. Register before clients subscribe. Any thread. 0, PW_EINVAL,
  * PW_ENOMEM. */
-int pw_topic_on_demand(pw_server *srv, const char *pattern, pw_topic_fn fn, void *arg);
+PW_API int pw_topic_on_demand(pw_server *srv, const char *pattern, pw_topic_fn fn, void *arg);
 
 /* ---- tasks that start once ------------------------------------------------------------------ */
 /* A task is a thread running fn(srv, arg), known by a key. Starting a key that is running
@@ -407,23 +415,23 @@ int pw_topic_on_demand(pw_server *srv, const char *pattern, pw_topic_fn fn, void
 typedef void (*pw_task_fn)(pw_server *srv, void *arg);
 
 /* 0, PW_EALREADY, PW_ESTOPPED, PW_EINVAL (NULL key/fn, key over 255 bytes), PW_ENOMEM. */
-int pw_task_start(pw_server *srv, const char *key, pw_task_fn fn, void *arg);
+PW_API int pw_task_start(pw_server *srv, const char *key, pw_task_fn fn, void *arg);
 /* Ask the task to stop and wait for it to return (0), or PW_ENOTFOUND. Called from the task
  * itself or from the loop thread it only asks (the thread is joined later, by the next start
  * of the key or by pw_server_stop/free), since waiting there could deadlock. */
-int pw_task_stop(pw_server *srv, const char *key);
+PW_API int pw_task_stop(pw_server *srv, const char *key);
 /* 1 while a task with this key runs (started and not yet returned). */
-int pw_task_running(pw_server *srv, const char *key);
+PW_API int pw_task_running(pw_server *srv, const char *key);
 /* In a task's thread: declare the task over before fn returns (it must return promptly),
  * so that a pw_task_start of its key from now on starts a new one (after joining this
  * thread) instead of answering PW_EALREADY. Lets a task hand over "no run is active" under
  * its own lock. 0, or PW_ESTATE outside a task. */
-int pw_task_done(void);
+PW_API int pw_task_done(void);
 /* In a task's thread: 1 once it has been asked to stop. Elsewhere: 0. */
-int pw_task_should_stop(void);
+PW_API int pw_task_should_stop(void);
 /* In a task's thread: sleep up to ms, waking early when asked to stop; returns
  * pw_task_should_stop(). Elsewhere: sleeps and returns 0. */
-int pw_task_sleep(int ms);
+PW_API int pw_task_sleep(int ms);
 
 /* ---- events for the owner's thread ------------------------------------------------------------- */
 /* A program whose main thread owns its state takes client events in that thread, without
@@ -457,21 +465,21 @@ typedef struct pw_event {
 
 /* A descriptor that is readable exactly while events wait (an eventfd): for poll/select/epoll
  * in the owner's loop. Do not read or close it. Any thread; the value never changes. */
-int pw_event_fd(pw_server *srv);
+PW_API int pw_event_fd(pw_server *srv);
 
 /* Take the next event: timeout_ms 0 = do not wait, -1 = wait for one. Returns 1 with *ev
  * filled (release it with pw_event_release), 0 when none came in time, PW_EINVAL. Meant for
  * one consumer thread (safe from several). Works before start and after stop (what is left
  * can still be taken). */
-int pw_next_event(pw_server *srv, pw_event *ev, int timeout_ms);
+PW_API int pw_next_event(pw_server *srv, pw_event *ev, int timeout_ms);
 
 /* Free what an event holds (its buffer reference and strings). Safe on a zeroed event and
  * twice on the same event. */
-void pw_event_release(pw_event *ev);
+PW_API void pw_event_release(pw_event *ev);
 
 /* Post a user event to the owner's queue, from any thread (a worker reporting back).
  * 0, PW_EAGAIN (queue at max_events), PW_EINVAL. user_data is not freed by the library. */
-int pw_post_event(pw_server *srv, int user_type, void *user_data);
+PW_API int pw_post_event(pw_server *srv, int user_type, void *user_data);
 
 /* ---- statistics ------------------------------------------------------------------------------ */
 typedef struct pw_stats {
@@ -501,7 +509,7 @@ typedef struct pw_stats {
 
 /* A snapshot of the counters (each read atomically; together they are not one instant).
  * Any thread. 0 or PW_EINVAL. */
-int pw_server_stats(const pw_server *srv, pw_stats *out);
+PW_API int pw_server_stats(const pw_server *srv, pw_stats *out);
 
 #ifdef __cplusplus
 }
