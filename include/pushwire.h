@@ -260,10 +260,18 @@ typedef struct pw_options {
   } deflate;
 } pw_options;
 
+/* Check options before pw_server_new (which runs the same check): 0, or PW_EINVAL with a
+ * line in err (NUL-terminated, cut to errlen) naming the field, its value and what is allowed,
+ * e.g. "pw_options.threads = 65: must be 1..64". Zero fields mean their defaults and pass.
+ * NULL opt (all defaults) passes; err may be NULL. Any thread (pure). */
+PW_API int pw_options_check(const pw_options *opt, char *err, size_t errlen);
+
 /* ---- server lifecycle -------------------------------------------------------------------- */
 /* Create a server. `opt` and `cb` are copied (NULL = all defaults / no callbacks); the
  * strings they point to must stay valid until pw_server_free. Returns NULL on bad options
- * or out of memory. Any thread. */
+ * (the pw_options_check line goes to opt->log at PW_LOG_ERROR), a TLS file that cannot be
+ * loaded (logged likewise) or out of memory. Changes no process-wide state (no signal
+ * dispositions: see docs/api.md, "Signals"). Any thread. */
 PW_API pw_server *pw_server_new(const pw_options *opt, const pw_callbacks *cb, void *user);
 
 /* Bind, listen, then run the loop in a new thread. Returns once the server listens (0), or a

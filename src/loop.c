@@ -489,9 +489,9 @@ int pw__loop_listen(pw__loop *l, const char *addr, int port, int reuseport, int 
 }
 
 /* SIGPIPE: a write to a peer that has gone raises it, and its default action kills the whole
- * program. pw_server_new ignores it when the program left the default, but the program may
- * set the default back, and libuv writes with writev, which has no MSG_NOSIGNAL. So the loop
- * thread blocks SIGPIPE while it runs: the kernel sends a write's SIGPIPE to the thread that
+ * program. The library must not change a process-wide disposition (child processes inherit
+ * it: `yes | head -1` would then fail with EPIPE), and libuv writes with writev, which has no
+ * MSG_NOSIGNAL. So the loop thread blocks SIGPIPE while it runs: the kernel sends a write's SIGPIPE to the thread that
  * wrote, where, blocked, it stays pending and harmless; the write fails with EPIPE, handled
  * like any write error. This covers every write path (uv_try_write, uv_write, shutdown). */
 static void block_sigpipe(sigset_t *saved) {

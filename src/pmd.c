@@ -24,12 +24,6 @@ void pw__pmd_config(const pw_options *o, pw__deflate_config *out) {
   };
 }
 
-int pw__pmd_options_valid(const pw_options *o) {
-  pw__deflate_config cfg;
-  pw__pmd_config(o, &cfg);
-  return pw__deflate_config_check(&cfg) == 0;
-}
-
 void pw__pmd_free(pw__conn *c) {
   pw__inflater_free(c->inflater);
   c->inflater = NULL;

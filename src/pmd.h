@@ -1,6 +1,6 @@
 /* permessage-deflate glue (issue 7): what the connection, send and publish paths call to use
  * the pure RFC 7692 module (deflate.h) for one connection. Loop thread only, except
- * pw__pmd_options_valid and pw__pmd_config.
+ * pw__pmd_config.
  * Design notes:
  * - Negotiated at the upgrade (http.c): the connection keeps the 5-byte agreement and a flag;
  *   its inflater and deflater are created on the first compressed message (none for a client
@@ -20,8 +20,6 @@
 #include "conn.h"
 #include "deflate.h"
 
-/* 1 if options.deflate is in range (pw_server_new refuses the options otherwise). */
-int pw__pmd_options_valid(const pw_options *o);
 /* The codec's view of options.deflate. */
 void pw__pmd_config(const pw_options *o, pw__deflate_config *out);
 

@@ -14,6 +14,7 @@
 #include "pmd.h"
 #include "send.h"
 #include "server.h"
+#include "utf8.h"
 
 /* ---- the producer side -------------------------------------------------------------------- */
 static int door_enter(pw__loop *l) {
@@ -149,9 +150,16 @@ int pw_send(pw_server *srv, pw_conn_id id, const void *data, size_t len, int fla
   return send_owned(l, id, b, flags & PW_BLOCK); /* our only reference travels: no ref/unref */
 }
 
+/* A close reason goes on the wire as UTF-8 text (RFC 6455 5.5.1): a client fails the
+ * connection on anything else, so it is refused here, where the caller can hear about it. */
+static int close_reason_valid(const char *reason) {
+  size_t n = reason ? strlen(reason) : 0;
+  return n <= PW_CONTROL_MAX_PAYLOAD - 2 && pw__utf8_valid((const uint8_t *)reason, n);
+}
+
 int pw_close(pw_server *srv, pw_conn_id id, int code, const char *reason) {
   pw__loop *l;
-  if (!pw__close_code_valid(code) || (reason && strlen(reason) > 123)) return PW_EINVAL;
+  if (!pw__close_code_valid(code) || !close_reason_valid(reason)) return PW_EINVAL;
   int r = pw__target(srv, id, &l);
   if (r != 0) return r;
   if (pw__current_loop() == l) {

@@ -2,47 +2,12 @@
  * stop from anywhere, free; and the loop-thread calls on connections. */
 #include "server.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "pmd.h"
+#include "options.h"
 #include "tls.h"
-
-/* ---- options ----------------------------------------------------------------------------- */
-static void fill_defaults(pw_options *o) {
-  if (!o->bind_address) o->bind_address = "127.0.0.1";
-  if (!o->max_message_size) o->max_message_size = 16u << 20;
-  if (!o->max_message_frames) o->max_message_frames = 65536;
-  if (!o->max_head_size) o->max_head_size = 8192;
-  if (!o->max_body_size) o->max_body_size = 1u << 20;
-  if (!o->idle_timeout_ms) o->idle_timeout_ms = 120000;
-  if (!o->ping_interval_ms) o->ping_interval_ms = 30000;
-  if (!o->handshake_timeout_ms) o->handshake_timeout_ms = 10000;
-  if (!o->close_timeout_ms) o->close_timeout_ms = 3000;
-  if (!o->drain_timeout_ms) o->drain_timeout_ms = 5000; /* why 5 s: see pushwire.h */
-  if (!o->max_connections) o->max_connections = 100000;
-  if (!o->backlog) o->backlog = 511;
-  if (!o->max_queued_bytes) o->max_queued_bytes = 1u << 20;
-  if (!o->max_inbox_bytes) o->max_inbox_bytes = 64u << 20;
-  if (!o->inbox_capacity) o->inbox_capacity = 65536;
-  if (!o->send_timeout_ms) o->send_timeout_ms = 1000;
-  if (!o->threads) o->threads = 1;
-  if (!o->max_subscriptions) o->max_subscriptions = 1024;
-  if (!o->max_event_bytes) o->max_event_bytes = 16u << 20;
-  if (!o->max_events) o->max_events = 65536;
-}
-
-static int options_valid(const pw_options *o) {
-  return (o->port >= 0 || (o->port == -1 && o->tls_cert_file)) && o->port <= 65535 &&
-         o->tls_port >= 0 && o->tls_port <= 65535 && o->max_connections > 0 && o->backlog > 0 &&
-         o->threads >= 1 && o->threads <= PW__MAX_LOOPS &&
-         o->log_level >= 0 && o->slow_policy <= PW_SLOW_DROP_OLDEST && o->send_timeout_ms > 0 &&
-         o->inbox_capacity <= (1u << 24) && o->event_policy <= PW_EVQ_DROP &&
-         o->deliver_open <= PW_DELIVER_QUEUE && o->deliver_message <= PW_DELIVER_QUEUE &&
-         o->deliver_close <= PW_DELIVER_QUEUE && pw__pmd_options_valid(o);
-}
 
 void pw__log(const pw_server *srv, int level, const char *fmt, ...) {
   if (!srv->opt.log || level > srv->opt.log_level) return;
@@ -52,17 +17,6 @@ void pw__log(const pw_server *srv, int level, const char *fmt, ...) {
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   srv->opt.log(level, msg, srv->user);
-}
-
-/* A write to a peer that has gone raises SIGPIPE, whose default action kills the whole host
- * program. Ignore it (as Redis and nginx do) unless the program installed its own handler;
- * writes then fail with EPIPE, which the connection handles. */
-static void ignore_sigpipe(void) {
-  struct sigaction sa;
-  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-  }
 }
 
 /* ---- TLS ------------------------------------------------------------------------------------ */
@@ -99,19 +53,26 @@ int pw_server_tls_port(const pw_server *srv) {
   return port < 0 ? PW_ESTATE : port;
 }
 
+/* The options are checked once, here; a bad one is named in the log (pw_options_check). */
+static int options_ok(pw_server *srv) {
+  char err[256];
+  if (pw_options_check(&srv->opt, err, sizeof err) == 0) return 1;
+  pw__log(srv, PW_LOG_ERROR, "%s", err);
+  return 0;
+}
+
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 pw_server *pw_server_new(const pw_options *opt, const pw_callbacks *cb, void *user) {
   pw_server *srv = calloc(1, sizeof *srv);
   if (!srv) return NULL;
-  ignore_sigpipe();
   if (opt) srv->opt = *opt;
   if (cb) srv->cb = *cb;
   srv->user = user;
-  fill_defaults(&srv->opt);
+  pw__options_fill_defaults(&srv->opt);
   atomic_init(&srv->state, PW__NEW);
   atomic_init(&srv->port, -1);
   atomic_init(&srv->tls_port, -1);
-  if (!options_valid(&srv->opt) || tls_init(srv) != 0) return free(srv), NULL;
+  if (!options_ok(srv) || tls_init(srv) != 0) return free(srv), NULL;
   srv->nloops = (unsigned)srv->opt.threads;
   srv->loops = calloc(srv->nloops, sizeof *srv->loops);
   srv->threads = calloc(srv->nloops, sizeof *srv->threads);

@@ -1,6 +1,9 @@
-/* SIGPIPE never kills the host program. The host here does the worst it can: it sets SIGPIPE
- * back to SIG_DFL after pw_server_start (pw_server_new had set it to ignored), then its
- * clients go away while the server writes to them. The scenario runs in a child process so
+/* SIGPIPE never kills the host program, and the library never changes its disposition: after
+ * pw_server_new and pw_server_start SIGPIPE is still SIG_DFL, and a child process the program
+ * runs gets the default too (`yes | head -1` ends `yes` by SIGPIPE, exit status 141, not by
+ * an EPIPE error message). Checked to fail with the old process-wide SIG_IGN in pw_server_new
+ * (disposition SIG_IGN, `yes` exited 1). The host then sets SIGPIPE to SIG_DFL explicitly, and
+ * its clients go away while the server writes to them. The scenario runs in a child process so
  * that a death by SIGPIPE is reported as a failure instead of ending the test run.
  *  a. EPIPE for certain: the server has stopped reading a client (the owner's event queue is
  *     full, PW_EVQ_PAUSE), so it does not see that client's FIN; the client has closed, so
@@ -95,12 +98,23 @@ static void reset_during_write(pw_server *srv) {
   }
 }
 
+/* The library left SIGPIPE alone: still the default, here and in a program we run. */
+static void dispositions_untouched(void) {
+  struct sigaction sa;
+  CHECK_EQ_INT(sigaction(SIGPIPE, NULL, &sa), 0);
+  CHECK(sa.sa_handler == SIG_DFL);
+  int st = system("bash -c 'yes | head -n1 >/dev/null; exit ${PIPESTATUS[0]}' 2>/dev/null");
+  CHECK(WIFEXITED(st));
+  CHECK_EQ_INT(WEXITSTATUS(st), 128 + SIGPIPE); /* `yes` was ended by the default action */
+}
+
 static int child(void) {
   pw_options o = {.deliver_message = PW_DELIVER_QUEUE, .max_events = 1,
                   .event_policy = PW_EVQ_PAUSE, .max_queued_bytes = 8u << 20};
   pw_callbacks cb = {.on_open = on_open, .on_close = on_close};
   pw_server *srv = pw_server_new(&o, &cb, NULL);
   if (!srv || pw_server_start(srv) != 0) return 2;
+  dispositions_untouched();
   signal(SIGPIPE, SIG_DFL); /* the host's worst: the default action, which kills */
   epipe_on_paused_client(srv);
   reset_during_write(srv);
