@@ -37,6 +37,10 @@ static sigset_t block_signals(void) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
+  /* A program's choice, which the library leaves to it: a log line written to a stderr pipe
+   * whose reader has gone must fail with EPIPE, not kill the daemon. Children get the
+   * default back (sources.c, spawn). */
+  signal(SIGPIPE, SIG_IGN);
   return set;
 }
 
