@@ -154,7 +154,8 @@ typedef struct pw_callbacks {
    * code, the code the server closed with, or 1006 if TCP ended without a close handshake.
    * `reason` is NUL-terminated (possibly ""), valid only during the call. */
   void (*on_close)(pw_server *srv, pw_conn_id id, int code, const char *reason, void *user);
-  /* A plain (non-upgrade) HTTP request. Fill *res; leave res->status 0 for a 404. */
+  /* A plain (non-upgrade) HTTP request. Fill *res; leave res->status 0 for a 404. An
+   * invalid answer is replaced by a 500 (see pw_response). */
   void (*on_http)(pw_server *srv, const pw_request *req, pw_response *res, void *user);
   /* Choose a subprotocol among the client's offers (Sec-WebSocket-Protocol), in the order
    * the client gave them. Return an index into offers, or -1 for none. Without this
