@@ -179,7 +179,7 @@ static void test_no_gap(pw_server *srv, int port) {
   wsc_close(&c);
 }
 
-/* ---- 2. the rules ------------------------------------------------------------------------------ */
+/* ---- 2. the rules ---------------------------------------------------------------------------- */
 static void test_args(pw_server *srv, int port) {
   wsc c;
   CHECK_EQ_INT(wsc_connect(&c, port, "/args"), 0);
