@@ -4,19 +4,24 @@
  * Input: 4 bytes of split seed, then what a client sends (keep-alive: several requests).
  * Checked, for up to 8 requests in a row as http.c serves them:
  *  - the incremental end-of-head search finds exactly the first CRLFCRLF, whatever the split;
+ *  - the byte judge (pw__head_check_bytes) gives the same answer at the same byte whole and
+ *    in pieces, and the answer of a reference written from RFC 9110/9112 (a request line
+ *    starting with a token character, CR only in CRLF, LF only after CR, no control
+ *    characters; 0x16 first: a TLS ClientHello);
  *  - a parse answers 0, 400 or 431; on 0, llhttp stopped exactly at the end of the head we
  *    found (else a body or a next request would be read from a different place than the
  *    parser thinks: request smuggling), every header name and value lies inside the head,
  *    values carry no trailing blanks, at most 64 headers;
  *  - the body rule answers 0, 413 or 501; the request's path is the URL up to '?', the query
- *    the rest;
+ *    the rest; a head that parsed has exactly one Host (or, in HTTP/1.0, none);
  *  - an upgrade is judged 101, 400 or 426; a 101 only for GET, HTTP/1.1+, a key that is the
- *    base64 of 16 bytes (decoded here independently) and version 13; its accept value is
- *    base64(SHA-1(key + GUID)), computed here with SHA1() and our own base64;
+ *    base64 of 16 bytes (decoded here independently) and version 13, each sent once; its
+ *    accept value is base64(SHA-1(key + GUID)), computed here with SHA1() and our own base64;
  *  - subprotocol offers are non-empty tokens without commas or outer blanks, inside the store.
  * Checked to fail: with pw__ws_key_valid's canonical-encoding test (key[21] in "AQgw")
  * removed, the corpus replay aborted on upgrade_bad_key ("101 for a key that does not decode
- * to 16 bytes"). */
+ * to 16 bytes"); with judge_first's 0x16 test removed, it aborted on tls_client_hello
+ * ("judged 400 at 0, the reference 1 at 0"). */
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
