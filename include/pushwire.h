@@ -121,13 +121,22 @@ typedef struct pw_request {
 /* Case-insensitive header lookup. Returns the header or NULL. Any thread (pure function). */
 PW_API const pw_header *pw_request_header(const pw_request *req, const char *name);
 
-/* The answer to a plain HTTP request, filled in by on_http. Zeroed before the call. */
+/* The answer to a plain HTTP request, filled in by on_http. Zeroed before the call.
+ * An invalid answer is not sent: the client gets 500 instead (keep-alive as it asked) and
+ * the log a PW_LOG_WARN line saying what was wrong (at most one line per loop every 10 s,
+ * with the count since the last one). Invalid: a status outside 200..599 (other than 0;
+ * 1xx is no final answer), body NULL with body_len > 0, a content_type with a control
+ * character (CR, LF, ...), extra_headers that are not whole lines as below. */
 typedef struct pw_response {
-  int status;               /* e.g. 200; 0 = not handled: the library answers 404 */
+  int status;               /* 200..599; 0 = not handled: the library answers 404 */
   const char *content_type; /* NULL = "text/plain; charset=utf-8" */
   const void *body;         /* copied by the library after on_http returns */
   size_t body_len;
-  const char *extra_headers; /* NULL, or full "Name: value\r\n" lines, copied */
+  const char *extra_headers; /* NULL, or whole "Name: value\r\n" lines, copied: Name an
+                                RFC 9110 token, value without control characters (HTAB
+                                allowed), each line ended by CRLF, no empty line, and no
+                                Content-Length or Transfer-Encoding (the library writes the
+                                framing) */
 } pw_response;
 
 /* ---- callbacks --------------------------------------------------------------------------- */
@@ -145,7 +154,8 @@ typedef struct pw_callbacks {
    * code, the code the server closed with, or 1006 if TCP ended without a close handshake.
    * `reason` is NUL-terminated (possibly ""), valid only during the call. */
   void (*on_close)(pw_server *srv, pw_conn_id id, int code, const char *reason, void *user);
-  /* A plain (non-upgrade) HTTP request. Fill *res; leave res->status 0 for a 404. */
+  /* A plain (non-upgrade) HTTP request. Fill *res; leave res->status 0 for a 404. An
+   * invalid answer is replaced by a 500 (see pw_response). */
   void (*on_http)(pw_server *srv, const pw_request *req, pw_response *res, void *user);
   /* Choose a subprotocol among the client's offers (Sec-WebSocket-Protocol), in the order
    * the client gave them. Return an index into offers, or -1 for none. Without this
@@ -156,9 +166,25 @@ typedef struct pw_callbacks {
    * options.allowed_origins: look at req (path, query, headers such as Origin, Cookie,
    * Authorization or Sec-WebSocket-Protocol) and return 0 to accept, or an HTTP status
    * 400..599 to refuse with (e.g. 401, 403); the client gets that status and no WebSocket,
-   * and no other callback runs for it. Other values are answered 500. */
+   * and no other callback runs for it. Other values are answered 500. Runs for every
+   * upgrade, whatever deliver_open says; it may choose the connection's first topics with
+   * pw_upgrade_subscribe. */
   int (*on_upgrade)(pw_server *srv, const pw_request *req, void *user);
 } pw_callbacks;
+
+/* Only inside on_upgrade, with the req it was given (on the loop thread): subscribe the
+ * connection this upgrade creates to `topic` (1..255 bytes, copied). The subscription is
+ * made in the same loop step that creates the connection, before on_open runs or the
+ * PW_EV_OPEN event is queued, so the client misses no message published after its upgrade
+ * was accepted; a program that takes opens in its own thread (deliver_open =
+ * PW_DELIVER_QUEUE) cannot promise that with pw_subscribe after the event. Recorded topics
+ * are dropped if the upgrade is refused after all (on_upgrade's status, a malformed
+ * extension offer, max_connections); if one cannot be subscribed when the connection is
+ * made (out of memory), the client gets 500 and no connection opens without it.
+ * 0 (also for a topic already recorded), PW_EINVAL (outside on_upgrade, from another
+ * thread, another req, topic NULL or not 1..255 bytes), PW_EAGAIN (more topics than
+ * options.max_subscriptions), PW_ENOMEM. */
+PW_API int pw_upgrade_subscribe(const pw_request *req, const char *topic);
 
 /* How an event kind reaches the program: by callback on the loop thread (default), or queued
  * for the owner's thread, which takes it with pw_next_event (see "events" below). */

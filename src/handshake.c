@@ -70,9 +70,22 @@ int pw__ws_key_valid(const char *key, size_t len) {
   return strchr("AQgw", key[21]) != NULL;
 }
 
+/* How many headers are named `name`. */
+static size_t header_count(const pw_request *req, const char *name) {
+  size_t nlen = strlen(name), n = 0;
+  for (size_t i = 0; i < req->header_count; i++)
+    n += req->headers[i].name_len == nlen && strncasecmp(req->headers[i].name, name, nlen) == 0;
+  return n;
+}
+
 int pw__upgrade_status(const pw_request *req, int http_major, int http_minor) {
   if (strcmp(req->method, "GET") != 0) return 400;
   if (http_major != 1 || http_minor < 1) return 400;
+  /* RFC 6455 4.1, 11.3.1, 11.3.5: one key and one version; of two, we would have to guess
+   * which counts (and a proxy in front may have read the other). Host (exactly one, RFC
+   * 6455 4.1 item 2) is checked with the head, for every HTTP/1.1 request (httphead.c). */
+  if (header_count(req, "Sec-WebSocket-Key") > 1) return 400;
+  if (header_count(req, "Sec-WebSocket-Version") > 1) return 400;
   const pw_header *key = pw_request_header(req, "Sec-WebSocket-Key");
   if (!key || !pw__ws_key_valid(key->value, key->value_len)) return 400;
   const pw_header *ver = pw_request_header(req, "Sec-WebSocket-Version");

@@ -18,7 +18,8 @@ int pw__has_token(const char *value, size_t len, const char *token);
 int pw__is_upgrade(const pw_request *req);
 
 /* Judge an upgrade request. http_minor is the HTTP/1.x minor version (llhttp's).
- * Returns 101 if valid, else the status to answer: 400 (bad method, version, key),
+ * Returns 101 if valid, else the status to answer: 400 (bad method, HTTP version, key; more
+ * than one Sec-WebSocket-Key or Sec-WebSocket-Version; Host is pw__head_parse's check),
  * 426 (unsupported Sec-WebSocket-Version: answer with "Sec-WebSocket-Version: 13"). */
 int pw__upgrade_status(const pw_request *req, int http_major, int http_minor);
 

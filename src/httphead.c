@@ -6,12 +6,50 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 size_t pw__head_end(const uint8_t *buf, size_t len, size_t *scanned) {
   size_t from = *scanned > 3 ? *scanned - 3 : 0; /* a CRLFCRLF may straddle the old end */
   for (size_t i = from; i + 4 <= len; i++)
     if (memcmp(buf + i, "\r\n\r\n", 4) == 0) return i + 4;
   *scanned = len;
+  return 0;
+}
+
+/* ---- judging the bytes as they arrive ------------------------------------------------------ */
+int pw__http_tchar(int c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c > 0 && c < 0x80 && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+enum { BEFORE_REQUEST_LINE, IN_METHOD, AFTER_METHOD };
+
+/* The first byte of a request: a method's first character, or the CR of an empty line. */
+static int judge_first(uint8_t b, uint8_t *phase) {
+  if (b == '\r') return 0;
+  if (b == 0x16) return PW__HEAD_TLS;
+  if (!pw__http_tchar(b)) return 400;
+  *phase = IN_METHOD;
+  return 0;
+}
+
+/* One byte, i, with what came before it: 0 or the answer (see httphead.h). */
+static int judge_byte(const uint8_t *buf, size_t i, uint8_t *phase) {
+  uint8_t b = buf[i], prev = i ? buf[i - 1] : 0;
+  if (prev == '\r' || b == '\n') return prev == '\r' && b == '\n' ? 0 : 400; /* only CRLF */
+  if (*phase == BEFORE_REQUEST_LINE) return judge_first(b, phase);
+  if (*phase == IN_METHOD) {
+    if (b == ' ') *phase = AFTER_METHOD;
+    return b == ' ' || pw__http_tchar(b) ? 0 : 400; /* a CR here: a line without a target */
+  }
+  return (b < 0x20 && b != '\t' && b != '\r') || b == 0x7f ? 400 : 0;
+}
+
+int pw__head_check_bytes(const uint8_t *buf, size_t len, pw__head_check *st) {
+  for (; st->pos < len; st->pos++) {
+    int r = judge_byte(buf, st->pos, &st->phase);
+    if (r) return r;
+  }
   return 0;
 }
 
@@ -71,6 +109,16 @@ static const llhttp_settings_t head_settings = {
     .on_headers_complete = on_head_done,
 };
 
+/* RFC 9112 3.2: an HTTP/1.1 request has exactly one Host header, any request at most one. */
+static int host_count_ok(const pw__head *hi) {
+  size_t hosts = 0;
+  for (size_t i = 0; i < hi->count; i++)
+    hosts += hi->headers[i].name_len == 4 && strncasecmp(hi->headers[i].name, "Host", 4) == 0;
+  const llhttp_t *p = &hi->parser;
+  int http11 = p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
+  return hosts == 1 || (hosts == 0 && !http11);
+}
+
 int pw__head_parse(pw__head *hi, const uint8_t *head, size_t len) {
   memset(hi, 0, offsetof(pw__head, parser));
   llhttp_init(&hi->parser, HTTP_REQUEST, &head_settings);
@@ -83,7 +131,7 @@ int pw__head_parse(pw__head *hi, const uint8_t *head, size_t len) {
    * CVE-2023-30589): what lies between its end and ours would be neither a header nor the
    * body, and a proxy in front may read these bytes differently (request smuggling). */
   if (llhttp_get_error_pos(&hi->parser) != (const char *)head + len) return 400;
-  return hi->url ? 0 : 400;
+  return hi->url && host_count_ok(hi) ? 0 : 400;
 }
 
 int pw__head_body(const pw__head *hi, size_t max_body, uint64_t *body_len) {

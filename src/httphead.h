@@ -28,7 +28,28 @@ typedef struct pw__head {
  * arriving in many pieces is searched once. */
 size_t pw__head_end(const uint8_t *buf, size_t len, size_t *scanned);
 
-/* Parse a whole head, head[0..len). Returns 0, 400 (malformed) or 431 (too many headers). */
+/* Judge the bytes of a head while it arrives, before its end is there, so that what cannot
+ * start a valid request is answered at once rather than at the handshake timeout: the first
+ * byte of the request line must be a token character (RFC 9112 3: the method), CR only in
+ * CRLF, LF only after CR (a bare CR or LF is known when it arrives), no other control
+ * character (RFC 9110 5.5). Empty lines before the request line pass (RFC 9112 2.2).
+ * Call with buf[0..len) the bytes of this head so far (never past its end) and *st zeroed
+ * at its start; each byte is judged once. Returns 0 (it may still become a valid head), 400,
+ * or PW__HEAD_TLS: the first byte is 0x16, a TLS handshake record (a ClientHello sent to a
+ * plain port), which is 400 as well but worth saying so. */
+#define PW__HEAD_TLS 1
+typedef struct pw__head_check {
+  size_t pos;    /* bytes judged so far */
+  uint8_t phase; /* before the request line, in its method, after the method */
+} pw__head_check;
+int pw__head_check_bytes(const uint8_t *buf, size_t len, pw__head_check *st);
+
+/* RFC 9110 5.6.2 tchar: a character allowed in a token (methods, header names). */
+int pw__http_tchar(int c);
+
+/* Parse a whole head, head[0..len). Returns 0, 400 (malformed; also an HTTP/1.1 request
+ * without a Host header, and any request with more than one: RFC 9112 3.2) or 431 (too many
+ * headers). */
 int pw__head_parse(pw__head *hi, const uint8_t *head, size_t len);
 
 /* The body a parsed head announces: 0 with *body_len (0 without Content-Length), 501

@@ -84,6 +84,7 @@ typedef struct pw__loop {
   int spare_fd;          /* a descriptor kept in reserve to shed connections at EMFILE */
   uint64_t refused_unreported, refused_next_log_ms; /* accept refusals, logged rate-limited */
   uint64_t tls_fail_unreported, tls_fail_next_log_ms; /* TLS handshake failures, likewise */
+  uint64_t bad_http_unreported, bad_http_next_log_ms; /* invalid on_http answers (http.c) */
   int stop_phase;        /* enum pw__stop_phase: where the stop sequence is (loop.c) */
   _Atomic int stop_requested; /* any thread sets it, then wakes the loop */
 

@@ -6,9 +6,11 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 
 import base64
 import os
+import ssl
+import time
 
 from wsclient import (OP_BINARY, OP_PING, OP_PONG, OP_TEXT, Tests, accept_for, build_frame,
-                      check, new_key, run)
+                      check, new_key, run, skip_tls)
 
 T = Tests("handshake")
 
@@ -304,6 +306,127 @@ def test_subprotocol_chat_not_selected(ctx):
     check(r.header("Sec-WebSocket-Protocol") is None,
           f"expected no Sec-WebSocket-Protocol, got {r.header('Sec-WebSocket-Protocol')!r}")
     c.echo_roundtrip(OP_TEXT, b"no subprotocol")
+
+
+# ---- requests that cannot be valid: a 400 at once and a close, never an upgrade or a wait
+# for the handshake timeout (here 30 s, so only a prompt answer passes). Checked to fail:
+# with pw__head_check_bytes() (src/httphead.c) judging nothing, the garbage, ClientHello,
+# bare-LF and bare-CR cases got no answer within 1 s (the server waited for a CRLFCRLF);
+# without host_count_ok() the upgrades without Host or with two got 101 and the plain
+# HTTP/1.1 GET without Host 200; without the duplicate checks in pw__upgrade_status
+# (src/handshake.c) two keys or two versions got 101.
+PROMPT = 1.0  # seconds: "at once", with a margin for a loaded machine
+SLOW_HANDSHAKE = ("--handshake-timeout", 30000)
+
+
+def expect_prompt_400(ctx, data):
+    """Send data; the 400 must arrive within PROMPT seconds and TCP close right after."""
+    c = ctx.raw(ctx.server(*SLOW_HANDSHAKE))
+    t0 = time.monotonic()
+    c.send(data)
+    r = c.read_http_response(timeout=PROMPT)
+    check(r.status == 400, f"expected 400, got {r.status}: {r}")
+    c.expect_eof(PROMPT, allow_reset=True, discard=True)
+    check(time.monotonic() - t0 < 2 * PROMPT, "400 and close took too long")
+    return r
+
+
+def upgrade_request(host_lines=("Host: x",), extra=()):
+    lines = ["GET / HTTP/1.1", *host_lines, "Upgrade: websocket", "Connection: Upgrade",
+             f"Sec-WebSocket-Key: {new_key()}", "Sec-WebSocket-Version: 13", *extra]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+@T.case
+def test_upgrade_without_host_400(ctx):
+    expect_prompt_400(ctx, upgrade_request(host_lines=()))
+
+
+@T.case
+def test_upgrade_with_two_hosts_400(ctx):
+    expect_prompt_400(ctx, upgrade_request(host_lines=("Host: a", "Host: b")))
+
+
+@T.case
+def test_plain_http11_without_host_400(ctx):
+    expect_prompt_400(ctx, b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n")
+
+
+@T.case
+def test_plain_http10_without_host_served(ctx):
+    # RFC 9112 3.2 asks Host of HTTP/1.1 only: an HTTP/1.0 page request is still served.
+    c = ctx.raw()
+    c.send(b"GET / HTTP/1.0\r\n\r\n")
+    r = c.read_http_response()
+    check(r.status == 200, f"expected 200, got {r.status}: {r}")
+
+
+@T.case
+def test_two_websocket_keys_400(ctx):
+    extra = (f"Sec-WebSocket-Key: {new_key()}",)
+    expect_prompt_400(ctx, upgrade_request(extra=extra))
+
+
+@T.case
+def test_two_websocket_versions_400(ctx):
+    expect_prompt_400(ctx, upgrade_request(extra=("Sec-WebSocket-Version: 13",)))
+
+
+@T.case
+def test_binary_garbage_400_at_once(ctx):
+    # No CRLFCRLF will ever come: the first byte (not a token character) decides.
+    expect_prompt_400(ctx, b"\x00\x01\x02\xff\xfe garbage without any line end")
+
+
+@T.case
+def test_bare_lf_head_400_at_once(ctx):
+    # A head of bare LF lines never holds the CRLFCRLF the server waits for: the first LF
+    # without a CR decides.
+    expect_prompt_400(ctx, b"GET / HTTP/1.1\nHost: x\nUpgrade: websocket\n")
+
+
+@T.case
+def test_bare_cr_in_head_400_at_once(ctx):
+    expect_prompt_400(ctx, b"GET / HTTP/1.1\rHost: x\r")
+
+
+def tls_client_hello():
+    """The first flight of a real TLS client (Python's ssl over memory BIOs)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname="x")
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = outgoing.read()
+    check(hello[:1] == b"\x16", f"not a TLS handshake record: {hello[:8]!r}")
+    return hello
+
+
+@T.case
+def test_tls_client_hello_on_plain_port_400(ctx):
+    skip_tls("sends a ClientHello to the plain port")
+    r = expect_prompt_400(ctx, tls_client_hello())
+    check(b"plain HTTP" in r.body, f"the 400 does not say the port speaks plain HTTP: {r.body!r}")
+
+
+@T.case
+def test_empty_line_before_request_served(ctx):
+    # RFC 9112 2.2: a server SHOULD ignore an empty line before the request line.
+    c = ctx.raw()
+    c.send(b"\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = c.read_http_response()
+    check(r.status == 404, f"expected 404, got {r.status}: {r}")
+
+
+@T.case
+def test_keepalive_gets_after_new_checks(ctx):
+    # Plain GETs without Upgrade keep getting the page on one connection.
+    c = ctx.raw()
+    for _ in range(3):
+        c.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        r = c.read_http_response()
+        check(r.status == 200 and b"<" in r.body, f"expected the page, got {r.status}: {r}")
 
 
 if __name__ == "__main__":

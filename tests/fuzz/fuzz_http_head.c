@@ -4,22 +4,28 @@
  * Input: 4 bytes of split seed, then what a client sends (keep-alive: several requests).
  * Checked, for up to 8 requests in a row as http.c serves them:
  *  - the incremental end-of-head search finds exactly the first CRLFCRLF, whatever the split;
+ *  - the byte judge (pw__head_check_bytes) gives the same answer at the same byte whole and
+ *    in pieces, and the answer of a reference written from RFC 9110/9112 (a request line
+ *    starting with a token character, CR only in CRLF, LF only after CR, no control
+ *    characters; 0x16 first: a TLS ClientHello);
  *  - a parse answers 0, 400 or 431; on 0, llhttp stopped exactly at the end of the head we
  *    found (else a body or a next request would be read from a different place than the
  *    parser thinks: request smuggling), every header name and value lies inside the head,
  *    values carry no trailing blanks, at most 64 headers;
  *  - the body rule answers 0, 413 or 501; the request's path is the URL up to '?', the query
- *    the rest;
+ *    the rest; a head that parsed has exactly one Host (or, in HTTP/1.0, none);
  *  - an upgrade is judged 101, 400 or 426; a 101 only for GET, HTTP/1.1+, a key that is the
- *    base64 of 16 bytes (decoded here independently) and version 13; its accept value is
- *    base64(SHA-1(key + GUID)), computed here with SHA1() and our own base64;
+ *    base64 of 16 bytes (decoded here independently) and version 13, each sent once; its
+ *    accept value is base64(SHA-1(key + GUID)), computed here with SHA1() and our own base64;
  *  - subprotocol offers are non-empty tokens without commas or outer blanks, inside the store.
  * Checked to fail: with pw__ws_key_valid's canonical-encoding test (key[21] in "AQgw")
  * removed, the corpus replay aborted on upgrade_bad_key ("101 for a key that does not decode
- * to 16 bytes"). */
+ * to 16 bytes"); with judge_first's 0x16 test removed, it aborted on tls_client_hello
+ * ("judged 400 at 0, the reference 1 at 0"). */
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "fuzz_common.h"
 #include "handshake.h"
@@ -48,6 +54,49 @@ static size_t incremental_head_end(const uint8_t *buf, size_t len, uint32_t *see
     if (end) return end;
   }
   return 0;
+}
+
+/* ---- judging bytes as they arrive -------------------------------------------------------- */
+static int ref_tchar(uint8_t c) {
+  return c > 0x20 && c < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", c);
+}
+
+/* Where pw__head_check_bytes must stop, said another way: the first position at which one of
+ * the rules breaks, or n. A bare LF is known at itself, a bare CR at the byte after it. */
+static size_t ref_fault(const uint8_t *d, size_t n, size_t *line_start) {
+  size_t fault = n, s = 0;
+  for (size_t i = 0; i < n && i < fault; i++) {
+    if (d[i] == '\n' && (i == 0 || d[i - 1] != '\r')) fault = i;
+    if (d[i] == '\r' && i + 1 < n && d[i + 1] != '\n' && i + 1 < fault) fault = i + 1;
+    if (((d[i] < 0x20 && d[i] != '\t' && d[i] != '\r' && d[i] != '\n') || d[i] == 0x7f) &&
+        i < fault)
+      fault = i;
+  }
+  while (s + 1 < n && d[s] == '\r' && d[s + 1] == '\n') s += 2; /* empty lines first */
+  *line_start = s;
+  if (s < n && d[s] != '\r') { /* the method: token characters up to a space */
+    size_t j = s;
+    while (j < n && ref_tchar(d[j])) j++;
+    if (j == s || (j < n && d[j] != ' ')) fault = j < fault ? j : fault;
+  }
+  return fault;
+}
+
+/* The head's bytes judged in one piece, in the pieces http.c would see, and by the
+ * reference: the same answer at the same byte. */
+static void check_head_bytes(const uint8_t *d, size_t n, uint32_t *seed) {
+  pw__head_check whole = {0}, pieces = {0};
+  int r_whole = pw__head_check_bytes(d, n, &whole), r_pieces = 0;
+  for (size_t have = 0; have < n && !r_pieces;) {
+    have += fuzz_chunk(seed);
+    r_pieces = pw__head_check_bytes(d, have < n ? have : n, &pieces);
+  }
+  FUZZ_CHECK(r_whole == r_pieces && whole.pos == pieces.pos, "whole %d at %zu, pieces %d at %zu",
+             r_whole, whole.pos, r_pieces, pieces.pos);
+  size_t s, fault = ref_fault(d, n, &s);
+  int want = fault == n ? 0 : fault == s && d[s] == 0x16 ? PW__HEAD_TLS : 400;
+  FUZZ_CHECK(r_whole == want && (want == 0 || whole.pos == fault),
+             "judged %d at %zu, the reference %d at %zu", r_whole, whole.pos, want, fault);
 }
 
 /* ---- an independent key and accept check -------------------------------------------------- */
@@ -131,6 +180,22 @@ static void check_offers(const pw_request *req) {
   }
 }
 
+static size_t count_named(const pw_request *req, const char *name) {
+  size_t n = 0;
+  for (size_t i = 0; i < req->header_count; i++)
+    n += req->headers[i].name_len == strlen(name) &&
+         strncasecmp(req->headers[i].name, name, strlen(name)) == 0;
+  return n;
+}
+
+/* RFC 9112 3.2: a head that parsed has one Host, or none in HTTP/1.0. */
+static void check_hosts(const pw__head *hi, const pw_request *req) {
+  size_t hosts = count_named(req, "Host");
+  int http11 = hi->parser.http_major > 1 || (hi->parser.http_major == 1 && hi->parser.http_minor);
+  FUZZ_CHECK(hosts == 1 || (hosts == 0 && !http11), "%zu Host headers in HTTP/%d.%d", hosts,
+             hi->parser.http_major, hi->parser.http_minor);
+}
+
 static void check_upgrade(const pw__head *hi, const pw_request *req) {
   check_offers(req);
   if (!pw__is_upgrade(req)) return;
@@ -145,6 +210,9 @@ static void check_upgrade(const pw__head *hi, const pw_request *req) {
              "101 for a key that does not decode to 16 bytes");
   const pw_header *ver = pw_request_header(req, "Sec-WebSocket-Version");
   FUZZ_CHECK(ver && ver->value_len == 2 && memcmp(ver->value, "13", 2) == 0, "101 without 13");
+  FUZZ_CHECK(count_named(req, "Sec-WebSocket-Key") == 1 &&
+                 count_named(req, "Sec-WebSocket-Version") == 1,
+             "101 with two keys or two versions");
   check_accept(key);
 }
 
@@ -169,6 +237,7 @@ static size_t one_request(const uint8_t *buf, size_t head_len, size_t avail) {
   pw__req_strings rs;
   if (pw__head_request(&hi, &req, &rs) != 0) abort();
   check_request(&hi, &req);
+  check_hosts(&hi, &req);
   check_upgrade(&hi, &req);
   free(rs.block);
   if (pw__is_upgrade(&req) || avail < head_len + body_len) return 0;
@@ -187,6 +256,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t end = incremental_head_end(buf + pos, n - pos, &seed);
     FUZZ_CHECK(end == ref_head_end(buf + pos, n - pos), "head end %zu, expected %zu", end,
                ref_head_end(buf + pos, n - pos));
+    check_head_bytes(buf + pos, end ? end : n - pos, &seed);
     size_t used = end ? one_request(buf + pos, end, n - pos) : 0;
     if (!used) break;
     pos += used;

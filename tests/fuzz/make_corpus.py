@@ -127,6 +127,21 @@ CORPORA = {
         "folded_and_blank_values": SEED + b"GET / HTTP/1.1\r\nHost:  a  \r\nX-Empty:\r\n"
         b"Upgrade: h2c, websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n",
         "http09_garbage": SEED + b"GARBAGE\r\n\r\n",
+        # Refused at once or by the Host/key/version rules (conformance.handshake has the
+        # same cases against the server).
+        "upgrade_no_host": SEED + upgrade().replace(b"Host: server.example.com\r\n", b""),
+        "upgrade_two_hosts": SEED + upgrade(extra=b"Host: other.example.com\r\n"),
+        "upgrade_two_keys": SEED + upgrade(extra=b"Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n"),
+        "upgrade_two_versions": SEED + upgrade(extra=b"Sec-WebSocket-Version: 13\r\n"),
+        "get_http11_no_host": SEED + b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n",
+        "get_http10_no_host": SEED + b"GET / HTTP/1.0\r\n\r\n",
+        "tls_client_hello": SEED + bytes.fromhex("16030100c4010000c00303") + bytes(range(32))
+        + b"\x00\x02\x13\x01\x01\x00\x00\x95\x00\x00\x00\x0e\x00\x0c\x00\x00\x09localhost",
+        "binary_garbage_no_end": SEED + b"\x00\x01\x02\xff\xfe garbage without any line end",
+        "bare_lf_head": SEED + b"GET / HTTP/1.1\nHost: x\nUpgrade: websocket\n\n",
+        "bare_cr_head": SEED + b"GET / HTTP/1.1\rHost: x\r\n\r\n",
+        "empty_line_then_get": SEED + b"\r\nGET /a HTTP/1.1\r\nHost: a\r\n\r\n",
+        "control_char_in_value": SEED + b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\x01c\r\n\r\n",
     },
 }
 
