@@ -436,30 +436,42 @@ typedef void (*pw_topic_fn)(pw_server *srv, const char *topic, void *arg);
 /* Run fn as the producer of every topic matching `pattern` (an exact name, or a prefix ending
  * in '*'): it starts when the topic gets its first subscriber on any loop and is asked to stop
  * when the last one leaves (unsubscribe or disconnect), never twice at once, also under
- * concurrent subscribes. Register before clients subscribe. Any thread. 0, PW_EINVAL,
- * PW_ENOMEM. */
+ * concurrent subscribes. A producer that cannot start is counted (stats.producers_failed),
+ * logged with its topic, and tried again at the topic's next first subscriber on any loop.
+ * Register before clients subscribe. Any thread. 0, PW_EINVAL, PW_ENOMEM. */
 PW_API int pw_topic_on_demand(pw_server *srv, const char *pattern, pw_topic_fn fn, void *arg);
 
 /* ---- tasks that start once ------------------------------------------------------------------ */
 /* A task is a thread running fn(srv, arg), known by a key. Starting a key that is running
  * returns PW_EALREADY: among any number of threads starting the same key at once, exactly one
- * starts it. A task polls pw_task_should_stop() (or sleeps in pw_task_sleep) and returns when
- * asked. pw_server_stop asks every task to stop at its start and joins those that return
- * within drain_timeout_ms; pw_server_free joins the rest. Any thread. */
+ * starts it, and two runs of one key never overlap. A task polls pw_task_should_stop() (or
+ * sleeps in pw_task_sleep) and returns when asked. Its thread is detached: as fn returns, the
+ * thread and its stack are given back, with nothing left to join. pw_server_stop asks every
+ * task to stop at its start and waits for those that return within drain_timeout_ms;
+ * pw_server_free waits for the rest. Any thread. */
 typedef void (*pw_task_fn)(pw_server *srv, void *arg);
 
-/* 0, PW_EALREADY, PW_ESTOPPED, PW_EINVAL (NULL key/fn, key over 255 bytes), PW_ENOMEM. */
+/* Run fn(srv, arg) in a new thread as the run of `key` (copied). If a run of key is live:
+ * - it has reported to the owner (called pw_post_event or pw_call from its own thread) since
+ *   it began: the start waits up to 100 ms for it to return, then starts the next run (0). So
+ *   "post done, then return", with the owner starting the key again on that event, works every
+ *   time. Still running after 100 ms: PW_EALREADY, and later starts answer PW_EALREADY at once
+ *   until the run reports again. On the loop thread this wait holds the loop up to 100 ms;
+ * - it has not reported: PW_EALREADY at once (a long-running task costs a start nothing);
+ * - it called pw_task_done: the start waits for its return (promised to be prompt), then starts;
+ * - it is the calling task itself: PW_EALREADY.
+ * 0, PW_EALREADY, PW_ESTOPPED, PW_EINVAL (NULL key/fn, key over 255 bytes), PW_ENOMEM. */
 PW_API int pw_task_start(pw_server *srv, const char *key, pw_task_fn fn, void *arg);
-/* Ask the task to stop and wait for it to return (0), or PW_ENOTFOUND. Called from the task
- * itself or from the loop thread it only asks (the thread is joined later, by the next start
- * of the key or by pw_server_stop/free), since waiting there could deadlock. */
+/* Ask the run of key to stop and wait until it has returned: 0; PW_ENOTFOUND when no run of key
+ * is live (never started, or already returned). Called from the task itself or from the loop
+ * thread it only asks (0), since waiting there could deadlock. */
 PW_API int pw_task_stop(pw_server *srv, const char *key);
-/* 1 while a task with this key runs (started and not yet returned). */
+/* 1 while a run of this key is live: started, not returned, not declared done. */
 PW_API int pw_task_running(pw_server *srv, const char *key);
-/* In a task's thread: declare the task over before fn returns (it must return promptly),
- * so that a pw_task_start of its key from now on starts a new one (after joining this
- * thread) instead of answering PW_EALREADY. Lets a task hand over "no run is active" under
- * its own lock. 0, or PW_ESTATE outside a task. */
+/* In a task's thread: declare the run over before fn returns (it must then return promptly):
+ * pw_task_running says 0 from now on, and a pw_task_start of the key waits for this thread's
+ * return, then starts a new run, instead of answering PW_EALREADY. Lets a task hand over "no
+ * run is active" under its own lock. 0, or PW_ESTATE outside a task. */
 PW_API int pw_task_done(void);
 /* In a task's thread: 1 once it has been asked to stop. Elsewhere: 0. */
 PW_API int pw_task_should_stop(void);
@@ -539,6 +551,8 @@ typedef struct pw_stats {
   uint64_t reads_paused;       /* times a client's reading was paused by PW_EVQ_PAUSE */
   uint64_t event_bytes;        /* message payload bytes waiting in the queue now */
   uint64_t events_waiting;     /* events waiting in the queue now */
+  uint64_t producers_failed;   /* on-demand producers that could not start (each logged with
+                                  its topic; retried at its next first subscriber on a loop) */
 } pw_stats;
 
 /* A snapshot of the counters (each read atomically; together they are not one instant).

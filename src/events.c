@@ -189,6 +189,7 @@ int pw_event_fd(pw_server *srv) { return srv ? srv->events.fd : PW_EINVAL; }
 
 int pw_post_event(pw_server *srv, int user_type, void *user_data) {
   if (!srv) return PW_EINVAL;
+  pw__task_note_report(); /* before the push: a start made on this event sees it */
   pw__event_node *n = node_new(PW_EV_USER, 0, 0);
   if (!n) return PW_ENOMEM;
   n->ev.user_type = user_type;

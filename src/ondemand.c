@@ -38,6 +38,7 @@ void pw__ondemand_init(pw__ondemand *od) {
   uv_mutex_init(&od->lock);
   od->patterns = NULL;
   od->topics = NULL;
+  atomic_init(&od->failed, 0);
 }
 
 void pw__ondemand_destroy(pw__ondemand *od) {
@@ -85,6 +86,12 @@ static pw__od_topic **find(pw__ondemand *od, const char *name, size_t len) {
   return t;
 }
 
+static void forget(pw__ondemand *od, pw__od_topic *t) {
+  pw__od_topic **pt = find(od, t->name, strlen(t->name));
+  *pt = t->next;
+  free(t);
+}
+
 /* The task: run the user's producer until no subscriber wants it any more. */
 static void producer_main(pw_server *srv, void *arg) {
   pw__od_topic *t = arg;
@@ -100,16 +107,21 @@ static void producer_main(pw_server *srv, void *arg) {
     }
     t->running = 0;
     pw_task_done();
-    if (t->loops == 0) { /* nobody wants it: forget the topic */
-      pw__od_topic **pt = find(od, t->name, strlen(t->name));
-      *pt = t->next;
-      free(t);
-    }
+    if (t->loops == 0) forget(od, t); /* nobody wants it */
     uv_mutex_unlock(&od->lock);
     return;
   }
 }
 
+static void count_failure(pw_server *srv, const char *name, size_t len, int r) {
+  atomic_fetch_add_explicit(&srv->ondemand.failed, 1, memory_order_relaxed);
+  pw__log(srv, PW_LOG_ERROR, "on-demand producer for %.*s not started: %s (tried again at its "
+          "next first subscriber on a loop)", (int)len, name, pw_strerror(r));
+}
+
+/* A producer that cannot start (no thread, or its key taken by another task) is counted and
+ * logged once per attempt; the topic keeps its subscribers and is tried again at its next
+ * first subscriber on any loop. At a stop no producer should start: not a failure. */
 static void start_or_revive(pw_server *srv, pw__od_topic *t) {
   if (t->running && pw__task_revive(srv, t->key) == 0) {
     t->revived = 1;
@@ -117,9 +129,18 @@ static void start_or_revive(pw_server *srv, pw__od_topic *t) {
   }
   int r = pw_task_start(srv, t->key, producer_main, t);
   t->running = r == 0;
-  if (r != 0 && r != PW_ESTOPPED)
-    pw__log(srv, PW_LOG_ERROR, "on-demand producer for %s not started: %s", t->name,
-            pw_strerror(r));
+  if (r != 0 && r != PW_ESTOPPED) count_failure(srv, t->name, strlen(t->name), r);
+}
+
+static pw__od_topic *topic_new(pw_server *srv, const pw__od_pattern *p, const char *name,
+                              size_t len) {
+  pw__od_topic *t = calloc(1, sizeof *t);
+  if (!t) return count_failure(srv, name, len, PW_ENOMEM), NULL;
+  memcpy(t->name, name, len);
+  snprintf(t->key, sizeof t->key, "topic:%s", t->name);
+  t->pattern = p;
+  t->srv = srv;
+  return t;
 }
 
 void pw__ondemand_first(pw_server *srv, const char *name, size_t len) {
@@ -127,13 +148,9 @@ void pw__ondemand_first(pw_server *srv, const char *name, size_t len) {
   uv_mutex_lock(&od->lock);
   const pw__od_pattern *p = match(od, name, len);
   pw__od_topic **pt = p ? find(od, name, len) : NULL;
-  if (pt && !*pt && (*pt = calloc(1, sizeof **pt))) {
-    memcpy((*pt)->name, name, len);
-    snprintf((*pt)->key, sizeof (*pt)->key, "topic:%s", (*pt)->name);
-    (*pt)->pattern = p;
-    (*pt)->srv = srv;
-  }
-  if (pt && *pt && (*pt)->loops++ == 0) start_or_revive(srv, *pt);
+  if (pt && !*pt) *pt = topic_new(srv, p, name, len);
+  /* 0 -> 1 loops, or a producer missing though subscribers are there (it failed to start) */
+  if (pt && *pt && ((*pt)->loops++ == 0 || !(*pt)->running)) start_or_revive(srv, *pt);
   uv_mutex_unlock(&od->lock);
 }
 
@@ -141,7 +158,9 @@ void pw__ondemand_last(pw_server *srv, const char *name, size_t len) {
   pw__ondemand *od = &srv->ondemand;
   uv_mutex_lock(&od->lock);
   pw__od_topic *t = match(od, name, len) ? *find(od, name, len) : NULL;
-  if (t && t->loops > 0 && --t->loops == 0 && t->running)
-    pw_task_stop(srv, t->key); /* from the loop thread this only asks */
+  if (t && t->loops > 0 && --t->loops == 0) {
+    if (t->running) pw_task_stop(srv, t->key); /* from the loop thread this only asks */
+    else forget(od, t); /* its producer never started, or has ended */
+  }
   uv_mutex_unlock(&od->lock);
 }

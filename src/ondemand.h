@@ -3,7 +3,9 @@
 #ifndef PW_ONDEMAND_H
 #define PW_ONDEMAND_H
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "pushwire.h"
@@ -15,6 +17,7 @@ typedef struct pw__ondemand {
   uv_mutex_t lock; /* order: this lock, then the task registry's */
   struct pw__od_pattern *patterns;
   struct pw__od_topic *topics; /* topics with a producer wanted or still running */
+  _Atomic uint64_t failed;     /* producers that could not start (stats.producers_failed) */
 } pw__ondemand;
 
 void pw__ondemand_init(pw__ondemand *od);

@@ -177,6 +177,7 @@ int pw_close(pw_server *srv, pw_conn_id id, int code, const char *reason) {
 
 int pw_call(pw_server *srv, void (*fn)(pw_server *srv, void *arg), void *arg) {
   if (!srv || !fn) return PW_EINVAL;
+  pw__task_note_report(); /* before the handover: a start made by fn sees it */
   if (atomic_load(&srv->state) != PW__RUNNING) return PW_ESTOPPED;
   pw__loop *l = &srv->loops[0];
   if (pw__current_loop() == l) return fn(srv, arg), 0;

@@ -261,6 +261,7 @@ int pw_server_stats(const pw_server *srv, pw_stats *out) {
   out->events_dropped = atomic_load_explicit(&q->dropped, memory_order_relaxed);
   out->events_closed = atomic_load_explicit(&q->closed, memory_order_relaxed);
   out->reads_paused = atomic_load_explicit(&q->reads_paused, memory_order_relaxed);
+  out->producers_failed = atomic_load_explicit(&srv->ondemand.failed, memory_order_relaxed);
   uv_mutex_lock(&q->lock);
   out->event_bytes = q->bytes;
   out->events_waiting = q->count;
