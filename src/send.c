@@ -129,7 +129,10 @@ int pw__target(pw_server *srv, pw_conn_id id, pw__loop **out) {
   if (id == 0 || li >= srv->nloops) return PW_ENOCONN;
   if (atomic_load(&srv->state) != PW__RUNNING) return PW_ESTOPPED;
   *out = &srv->loops[li];
-  return pw__slots_alive(&(*out)->slots, id) ? 0 : PW_ENOCONN;
+  if (pw__slots_alive(&(*out)->slots, id)) return 0;
+  /* A stop that began since the first look may be what closed it: then that is the answer,
+   * so a producer racing the stop learns PW_ESTOPPED, not a stale id. */
+  return atomic_load(&srv->state) != PW__RUNNING ? PW_ESTOPPED : PW_ENOCONN;
 }
 
 /* On the loop thread: the open connection of `id`, or NULL. */

@@ -746,7 +746,10 @@ static void test_negative_send_timeout_waits(void) {
  * its stop, which the drain would then miss) is too narrow to hit from here; with that wait
  * removed this still passed, and so it did with pw_server_stop not closing the doors (test 8
  * is the one that fails then). What it would catch: a 0 after PW_ESTOPPED, a wait the stop
- * does not end (no send timeout here), a message accepted but lost or duplicated. */
+ * does not end (no send timeout here), a message accepted but lost or duplicated. It did
+ * catch one thing: a producer that read the state before the stop and the id after the stop
+ * had closed its connection ended with PW_ENOCONN (1 run in 4 under TSan), so pw__target now
+ * looks at the state again before it answers PW_ENOCONN. */
 enum { STRESS_PRODUCERS = 4, STRESS_CLIENTS = 2, STRESS_ROUNDS = 5, STRESS_AFTER = 100 };
 
 typedef struct stress_producer {
@@ -803,7 +806,10 @@ static int total_accepted(void *p) {
 }
 
 static void stress_round(uint64_t *rng) {
-  pw_options o = {.threads = 2, .inbox_capacity = 64, .send_timeout_ms = -1};
+  /* A queue limit far above what a round sends: a reader slowed by a sanitizer must not be
+   * closed as a slow consumer (its producers would then see PW_ENOCONN). */
+  pw_options o = {.threads = 2, .inbox_capacity = 64, .send_timeout_ms = -1,
+                  .max_queued_bytes = 256u << 20};
   pw_server *srv = th_start(&o, NULL);
   CHECK(srv != NULL);
   if (!srv) return;
@@ -831,7 +837,7 @@ static void stress_round(uint64_t *rng) {
   uint64_t accepted = 0, read = 0;
   for (int i = 0; i < STRESS_PRODUCERS; i++) {
     stress_reader *r = &rd[i % STRESS_CLIENTS];
-    CHECK_EQ_INT(p[i].ended_with, PW_ESTOPPED);
+    CHECK_EQ_INT(p[i].ended_with, PW_ESTOPPED); /* not PW_ENOCONN: see pw__target */
     CHECK_EQ_INT(p[i].zero_after_refusal, 0);
     CHECK_EQ_INT(r->got[i], atomic_load(&p[i].accepted));
     accepted += (uint64_t)atomic_load(&p[i].accepted);
