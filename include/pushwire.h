@@ -372,11 +372,12 @@ PW_API const void *pw_buf_data(const pw_buf *buf); /* payload */
  * per producer thread, messages to one connection are delivered in the order sent.
  * Common results: 0; PW_ENOCONN (id unknown, stale or closed at call time; a connection that
  * closes before delivery drops the message, releases its buffer and counts it in
- * stats.dropped_closed); PW_ESTOPPED; PW_EINVAL; PW_EAGAIN (another thread: the inbox is
- * full or over options.max_inbox_bytes, and with PW_BLOCK still so after send_timeout_ms;
- * the loop thread: dropped by PW_SLOW_DROP_NEW). From another thread, 0 means the loop
- * accepted the command; what the loop refuses later is counted (stats.dropped_closed,
- * dropped_new, subscriptions_refused) and, for a subscription, reported (on_subscribe_refused). */
+ * stats.dropped_closed); PW_ESTOPPED (also for a connection the stop has closed); PW_EINVAL;
+ * PW_EAGAIN (another thread: the inbox is full or over options.max_inbox_bytes, and with
+ * PW_BLOCK still so after send_timeout_ms; the loop thread: dropped by PW_SLOW_DROP_NEW).
+ * From another thread, 0 means the loop accepted the command; what the loop refuses later is
+ * counted (stats.dropped_closed, dropped_new, subscriptions_refused) and, for a subscription,
+ * reported (on_subscribe_refused). */
 
 /* Send one message; the data is copied, so the caller may free it as soon as this returns.
  * flags: PW_TEXT or PW_BINARY, optionally | PW_BLOCK. Besides the common results:
