@@ -71,13 +71,17 @@ enum pw_msg_flags {
   PW_TEXT = 0,      /* a text message: the payload must be valid UTF-8 (the caller's promise) */
   PW_BINARY = 1,    /* a binary message */
   PW_BLOCK = 0x100, /* send calls from other threads: when the inbox is full, wait up to
-                       options.send_timeout_ms for room instead of returning PW_EAGAIN */
+                       options.send_timeout_ms for room (without a time bound when it is
+                       negative) instead of returning PW_EAGAIN; pw_server_stop ends the
+                       wait at once with PW_ESTOPPED */
 };
 
 /* What happens when a connection's send queue would pass its byte limit (a slow client). */
 typedef enum pw_slow_policy {
   PW_SLOW_CLOSE = 0,       /* default: close with 1008 "slow consumer"; its queue is freed */
-  PW_SLOW_DROP_NEW = 1,    /* drop the new message (counted; PW_EAGAIN on the loop thread) */
+  PW_SLOW_DROP_NEW = 1,    /* drop the new message (counted in stats.dropped_new; PW_EAGAIN
+                              on the loop thread; a send from another thread returned 0
+                              before the drop, so only the counter tells it) */
   PW_SLOW_DROP_OLDEST = 2, /* drop the oldest whole messages not yet started ("latest wins") */
 } pw_slow_policy;
 
@@ -170,6 +174,15 @@ typedef struct pw_callbacks {
    * upgrade, whatever deliver_open says; it may choose the connection's first topics with
    * pw_upgrade_subscribe. */
   int (*on_upgrade)(pw_server *srv, const pw_request *req, void *user);
+  /* A pw_subscribe made from another thread (it returned 0: the command was accepted) was
+   * refused when the loop carried it out: code PW_EAGAIN (the connection already had
+   * options.max_subscriptions topics) or PW_ENOMEM. `topic` is valid only during the call.
+   * Not called for a connection that closed first (on_close tells that), nor for a refusal
+   * on the loop thread (that pw_subscribe returned the code). Each refusal is also counted in
+   * stats.subscriptions_refused. Without this callback (and without deliver_refused =
+   * PW_DELIVER_QUEUE) the refusal is logged at PW_LOG_WARN. */
+  void (*on_subscribe_refused)(pw_server *srv, pw_conn_id id, const char *topic, int code,
+                               void *user);
 } pw_callbacks;
 
 /* Only inside on_upgrade, with the req it was given (on the loop thread): subscribe the
@@ -230,22 +243,29 @@ typedef struct pw_options {
                                   (1 MiB), and with the close timeout (8 s in all) fits well
                                   inside the usual SIGTERM-to-SIGKILL grace (systemd 90 s,
                                   Kubernetes 30 s). < 0: no drain, the 1001 goes at once */
-  int max_connections;         /* default 100000: above it new upgrades get 503 */
+  int max_connections;         /* default 100000: WebSocket connections open at once on the
+                                  whole server (every loop together); above it new upgrades
+                                  get 503 */
   int backlog;                 /* default 511 */
   size_t max_queued_bytes;     /* default 1 MiB: per-connection send queue limit (see
                                   pw_slow_policy; a single larger message is still accepted
                                   into an empty queue) */
   pw_slow_policy slow_policy;  /* default PW_SLOW_CLOSE */
   size_t max_inbox_bytes;      /* default 64 MiB: payload bytes in commands not yet drained,
-                                  per loop; past it, sends from other threads get PW_EAGAIN */
+                                  per loop; past it, sends from other threads get PW_EAGAIN
+                                  (or wait, with PW_BLOCK). A single larger message is still
+                                  accepted into an empty inbox (as max_queued_bytes does), so
+                                  a loop's inbox holds at most this + one message */
   size_t inbox_capacity;       /* default 65536 commands per loop (rounded up to a power of 2) */
-  int send_timeout_ms;         /* default 1000: how long PW_BLOCK waits for room */
+  int send_timeout_ms;         /* default 1000: how long PW_BLOCK waits for room; < 0: no
+                                  time bound (until there is room, or the stop) */
   int threads;                 /* default 1: event-loop threads; connections are spread over
                                   them (SO_REUSEPORT), each with its own connections and
                                   subscriptions; publishes reach all of them */
   uint32_t max_subscriptions;  /* default 1024 topics per connection */
-  /* Event delivery, per kind (default: callbacks). A queued kind's callback is not called. */
-  pw_deliver deliver_open, deliver_message, deliver_close;
+  /* Event delivery, per kind (default: callbacks). A queued kind's callback is not called.
+   * deliver_refused is for on_subscribe_refused / PW_EV_SUBSCRIBE_REFUSED. */
+  pw_deliver deliver_open, deliver_message, deliver_close, deliver_refused;
   const char *const *event_headers; /* NULL-terminated names of request headers an open
                                        event keeps (e.g. "Origin"); default none */
   size_t max_event_bytes;      /* default 16 MiB of message payload waiting in the queue */
@@ -300,13 +320,16 @@ PW_API int pw_options_check(const pw_options *opt, char *err, size_t errlen);
  * dispositions: see docs/api.md, "Signals"). Any thread. */
 PW_API pw_server *pw_server_new(const pw_options *opt, const pw_callbacks *cb, void *user);
 
-/* Bind, listen, then run the loop in a new thread. Returns once the server listens (0), or a
- * negative code (PW_EADDRINUSE, PW_EBIND, PW_ESTATE if already started). Any thread but the
- * loop's. */
+/* Bind, listen, then run the loop in a new thread. Returns once the server listens: 0, or
+ * PW_EINVAL (srv NULL, or bind_address is not an IPv4/IPv6 literal), PW_EADDRINUSE (the port
+ * is taken), PW_EBIND (any other bind or listen failure, logged), PW_ESTATE (already started,
+ * running or stopped; so also from its own loop thread), PW_ENOMEM (a loop thread could not be
+ * created: the loops already running are stopped). After a failure, free the server; do not
+ * start it again. Any thread but the loop's. */
 PW_API int pw_server_start(pw_server *srv);
 
 /* Bind, listen and run the loop in the calling thread until pw_server_stop. Returns 0 after a
- * clean stop or a negative code if it could not start. */
+ * clean stop, or one of pw_server_start's codes if it could not start. */
 PW_API int pw_server_run(pw_server *srv);
 
 /* The port the server listens on (useful with port 0), or a negative code before it
@@ -324,17 +347,21 @@ PW_API int pw_server_reload_tls(pw_server *srv);
 
 /* Stop gracefully, in this order:
  * 1. At once: new sends, publishes and calls answer PW_ESTOPPED (from every thread, the
- *    loop's too); the listener closes; every task is asked to stop (pw_task_should_stop).
+ *    loop's too), and every loop's inbox closes: a call still on its way in gets in only if
+ *    it got in before (then it returns 0 and its message is delivered in the drain), and a
+ *    producer blocked in PW_BLOCK returns PW_ESTOPPED at once, even while the loop is busy
+ *    in a callback. The listener closes; every task is asked to stop (pw_task_should_stop).
  * 2. Drain: every message a send or publish had accepted (returned 0) is still delivered,
  *    behind those already queued, to each client that reads, and every accepted pw_call
  *    runs. A client gets its 1001 "server shutting down" as soon as its queue is written
  *    (at once if it is empty), or when drain_timeout_ms has passed: then what was not yet
  *    written to it is dropped and counted in stats.dropped_closed. Plain HTTP: a response
  *    produced before the stop is written, then the connection ends; a request not complete
- *    is not answered. A producer blocked in PW_BLOCK returns (0 if its message got in, else
- *    PW_ESTOPPED).
+ *    is not answered.
  * 3. Close handshakes: up to close_timeout_ms more for each client's answer, then the loop
- *    ends. In all, a stop takes at most about drain_timeout_ms + close_timeout_ms.
+ *    ends. In all, a stop takes at most about drain_timeout_ms + close_timeout_ms. Once every
+ *    loop has ended, pw_next_event answers PW_ESTOPPED when the event queue is empty (its
+ *    waiters wake) and pw_event_fd stays readable.
  * From a thread other than the loop's it returns when the loops have ended (their threads
  * joined) and the tasks have returned, waiting for tasks at most drain_timeout_ms from the
  * call (one still running then is logged and joined by pw_server_free). From a callback (on
@@ -379,15 +406,23 @@ PW_API const void *pw_buf_data(const pw_buf *buf); /* payload */
  * per producer thread, messages to one connection are delivered in the order sent.
  * Common results: 0; PW_ENOCONN (id unknown, stale or closed at call time; a connection that
  * closes before delivery drops the message, releases its buffer and counts it in
- * stats.dropped_closed); PW_ESTOPPED; PW_EINVAL; PW_EAGAIN (another thread: the inbox is
- * full or over options.max_inbox_bytes; the loop thread: dropped by PW_SLOW_DROP_NEW). */
+ * stats.dropped_closed); PW_ESTOPPED (also for a connection the stop has closed); PW_EINVAL;
+ * PW_EAGAIN (another thread: the inbox is full or over options.max_inbox_bytes, and with
+ * PW_BLOCK still so after send_timeout_ms; the loop thread: dropped by PW_SLOW_DROP_NEW).
+ * From another thread, 0 means the loop accepted the command; what the loop refuses later is
+ * counted (stats.dropped_closed, dropped_new, subscriptions_refused) and, for a subscription,
+ * reported (on_subscribe_refused). */
 
 /* Send one message; the data is copied, so the caller may free it as soon as this returns.
- * flags: PW_TEXT or PW_BINARY, optionally | PW_BLOCK. */
+ * flags: PW_TEXT or PW_BINARY, optionally | PW_BLOCK. Besides the common results:
+ * PW_ETOOBIG when len > UINT32_MAX - 14 (4 GiB - 15 bytes, so that a frame's wire length
+ * fits in 32 bits), checked before copying; PW_ENOMEM (no memory for the copy). No other size
+ * limit refuses a send: max_message_size is for messages from clients, and max_queued_bytes
+ * and max_inbox_bytes take one larger message when empty. */
 PW_API int pw_send(pw_server *srv, pw_conn_id id, const void *data, size_t len, int flags);
 
 /* Send a shared buffer without copying. The call takes its own reference: the caller keeps
- * (and must eventually drop) theirs. flags: 0 or PW_BLOCK. */
+ * (and must eventually drop) theirs. flags: 0 or PW_BLOCK. The common results. */
 PW_API int pw_send_buf(pw_server *srv, pw_conn_id id, pw_buf *buf, int flags);
 
 /* Start the close handshake with `code` (1000-1003, 1007-1014, 3000-4999) and a reason of at
@@ -400,7 +435,10 @@ PW_API int pw_close(pw_server *srv, pw_conn_id id, int code, const char *reason)
 PW_API int pw_call(pw_server *srv, void (*fn)(pw_server *srv, void *arg), void *arg);
 
 /* Choose the slow-consumer policy and byte limit of one connection (limit 0 = the server's
- * options.max_queued_bytes). */
+ * options.max_queued_bytes). 0, PW_ENOCONN, PW_ESTOPPED, PW_EINVAL (srv NULL, policy not a
+ * pw_slow_policy, limit > UINT32_MAX), PW_EAGAIN (another thread: the inbox is full; this
+ * call does not wait). From another thread it applies when the loop drains it (to nothing if
+ * the connection closed by then). */
 PW_API int pw_set_slow_policy(pw_server *srv, pw_conn_id id, pw_slow_policy policy, size_t limit);
 
 /* Is this call running on the server's loop thread? Any thread. */
@@ -413,16 +451,19 @@ PW_API int pw_on_loop_thread(const pw_server *srv);
  * the loops in the order the calling thread made them. Subscriptions end when the connection
  * closes. */
 
-/* 0 (also if already subscribed), PW_ENOCONN, PW_EINVAL, PW_ESTOPPED, PW_EAGAIN. Over
- * options.max_subscriptions the subscription is refused: PW_EAGAIN on the loop thread; from
- * other threads it is refused later, on the loop, and logged. */
+/* 0 (also if already subscribed), PW_ENOCONN, PW_EINVAL, PW_ESTOPPED, PW_EAGAIN, PW_ENOMEM.
+ * Over options.max_subscriptions the subscription is refused: PW_EAGAIN on the loop thread;
+ * from other threads (which wait for room in the inbox, as with PW_BLOCK) the call returns 0
+ * and the loop refuses it later: counted in stats.subscriptions_refused and reported to
+ * on_subscribe_refused, or as a PW_EV_SUBSCRIBE_REFUSED event (options.deliver_refused), or
+ * else logged. */
 PW_API int pw_subscribe(pw_server *srv, pw_conn_id id, const char *topic);
 /* 0, PW_ENOCONN, PW_EINVAL, PW_ESTOPPED (and PW_ENOTFOUND on the loop thread when the
  * connection was not subscribed). */
 PW_API int pw_unsubscribe(pw_server *srv, pw_conn_id id, const char *topic);
 /* Publish a copy of data to every subscriber of topic on every loop. flags: PW_TEXT or
  * PW_BINARY, | PW_BLOCK. Returns 0, PW_EINVAL, PW_ESTOPPED, PW_EAGAIN (some loop's inbox was
- * full: that loop's subscribers miss it), PW_ENOMEM. */
+ * full: that loop's subscribers miss it), PW_ETOOBIG (len as for pw_send), PW_ENOMEM. */
 PW_API int pw_publish(pw_server *srv, const char *topic, const void *data, size_t len, int flags);
 /* Publish a shared buffer (the call takes its own references). flags: 0 or PW_BLOCK. */
 PW_API int pw_publish_buf(pw_server *srv, const char *topic, pw_buf *buf, int flags);
@@ -490,6 +531,8 @@ typedef enum pw_event_type {
   PW_EV_MESSAGE = 2, /* id, is_binary, buf (payload: pw_buf_data / pw_buf_len) */
   PW_EV_CLOSE = 3,   /* id, code, reason */
   PW_EV_USER = 4,    /* user_type, user_data, from pw_post_event */
+  PW_EV_SUBSCRIBE_REFUSED = 5, /* id, topic, code: see on_subscribe_refused (with
+                                  options.deliver_refused = PW_DELIVER_QUEUE) */
 } pw_event_type;
 
 typedef struct pw_event {
@@ -506,25 +549,32 @@ typedef struct pw_event {
   size_t header_count;
   int user_type;           /* USER */
   void *user_data;         /* USER: whatever the poster passed; the library does not free it */
+  const char *topic;       /* SUBSCRIBE_REFUSED, NUL-terminated (code: PW_EAGAIN/PW_ENOMEM) */
   void *internal_;         /* storage of the strings above; freed by pw_event_release */
 } pw_event;
 
-/* A descriptor that is readable exactly while events wait (an eventfd): for poll/select/epoll
- * in the owner's loop. Do not read or close it. Any thread; the value never changes. */
+/* A descriptor that is readable while events wait, and for good once the server has
+ * stopped (every loop ended: then pw_next_event says PW_ESTOPPED once the queue is empty):
+ * an eventfd, for poll/select/epoll in the owner's loop. Do not read or close it. Any
+ * thread; the value never changes. */
 PW_API int pw_event_fd(pw_server *srv);
 
 /* Take the next event: timeout_ms 0 = do not wait, -1 = wait for one. Returns 1 with *ev
- * filled (release it with pw_event_release), 0 when none came in time, PW_EINVAL. Meant for
- * one consumer thread (safe from several). Works before start and after stop (what is left
- * can still be taken). */
+ * filled (release it with pw_event_release), 0 when none came in time, PW_ESTOPPED when the
+ * queue is empty and the server has stopped (all its loops have ended, so every close event
+ * is queued; or it was stopped before it started): at once whatever the timeout, and a
+ * waiting caller wakes with it at that moment. PW_EINVAL. Meant for one consumer thread
+ * (safe from several). Before start it waits as usual; after the stop what is left (and
+ * what pw_post_event adds) is still taken first. Not during or after pw_server_free. */
 PW_API int pw_next_event(pw_server *srv, pw_event *ev, int timeout_ms);
 
 /* Free what an event holds (its buffer reference and strings). Safe on a zeroed event and
  * twice on the same event. */
 PW_API void pw_event_release(pw_event *ev);
 
-/* Post a user event to the owner's queue, from any thread (a worker reporting back).
- * 0, PW_EAGAIN (queue at max_events), PW_EINVAL. user_data is not freed by the library. */
+/* Post a user event to the owner's queue, from any thread (a worker reporting back), also
+ * before start and after the stop. 0, PW_EAGAIN (queue at max_events), PW_EINVAL (srv NULL),
+ * PW_ENOMEM. user_data is not freed by the library. */
 PW_API int pw_post_event(pw_server *srv, int user_type, void *user_data);
 
 /* ---- statistics ------------------------------------------------------------------------------ */
@@ -536,7 +586,8 @@ typedef struct pw_stats {
   uint64_t bytes_sent;         /* wire bytes written (frames and HTTP) */
   uint64_t queued_bytes;       /* bytes waiting in send queues now */
   uint64_t inbox_bytes;        /* bytes in commands not yet drained now */
-  uint64_t dropped_new;        /* messages dropped by PW_SLOW_DROP_NEW */
+  uint64_t dropped_new;        /* messages dropped by PW_SLOW_DROP_NEW (also those sent
+                                  from other threads, whose call had returned 0) */
   uint64_t dropped_oldest;     /* messages dropped by PW_SLOW_DROP_OLDEST */
   uint64_t dropped_closed;     /* messages for connections that closed before delivery,
                                   including the queue of a slow client closed by policy */
@@ -546,13 +597,17 @@ typedef struct pw_stats {
   uint64_t commands;           /* commands drained (commands / wakeups = batch size) */
   uint64_t max_batch;          /* most commands drained in one wakeup */
   uint64_t events_queued;      /* events put in the owner's queue */
-  uint64_t events_dropped;     /* messages dropped by PW_EVQ_DROP */
+  uint64_t events_dropped;     /* messages dropped by PW_EVQ_DROP, and
+                                  PW_EV_SUBSCRIBE_REFUSED events that found the queue full */
   uint64_t events_closed;      /* clients closed with 1013 by PW_EVQ_CLOSE */
   uint64_t reads_paused;       /* times a client's reading was paused by PW_EVQ_PAUSE */
   uint64_t event_bytes;        /* message payload bytes waiting in the queue now */
   uint64_t events_waiting;     /* events waiting in the queue now */
   uint64_t producers_failed;   /* on-demand producers that could not start (each logged with
                                   its topic; retried at its next first subscriber on a loop) */
+  uint64_t subscriptions_refused; /* pw_subscribe refused (over max_subscriptions, or out of
+                                     memory), from any thread; from another thread the call
+                                     returned 0 (see on_subscribe_refused) */
 } pw_stats;
 
 /* A snapshot of the counters (each read atomically; together they are not one instant).

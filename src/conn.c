@@ -653,9 +653,8 @@ static void on_closed(uv_handle_t *h) {
 
 int pw__conn_upgrade(pw__conn *c) {
   pw__loop *l = c->loop;
-  if ((int)atomic_load(&l->slots.live) >= l->srv->opt.max_connections) return PW_EAGAIN;
-  c->id = pw__slots_alloc(&l->slots, c);
-  if (!c->id) return PW_ENOMEM;
+  int r = pw__slots_alloc(&l->slots, c, &c->id); /* PW_EAGAIN: max_connections, server-wide */
+  if (r != 0) return r;
   pw__stat_add(&l->stats.connections_total, 1);
   c->state = PW__S_OPEN;
   c->last_active_ms = l->now_ms;

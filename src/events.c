@@ -5,7 +5,9 @@
  *   variable-size data and the consumer may block with a timeout; each push is O(1).
  * - The eventfd is written only when the queue goes from empty to non-empty, and read (reset)
  *   when the consumer takes the last event, both under the lock: the fd is readable exactly
- *   while events wait, and a burst of events costs one write.
+ *   while events wait, and a burst of events costs one write. Once the server has stopped
+ *   (every loop ended) it stays readable and pw_next_event answers PW_ESTOPPED when the queue
+ *   is empty: an owner blocked in pw_next_event(-1) or in poll() must learn of the end.
  * - PW_EVQ_PAUSE keeps memory bounded without losing anything: the event that does not fit is
  *   queued anyway and that client's reading stops; when the owner has drained the queue to
  *   half, it sends each loop a RESUME command through the inbox. The bound is the limit plus
@@ -74,7 +76,12 @@ static int push(pw_server *srv, pw__event_node *n, int force) {
     q->paused = 1;
   }
   n->next = NULL;
-  if (q->tail) q->tail->next = n; else q->head = n, fd_set_ready(q, 1);
+  if (q->tail) {
+    q->tail->next = n;
+  } else {
+    q->head = n;
+    if (!q->stopped) fd_set_ready(q, 1); /* once stopped it is readable for good */
+  }
   q->tail = n;
   q->count++;
   q->bytes += n->bytes;
@@ -184,6 +191,32 @@ void pw__events_close(pw__conn *c, int code, const char *reason) {
   push(c->loop->srv, n, 1);
 }
 
+/* Bounded by the max_events limit like a user event (nothing else bounds the subscribe
+ * calls a program makes): one that does not fit is dropped and counted in events_dropped. */
+void pw__events_refused(pw__loop *l, pw_conn_id id, const char *topic, int code) {
+  pw__events *q = &l->srv->events;
+  size_t len = strlen(topic);
+  pw__event_node *n = node_new(PW_EV_SUBSCRIBE_REFUSED, id, len + 1);
+  if (n) {
+    char *w = (char *)(n + 1);
+    n->ev.code = code;
+    n->ev.topic = put(&w, topic, len);
+    if (push(l->srv, n, 0) == 0) return;
+    free(n);
+  }
+  atomic_fetch_add_explicit(&q->dropped, 1, memory_order_relaxed);
+}
+
+/* Every loop has ended, so no event but pw_post_event's will come: wake every waiter and
+ * leave the fd readable for good, so the owner's poll loop learns it too. */
+void pw__events_stopped(pw__events *q) {
+  uv_mutex_lock(&q->lock);
+  if (!q->stopped && !q->head) fd_set_ready(q, 1);
+  q->stopped = 1;
+  uv_cond_broadcast(&q->cond);
+  uv_mutex_unlock(&q->lock);
+}
+
 /* ---- the owner's side ---------------------------------------------------------------------- */
 int pw_event_fd(pw_server *srv) { return srv ? srv->events.fd : PW_EINVAL; }
 
@@ -202,7 +235,7 @@ int pw_post_event(pw_server *srv, int user_type, void *user_data) {
 static void wait_for_event(pw__events *q, int timeout_ms) {
   uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
   q->waiters++;
-  while (!q->head) {
+  while (!q->head && !q->stopped) {
     if (timeout_ms < 0) {
       uv_cond_wait(&q->cond, &q->lock);
       continue;
@@ -218,7 +251,10 @@ static pw__event_node *take(pw_server *srv, int *resume) {
   pw__events *q = &srv->events;
   pw__event_node *n = q->head;
   q->head = n->next;
-  if (!q->head) q->tail = NULL, fd_set_ready(q, 0);
+  if (!q->head) {
+    q->tail = NULL;
+    if (!q->stopped) fd_set_ready(q, 0);
+  }
   q->count--;
   q->bytes -= n->bytes;
   *resume = q->paused && q->count <= srv->opt.max_events / 2 &&
@@ -235,9 +271,10 @@ int pw_next_event(pw_server *srv, pw_event *ev, int timeout_ms) {
   uv_mutex_lock(&q->lock);
   if (!q->head && timeout_ms != 0) wait_for_event(q, timeout_ms);
   pw__event_node *n = q->head ? take(srv, &resume) : NULL;
+  int stopped = q->stopped;
   uv_mutex_unlock(&q->lock);
   if (resume) pw__resume_reads(srv);
-  if (!n) return 0;
+  if (!n) return stopped ? PW_ESTOPPED : 0;
   *ev = n->ev;
   ev->internal_ = n; /* the strings live in the node: freed by pw_event_release */
   return 1;

@@ -1,5 +1,5 @@
 /* The owner's event queue: events the loops (and pw_post_event) hand to the program's own
- * thread, with an eventfd that is readable exactly while events wait. */
+ * thread, with an eventfd that is readable while events wait (and for good once stopped). */
 #ifndef PW_EVENTS_H
 #define PW_EVENTS_H
 
@@ -24,7 +24,8 @@ typedef struct pw__events {
   int waiters;
   pw__event_node *head, *tail;
   size_t count, bytes;
-  int fd;      /* eventfd: counter 1 while the queue is not empty, 0 when it is */
+  int fd;      /* eventfd: readable while the queue is not empty, and once stopped */
+  int stopped; /* every loop has ended (or the server never ran): see pw__events_stopped */
   int paused;  /* some client's reading is paused until the queue drains to half */
   _Atomic uint64_t queued, dropped, closed, reads_paused;
 } pw__events;
@@ -37,5 +38,11 @@ void pw__events_open(struct pw__conn *c, const pw_request *req);
 /* Returns 0 to go on reading, or -1 if the connection was closed by PW_EVQ_CLOSE. */
 int pw__events_message(struct pw__conn *c, int is_binary, const void *data, size_t len);
 void pw__events_close(struct pw__conn *c, int code, const char *reason);
+/* A subscription asked from another thread was refused on loop l (code PW_EAGAIN or
+ * PW_ENOMEM): queue a PW_EV_SUBSCRIBE_REFUSED event if it fits. */
+void pw__events_refused(struct pw__loop *l, pw_conn_id id, const char *topic, int code);
+/* The server has stopped (its loops have ended): an empty queue now answers PW_ESTOPPED and
+ * the fd stays readable; blocked waiters wake. Any thread, idempotent. */
+void pw__events_stopped(pw__events *q);
 
 #endif

@@ -248,9 +248,12 @@ static void on_connection(uv_stream_t *server, int status) {
 
 /* ---- stop -------------------------------------------------------------------------------- */
 /* Design notes (the graceful stop; pw_server_stop in server.c starts it on every loop):
+ * 0. pw_server_stop itself closes the door of every loop (send.c, pw__door_close) and wakes
+ *    the PW_BLOCK waiters, so producers learn PW_ESTOPPED at once, even while this loop is
+ *    still busy in a callback; then it wakes the loop.
  * 1. begin_stop: close the listener; HTTP connections end after their queued response (a
- *    request not complete by now is not answered); close the door, so no producer can add a
- *    command, but leave what producers had already been told was accepted in the inbox.
+ *    request not complete by now is not answered); wait until no producer is inside the door,
+ *    leaving what producers had already been told was accepted in the inbox.
  * 2. PW__STOP_INBOX: the inbox drains in the usual batches, one per turn, so the sockets are
  *    written between batches exactly as while running (the slow-consumer policy still acts).
  * 3. PW__STOP_FLUSH: the inbox is empty; a client whose send queue is empty gets its 1001 now,
@@ -260,9 +263,10 @@ static void on_connection(uv_stream_t *server, int status) {
  *    the close handshakes end within close_timeout_ms as usual, then the handles close. */
 
 /* Close the door: once this returns no producer is inside or can enter (a Dekker pair with
- * send.c's door_enter). Blocked PW_BLOCK senders wake and find it closed (PW_ESTOPPED). */
+ * send.c's door_enter). pw_server_stop has normally closed it already (pw__door_close), but
+ * a producer that got in just before may still be pushing: wait for it all the same, so the
+ * drain that follows sees its command. Blocked PW_BLOCK senders find it closed. */
 static void close_door(pw__loop *l) {
-  if (atomic_load(&l->door_closed)) return;
   atomic_store(&l->door_closed, 1);
   while (atomic_load(&l->producers) > 0) sched_yield(); /* a few instructions away */
   pw__room_available(l);
@@ -404,10 +408,7 @@ static void on_wake(uv_async_t *a) {
   else if (l->stop_phase == PW__STOP_INBOX && !more) inbox_drained(l);
 }
 
-void pw__loop_request_stop(pw__loop *l) {
-  atomic_store(&l->stop_requested, 1);
-  uv_async_send(&l->wake);
-}
+void pw__loop_request_stop(pw__loop *l) { pw__door_close(l); }
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 int pw__loop_init(pw__loop *l, pw_server *srv, unsigned index) {
@@ -417,7 +418,8 @@ int pw__loop_init(pw__loop *l, pw_server *srv, unsigned index) {
   l->index = index;
   l->rbuf = malloc(PW__READ_BUF_SIZE);
   if (!l->rbuf || uv_loop_init(&l->uv) != 0) return free(l->rbuf), PW_ENOMEM;
-  if (pw__slots_init(&l->slots, index, (uint32_t)srv->opt.max_connections) != 0 ||
+  if (pw__slots_init(&l->slots, index, (uint32_t)srv->opt.max_connections,
+                     &srv->ws_connections) != 0 ||
       pw__inbox_init(&l->inbox, srv->opt.inbox_capacity) != 0) {
     pw__slots_destroy(&l->slots);
     uv_loop_close(&l->uv);

@@ -18,7 +18,7 @@
 #define PW__COUNTERS(X)                                                                    \
   X(connections_total) X(messages_queued) X(messages_sent) X(bytes_sent) X(dropped_new)    \
   X(dropped_oldest) X(dropped_closed) X(slow_closed) X(rejected) X(wakeups) X(commands)    \
-  X(max_batch) X(queued_bytes)
+  X(max_batch) X(queued_bytes) X(subscriptions_refused)
 
 typedef struct pw__loop_stats {
 #define PW__COUNTER_FIELD(name) _Atomic uint64_t name;
@@ -89,8 +89,9 @@ typedef struct pw__loop {
   _Atomic int stop_requested; /* any thread sets it, then wakes the loop */
 
   /* The door (see inbox.h). Producers count themselves in `producers` while they touch the
-   * inbox and the wakeup; the loop closes the door (door_closed) and waits for that count
-   * to reach zero before it closes the async handle, so no wakeup hits a closed handle. */
+   * inbox and the wakeup; pw_server_stop closes the door (door_closed) and the loop, at its
+   * stop, waits for that count to reach zero before it drains the inbox and, later, closes
+   * the async handle, so no wakeup hits a closed handle (send.c, design notes). */
   pw__inbox inbox;
   _Atomic size_t inbox_bytes;  /* payload bytes in commands not yet drained */
   _Atomic int producers;
@@ -120,7 +121,7 @@ int pw__loop_listen(pw__loop *l, const char *addr, int port, int reuseport, int 
 /* Run until stopped, then close every handle and return. */
 void pw__loop_run(pw__loop *l);
 void pw__loop_destroy(pw__loop *l);
-/* Ask the loop to stop (any thread). */
+/* Ask the loop to stop (any thread): closes its door at once (pw__door_close). */
 void pw__loop_request_stop(pw__loop *l);
 
 void pw__list_push(pw__loop *l, pw__conn *c, int list);
@@ -131,6 +132,9 @@ void pw__loop_conn_freed(pw__loop *l);
 /* send.c, the loop side of the inbox: carry out one command; wake blocked producers. */
 size_t pw__dispatch(pw__loop *l, const pw__cmd *cmd); /* returns its work: deliveries */
 void pw__room_available(pw__loop *l);
+/* Any thread: close the door (no command gets in from now on), wake the blocked producers
+ * and the loop, which stops. Idempotent. */
+void pw__door_close(pw__loop *l);
 /* Remember a client whose reading is paused (0, or PW_ENOMEM: then it is not paused). */
 int pw__loop_note_paused(pw__loop *l, pw_conn_id id);
 /* Loop thread: read from every paused client again. */

@@ -58,6 +58,7 @@ static const int_rule int_rules[] = {
     RULE(deliver_open, PW_DELIVER_CALLBACK, PW_DELIVER_QUEUE, 0),
     RULE(deliver_message, PW_DELIVER_CALLBACK, PW_DELIVER_QUEUE, 0),
     RULE(deliver_close, PW_DELIVER_CALLBACK, PW_DELIVER_QUEUE, 0),
+    RULE(deliver_refused, PW_DELIVER_CALLBACK, PW_DELIVER_QUEUE, 0),
     RULE(tls_require_client_cert, 0, 1, 0),
     RULE(deflate.enable, 0, 1, 0),
     RULE(deflate.server_no_context_takeover, 0, 1, 0),

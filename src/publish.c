@@ -188,6 +188,7 @@ int pw_publish_buf(pw_server *srv, const char *topic, pw_buf *buf, int flags) {
 
 int pw_publish(pw_server *srv, const char *topic, const void *data, size_t len, int flags) {
   if ((flags & ~(PW_BINARY | PW_BLOCK)) || (len && !data)) return PW_EINVAL;
+  if (len > PW__MSG_MAX) return PW_ETOOBIG; /* before copying, as pw_send */
   pw_buf *b = pw_buf_new(data, len, flags & PW_BINARY);
   if (!b) return PW_ENOMEM;
   int r = pw_publish_buf(srv, topic, b, flags & PW_BLOCK);
@@ -233,11 +234,20 @@ int pw_topic_subscribers(pw_server *srv, const char *topic) {
 }
 
 /* ---- the loop side ------------------------------------------------------------------------- */
+/* The caller of a pw_subscribe from another thread got 0 long ago: tell the program the way
+ * it chose (the queue or the callback), else the log. The counter was raised in topic.c. */
+static void report_refused(pw__loop *l, pw_conn_id id, const char *topic, int code) {
+  pw_server *srv = l->srv;
+  if (srv->opt.deliver_refused == PW_DELIVER_QUEUE) return pw__events_refused(l, id, topic, code);
+  if (srv->cb.on_subscribe_refused)
+    return srv->cb.on_subscribe_refused(srv, id, topic, code, srv->user);
+  pw__log(srv, PW_LOG_WARN, "subscription to %s refused: %s", topic, pw_strerror(code));
+}
+
 static void subscribe_cmd(pw__loop *l, const pw__cmd *cmd) {
   pw__conn *c = pw__open_conn(l, cmd->id);
   int r = c ? pw__topic_subscribe(l, c, cmd->u.topic, strlen(cmd->u.topic)) : 0;
-  if (r != 0)
-    pw__log(l->srv, PW_LOG_WARN, "subscription to %s refused: %s", cmd->u.topic, pw_strerror(r));
+  if (r != 0) report_refused(l, cmd->id, cmd->u.topic, r);
 }
 
 static void count_cmd(pw__loop *l, const pw__cmd *cmd) {

@@ -3,9 +3,13 @@
  * hop) or becomes a command in the loop's inbox; pw__dispatch is the loop side of the same
  * commands, so each command's two halves sit together here.
  * Design notes: a producer counts itself into loop->producers for the few instructions in
- * which it touches the inbox and the wakeup, and checks door_closed after counting in; the
- * loop sets door_closed and waits for producers to reach zero before it closes the async
- * handle (a Dekker pair on seq_cst atomics: one side always sees the other). */
+ * which it touches the inbox and the wakeup, and checks door_closed after counting in.
+ * pw_server_stop closes every loop's door at once (pw__door_close) and wakes the PW_BLOCK
+ * waiters, which then answer PW_ESTOPPED; the loop, when it reaches its stop, waits for
+ * producers to reach zero (whoever closed the door) before it drains the inbox, so exactly
+ * the commands pushed by producers that got in before the close are carried out, and no
+ * wakeup can hit the async handle once it closes (a Dekker pair on seq_cst atomics: one
+ * side always sees the other). */
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +31,19 @@ static int door_enter(pw__loop *l) {
 }
 
 static void door_leave(pw__loop *l) { atomic_fetch_sub(&l->producers, 1); }
+
+/* Close the door from any thread, and wake the loop to stop. The caller counts itself in
+ * for its own wakeup: if it closed the door first, the loop's close_door sees it inside and
+ * waits before closing the async handle; if the loop closed it first, nobody wakes it. */
+void pw__door_close(pw__loop *l) {
+  atomic_fetch_add(&l->producers, 1);
+  if (!atomic_exchange(&l->door_closed, 1)) {
+    atomic_store(&l->stop_requested, 1);
+    uv_async_send(&l->wake);
+  }
+  atomic_fetch_sub(&l->producers, 1);
+  pw__room_available(l); /* PW_BLOCK waiters find the door closed: PW_ESTOPPED at once */
+}
 
 /* Reserve budget for `bytes`; a message alone in an empty inbox always fits. */
 static int reserve(pw__loop *l, size_t bytes) {
@@ -66,6 +83,13 @@ static int wait_room(pw__loop *l, uint64_t deadline_ns) {
   return 1;
 }
 
+/* When a PW_BLOCK wait gives up: send_timeout_ms from now, never when it is negative (then
+ * only room or the stop ends it). */
+static uint64_t block_deadline(int timeout_ms) {
+  if (timeout_ms < 0) return UINT64_MAX;
+  return uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+}
+
 /* Queue a command for loop l, waiting for room with PW_BLOCK. */
 int pw__send_cmd(pw__loop *l, const pw__cmd *cmd, size_t bytes, int flags) {
   uint64_t deadline = 0; /* read the clock only once we must wait: not on every send */
@@ -73,7 +97,7 @@ int pw__send_cmd(pw__loop *l, const pw__cmd *cmd, size_t bytes, int flags) {
     int r = try_push(l, cmd, bytes);
     if (r != PW_EAGAIN) return r;
     if (flags & PW_BLOCK) {
-      if (!deadline) deadline = uv_hrtime() + (uint64_t)l->srv->opt.send_timeout_ms * 1000000u;
+      if (!deadline) deadline = block_deadline(l->srv->opt.send_timeout_ms);
       if (wait_room(l, deadline)) continue;
     }
     pw__stat_add(&l->stats.rejected, 1);
@@ -106,7 +130,10 @@ int pw__target(pw_server *srv, pw_conn_id id, pw__loop **out) {
   if (id == 0 || li >= srv->nloops) return PW_ENOCONN;
   if (atomic_load(&srv->state) != PW__RUNNING) return PW_ESTOPPED;
   *out = &srv->loops[li];
-  return pw__slots_alive(&(*out)->slots, id) ? 0 : PW_ENOCONN;
+  if (pw__slots_alive(&(*out)->slots, id)) return 0;
+  /* A stop that began since the first look may be what closed it: then that is the answer,
+   * so a producer racing the stop learns PW_ESTOPPED, not a stale id. */
+  return atomic_load(&srv->state) != PW__RUNNING ? PW_ESTOPPED : PW_ENOCONN;
 }
 
 /* On the loop thread: the open connection of `id`, or NULL. */
@@ -141,7 +168,7 @@ int pw_send_buf(pw_server *srv, pw_conn_id id, pw_buf *buf, int flags) {
 
 int pw_send(pw_server *srv, pw_conn_id id, const void *data, size_t len, int flags) {
   if ((flags & ~(PW_BINARY | PW_BLOCK)) || (len && !data)) return PW_EINVAL;
-  if (len > UINT32_MAX - PW_FRAME_MAX_HEADER) return PW_ETOOBIG;
+  if (len > PW__MSG_MAX) return PW_ETOOBIG;
   pw__loop *l;
   int r = pw__target(srv, id, &l); /* before copying: a dead id costs no allocation */
   if (r != 0) return r;

@@ -3,7 +3,12 @@
 #ifndef PW_SEND_H
 #define PW_SEND_H
 
+#include "frame.h"
 #include "loop.h"
+
+/* The largest payload pw_send and pw_publish copy (PW_ETOOBIG past it, before copying): a
+ * frame's wire length then fits in 32 bits. */
+#define PW__MSG_MAX ((size_t)UINT32_MAX - PW_FRAME_MAX_HEADER)
 
 /* Queue a command for loop l (waking it), waiting for room with PW_BLOCK. `bytes` counts
  * against max_inbox_bytes. 0, PW_EAGAIN, PW_ESTOPPED. */

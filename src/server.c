@@ -72,6 +72,7 @@ pw_server *pw_server_new(const pw_options *opt, const pw_callbacks *cb, void *us
   atomic_init(&srv->state, PW__NEW);
   atomic_init(&srv->port, -1);
   atomic_init(&srv->tls_port, -1);
+  atomic_init(&srv->ws_connections, 0);
   if (!options_ok(srv) || tls_init(srv) != 0) return free(srv), NULL;
   srv->nloops = (unsigned)srv->opt.threads;
   srv->loops = calloc(srv->nloops, sizeof *srv->loops);
@@ -115,11 +116,14 @@ static int begin(pw_server *srv) {
   return r;
 }
 
+/* A loop has returned. After the last one no loop event can come: the owner's queue learns
+ * it (pw_next_event answers PW_ESTOPPED once it is empty). */
 static void mark_done(pw_server *srv) {
   uv_mutex_lock(&srv->lock);
-  srv->done++;
+  int last = ++srv->done == srv->nloops;
   uv_cond_broadcast(&srv->done_cond);
   uv_mutex_unlock(&srv->lock);
+  if (last) pw__events_stopped(&srv->events);
 }
 
 static void thread_main(void *arg) {
@@ -183,10 +187,12 @@ static void wait_done(pw_server *srv) {
   uv_mutex_unlock(&srv->lock);
   for (unsigned i = first; i < n; i++) uv_thread_join(&srv->threads[i]);
   atomic_store(&srv->state, PW__STOPPED);
+  pw__events_stopped(&srv->events); /* also when no loop thread ever ran (start failed) */
 }
 
-/* RUNNING -> STOPPING, once. Only the caller that makes the move wakes the loops: a later
- * wake could touch an async handle the ending loop has already closed. */
+/* RUNNING -> STOPPING, once. The caller that makes the move closes every loop's door at
+ * once (no producer gets in from now on, PW_BLOCK waiters answer PW_ESTOPPED without waiting
+ * for a busy loop) and wakes the loops; the door makes a later wake harmless too. */
 static void request_stop(pw_server *srv) {
   int st = PW__RUNNING;
   if (atomic_compare_exchange_strong(&srv->state, &st, PW__STOPPING))
@@ -206,15 +212,17 @@ static void join_tasks(pw_server *srv, uint64_t t0) {
 }
 
 /* The order matters: the state moves first, so from here every new send, publish or call
- * answers PW_ESTOPPED, and the loops then drain exactly what was accepted before (loop.c).
- * Tasks are asked at once, while the loops drain; nothing a task waits for (room in an
- * inbox, an answer from a loop) outlives the loop's closing of its door. */
+ * answers PW_ESTOPPED; then the doors close, so a call already past that check gets in only
+ * if it entered before, and the loops drain exactly what was accepted (loop.c). Tasks are
+ * asked at once, while the loops drain; a task waiting for room in an inbox was released
+ * by the closing of the door, one waiting for an answer from a loop gets it in the drain. */
 int pw_server_stop(pw_server *srv) {
   if (!srv) return PW_EINVAL;
   uint64_t t0 = uv_hrtime();
   int st = PW__NEW;
   int never_ran = atomic_compare_exchange_strong(&srv->state, &st, PW__STOPPED);
   if (!never_ran && st == PW__STOPPED) return 0;
+  if (never_ran) pw__events_stopped(&srv->events);
   request_stop(srv);
   pw__tasks_ask_stop(&srv->tasks);
   if (pw_on_loop_thread(srv)) return 0; /* the loop ends after this callback returns */

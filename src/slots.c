@@ -12,8 +12,11 @@ static pw__slot *slot_at(const pw__slots *t, uint32_t index) {
   return &t->chunks[chunk][index % PW__SLOT_CHUNK];
 }
 
-int pw__slots_init(pw__slots *t, unsigned loop_index, uint32_t max_slots) {
+int pw__slots_init(pw__slots *t, unsigned loop_index, uint32_t max_slots,
+                   _Atomic uint32_t *total) {
   if (max_slots == 0 || max_slots > PW__SLOT_MAX - 1) max_slots = PW__SLOT_MAX - 1;
+  t->total = total;
+  t->total_max = max_slots;
   t->nchunks_max = (max_slots + PW__SLOT_CHUNK - 1) / PW__SLOT_CHUNK;
   t->chunks = calloc(t->nchunks_max, sizeof *t->chunks);
   atomic_init(&t->nchunks, 0);
@@ -48,8 +51,20 @@ static int grow(pw__slots *t) {
   return 0;
 }
 
-pw_conn_id pw__slots_alloc(pw__slots *t, struct pw__conn *conn) {
-  if (t->free_head == PW__SLOT_NONE && grow(t) != 0) return 0;
+/* One place under the shared limit, taken atomically: two loops upgrading at once cannot
+ * both take the last one. */
+static int take_place(pw__slots *t) {
+  if (atomic_fetch_add(t->total, 1) < t->total_max) return 1;
+  atomic_fetch_sub(t->total, 1);
+  return 0;
+}
+
+int pw__slots_alloc(pw__slots *t, struct pw__conn *conn, pw_conn_id *id) {
+  if (!take_place(t)) return PW_EAGAIN;
+  if (t->free_head == PW__SLOT_NONE && grow(t) != 0) {
+    atomic_fetch_sub(t->total, 1);
+    return PW_ENOMEM;
+  }
   uint32_t index = t->free_head;
   pw__slot *s = slot_at(t, index);
   t->free_head = s->next_free;
@@ -57,7 +72,8 @@ pw_conn_id pw__slots_alloc(pw__slots *t, struct pw__conn *conn) {
   s->conn = conn;
   atomic_store_explicit(&s->gen, gen, memory_order_release);
   atomic_fetch_add_explicit(&t->live, 1, memory_order_relaxed);
-  return ((pw_conn_id)t->loop_index << 56) | ((pw_conn_id)index << 32) | gen;
+  *id = ((pw_conn_id)t->loop_index << 56) | ((pw_conn_id)index << 32) | gen;
+  return 0;
 }
 
 void pw__slots_retire(pw__slots *t, pw_conn_id id) {
@@ -66,6 +82,7 @@ void pw__slots_retire(pw__slots *t, pw_conn_id id) {
   s->conn = NULL;
   atomic_store_explicit(&s->gen, id_gen(id) + 1, memory_order_release); /* odd -> even: dead */
   atomic_fetch_sub_explicit(&t->live, 1, memory_order_relaxed);
+  atomic_fetch_sub(t->total, 1); /* its place under max_connections is free */
 }
 
 void pw__slots_release(pw__slots *t, pw_conn_id id) {

@@ -30,12 +30,20 @@ typedef struct pw__slots {
   uint32_t free_head;    /* PW__SLOT_NONE when empty */
   _Atomic uint32_t live;  /* written by the loop thread, read by stats */
   unsigned loop_index;
+  /* Live ids of every loop of the server, against max_connections (server-wide): shared by
+   * the loops' tables, reserved by alloc, given back by retire. */
+  _Atomic uint32_t *total;
+  uint32_t total_max;
 } pw__slots;
 
-int pw__slots_init(pw__slots *t, unsigned loop_index, uint32_t max_slots);
+/* A table of at most max_slots slots; its live ids count in *total, which may not pass
+ * max_slots (the limit is shared by every table given the same counter). */
+int pw__slots_init(pw__slots *t, unsigned loop_index, uint32_t max_slots,
+                   _Atomic uint32_t *total);
 void pw__slots_destroy(pw__slots *t);
-/* Allocate a slot for conn; returns the new id, or 0 when full / out of memory. */
-pw_conn_id pw__slots_alloc(pw__slots *t, struct pw__conn *conn);
+/* Allocate a slot for conn and store its new id in *id: 0, PW_EAGAIN (the shared count is at
+ * its limit), PW_ENOMEM (no memory, or this table has no slot left). */
+int pw__slots_alloc(pw__slots *t, struct pw__conn *conn, pw_conn_id *id);
 /* End a live id: from now on it is dead to every thread, but its slot is not reused until
  * pw__slots_release (the connection's memory may outlive its WebSocket). Loop thread. */
 void pw__slots_retire(pw__slots *t, pw_conn_id id);

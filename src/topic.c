@@ -96,16 +96,22 @@ static int find_sub(const pw__conn *c, const pw__topic *p) {
   return -1;
 }
 
+/* A subscription that does not happen: counted, whichever thread asked for it. */
+static int refused(pw__loop *l, int code) {
+  pw__stat_add(&l->stats.subscriptions_refused, 1);
+  return code;
+}
+
 int pw__topic_subscribe(pw__loop *l, pw__conn *c, const char *name, size_t len) {
   uint64_t h = hash_name(name, len);
   pw__topic *p = find(&l->topics, name, len, h);
   if (p && find_sub(c, p) >= 0) return 0;
-  if (c->nsubs >= l->srv->opt.max_subscriptions) return PW_EAGAIN;
-  if (!p && !(p = create(&l->topics, name, len, h))) return PW_ENOMEM;
+  if (c->nsubs >= l->srv->opt.max_subscriptions) return refused(l, PW_EAGAIN);
+  if (!p && !(p = create(&l->topics, name, len, h))) return refused(l, PW_ENOMEM);
   if (reserve((void **)&p->subs, p->nsubs, &p->cap, sizeof *p->subs) != 0 ||
       reserve((void **)&c->subs, c->nsubs, &c->subs_cap, sizeof *c->subs) != 0) {
     if (p->nsubs == 0) unlink_topic(&l->topics, p);
-    return PW_ENOMEM;
+    return refused(l, PW_ENOMEM);
   }
   p->subs[p->nsubs] = (pw__topic_sub){c, c->nsubs};
   c->subs[c->nsubs] = (pw__conn_sub){p, p->nsubs};

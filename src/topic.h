@@ -43,7 +43,8 @@ typedef struct pw__topics {
 } pw__topics;
 
 void pw__topics_destroy(pw__topics *t);
-/* 0, or PW_ENOMEM / PW_EAGAIN (max_subscriptions). Subscribing twice is a no-op. */
+/* 0, or PW_ENOMEM / PW_EAGAIN (max_subscriptions), counted in subscriptions_refused.
+ * Subscribing twice is a no-op. */
 int pw__topic_subscribe(struct pw__loop *l, struct pw__conn *c, const char *name, size_t len);
 /* 0, or PW_ENOTFOUND when c was not subscribed. */
 int pw__topic_unsubscribe(struct pw__loop *l, struct pw__conn *c, const char *name, size_t len);

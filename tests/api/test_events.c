@@ -274,11 +274,105 @@ static void test_post_from_threads(void) {
   pw_server_free(srv);
 }
 
+/* ---- the end of the server ---- */
+/* A thread blocked in pw_next_event(-1) through pw_server_stop takes the last close event,
+ * then wakes with PW_ESTOPPED once the loops have ended (not before the close: what is left
+ * is taken first); the fd is readable from then on, also with an empty queue; a user event
+ * posted after the stop is still taken, then PW_ESTOPPED again, for any timeout. Before
+ * start an empty queue only times out, and a server stopped before it started answers
+ * PW_ESTOPPED too.
+ * Checked to fail: without pw__events_stopped in mark_done/wait_done the waiter was still
+ * blocked 3 s after the stop returned (then released by a user event here), the fd was not
+ * readable and pw_next_event(0) answered 0. */
+enum { GIVE_UP = 99 };
+
+typedef struct waiter {
+  pw_server *srv;
+  _Atomic int opens, closes;
+  int result;
+  _Atomic int done;
+} waiter;
+
+static void *take_until_not_one(void *arg) {
+  waiter *w = arg;
+  pw_event ev;
+  while ((w->result = pw_next_event(w->srv, &ev, -1)) == 1) {
+    int give_up = ev.type == PW_EV_USER && ev.user_type == GIVE_UP;
+    w->opens += ev.type == PW_EV_OPEN;
+    w->closes += ev.type == PW_EV_CLOSE;
+    pw_event_release(&ev);
+    if (give_up) break;
+  }
+  atomic_store(&w->done, 1);
+  return NULL;
+}
+
+static int waiter_done(void *w) { return atomic_load(&((waiter *)w)->done); }
+static int opened_once(void *w) { return atomic_load(&((waiter *)w)->opens) == 1; }
+
+/* Answer the server's 1001 and end the client, so the stop need not wait. */
+static void *answer_stop(void *arg) {
+  wsc *c = arg;
+  wsc_frame f;
+  if (wsc_recv(c, &f, 5000) == 0) {
+    wsc_send(c, 8, 1, f.payload, f.len >= 2 ? 2 : 0);
+    free(f.payload);
+    wsc_wait_eof(c, 5000);
+  }
+  wsc_close(c);
+  return NULL;
+}
+
+static void test_next_event_after_stop(void) {
+  pw_event ev;
+  pw_server *srv = queued_server(0, 0, PW_EVQ_PAUSE);
+  waiter w = {.srv = srv};
+  pthread_t t, a;
+  pthread_create(&t, NULL, take_until_not_one, &w);
+  wsc c;
+  CHECK_EQ_INT(wsc_connect(&c, pw_server_port(srv), "/"), 0);
+  CHECK(th_wait(opened_once, &w, 3000));
+  pthread_create(&a, NULL, answer_stop, &c);
+  CHECK_EQ_INT(pw_server_stop(srv), 0);
+  pthread_join(a, NULL);
+  int woke = th_wait(waiter_done, &w, 3000);
+  CHECK(woke);
+  if (!woke) pw_post_event(srv, GIVE_UP, NULL); /* release it to report the rest */
+  pthread_join(t, NULL);
+  CHECK_EQ_INT(w.result, PW_ESTOPPED);
+  CHECK_EQ_INT(atomic_load(&w.opens), 1);
+  CHECK_EQ_INT(atomic_load(&w.closes), 1); /* the close of the stop came before the end */
+  CHECK(fd_readable(srv));   /* readable with an empty queue: the end is news too */
+  CHECK_EQ_INT(pw_next_event(srv, &ev, 0), PW_ESTOPPED);
+  uint64_t t0 = wsc_now_ms();
+  CHECK_EQ_INT(pw_next_event(srv, &ev, 5000), PW_ESTOPPED);
+  CHECK(wsc_now_ms() - t0 < 1000); /* at once, not after the timeout */
+  CHECK_EQ_INT(pw_post_event(srv, 5, NULL), 0);
+  CHECK_EQ_INT(pw_next_event(srv, &ev, -1), 1); /* what is left is taken first */
+  CHECK_EQ_INT(ev.user_type, 5);
+  pw_event_release(&ev);
+  CHECK_EQ_INT(pw_next_event(srv, &ev, -1), PW_ESTOPPED);
+  CHECK(fd_readable(srv));
+  pw_server_free(srv);
+
+  pw_options o = {.deliver_close = PW_DELIVER_QUEUE};
+  srv = pw_server_new(&o, NULL, NULL); /* never started */
+  t0 = wsc_now_ms();
+  CHECK_EQ_INT(pw_next_event(srv, &ev, 50), 0); /* before start: waits, as always */
+  CHECK(wsc_now_ms() - t0 >= 45);
+  CHECK(!fd_readable(srv));
+  CHECK_EQ_INT(pw_server_stop(srv), 0);
+  CHECK_EQ_INT(pw_next_event(srv, &ev, -1), PW_ESTOPPED);
+  CHECK(fd_readable(srv));
+  pw_server_free(srv);
+}
+
 int main(void) {
   test_fd_readiness();
   test_order_under_load();
   test_pause_bounds_memory();
   test_close_and_drop_policies();
   test_post_from_threads();
+  test_next_event_after_stop();
   return CHECK_DONE();
 }

@@ -1,10 +1,15 @@
 /* The server's lifecycle and loop-thread calls, with real sockets: start/run/stop from every
  * kind of thread, port 0, callbacks in order and once, ids never reused, close codes. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <pushwire.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "../support/wsclient.h"
@@ -269,6 +274,85 @@ static void test_concurrent_stops(void) {
   pw_server_free(srv);
 }
 
+/* ---- max_connections counts WebSockets on every loop ------------------------------------- */
+/* The status line of an upgrade request on a raw socket (0 if none came). */
+static int upgrade_status(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0), status = 0;
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                            "Sec-WebSocket-Version: 13\r\n\r\n";
+  char head[64] = {0};
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+      send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1)) {
+    struct timeval tv = {3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (recv(fd, head, sizeof head - 1, MSG_WAITALL) >= 12) sscanf(head, "HTTP/1.1 %d", &status);
+  }
+  close(fd);
+  return status;
+}
+
+/* threads = 2, max_connections = 4: of 12 clients (spread over both loops by SO_REUSEPORT)
+ * exactly 4 become WebSockets, the next upgrade gets 503, and a close frees a place for one
+ * more, whichever loop it lands on.
+ * Checked to fail: with the limit per loop (the old check of one loop's live count) 8 of 12
+ * got in (4 on each loop). */
+enum { MAXC = 4, TRIES = 12 };
+
+static void test_max_connections_server_wide(void) {
+  reset_seen();
+  pw_options o = {.threads = 2, .max_connections = MAXC};
+  pw_server *srv = pw_server_new(&o, &CB, NULL);
+  CHECK(srv != NULL && pw_server_start(srv) == 0);
+  int port = pw_server_port(srv), in = 0, first_in = -1;
+  wsc c[TRIES];
+  int ok[TRIES];
+  for (int i = 0; i < TRIES; i++) {
+    ok[i] = wsc_connect(&c[i], port, "/") == 0;
+    in += ok[i];
+    if (ok[i] && first_in < 0) first_in = i;
+  }
+  CHECK(wait_for(&S.opens, in));
+  int loops[2] = {0, 0};
+  pthread_mutex_lock(&S.lock);
+  for (int i = 0; i < S.opens && i < 256; i++) loops[(S.ids[i] >> 56) & 1]++;
+  pthread_mutex_unlock(&S.lock);
+  fprintf(stderr, "  max_connections %d over 2 loops: %d of %d in (loop 0: %d, loop 1: %d)\n",
+          MAXC, in, TRIES, loops[0], loops[1]);
+  CHECK_EQ_INT(in, MAXC);
+  pw_stats st;
+  pw_server_stats(srv, &st);
+  CHECK_EQ_INT(st.connections, MAXC);
+  CHECK_EQ_INT(upgrade_status(port), 503);
+  if (first_in >= 0) wsc_close(&c[first_in]), ok[first_in] = 0; /* a place frees up ... */
+  CHECK(wait_for(&S.closes, 1));
+  wsc again; /* ... for exactly one more */
+  CHECK_EQ_INT(wsc_connect(&again, port, "/"), 0);
+  CHECK_EQ_INT(upgrade_status(port), 503);
+  wsc_close(&again);
+  for (int i = 0; i < TRIES; i++)
+    if (ok[i]) wsc_close(&c[i]);
+  pw_server_free(srv);
+}
+
+/* ---- PW_ETOOBIG ------------------------------------------------------------------------------ */
+/* pw_send and pw_publish refuse a payload over 4 GiB - 15 bytes before copying it (the data
+ * pointer here is a one-byte buffer: it must not be read), whatever the id or topic.
+ * Checked to fail: without the check in pw_publish it tried to allocate and copy 4 GiB
+ * (PW_ENOMEM here; with that much memory free, a read far past the buffer). */
+static void test_too_big(void) {
+  pw_server *srv = started();
+  static const char one[1] = {'x'};
+  size_t huge = (size_t)UINT32_MAX - 13; /* one byte over the limit */
+  CHECK_EQ_INT(pw_send(srv, 12345, one, huge, PW_BINARY), PW_ETOOBIG);
+  CHECK_EQ_INT(pw_publish(srv, "t", one, huge, PW_BINARY), PW_ETOOBIG);
+  CHECK_EQ_INT(pw_send(srv, 12345, one, 1, PW_BINARY), PW_ENOCONN); /* a normal size */
+  CHECK_EQ_INT(pw_publish(srv, "t", one, 1, PW_BINARY), 0);
+  pw_server_free(srv);
+}
+
 int main(void) {
   test_new_and_options();
   test_start_port_and_addr_in_use();
@@ -278,5 +362,7 @@ int main(void) {
   test_stop_from_callback_sends_1001();
   test_run_in_caller_thread();
   test_concurrent_stops();
+  test_max_connections_server_wide();
+  test_too_big();
   return CHECK_DONE();
 }

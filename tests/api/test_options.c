@@ -41,6 +41,7 @@ static void test_ranges(void) {
   expect_bad((pw_options){.slow_policy = (pw_slow_policy)7}, "slow_policy");
   expect_bad((pw_options){.event_policy = (pw_event_policy)-1}, "event_policy");
   expect_bad((pw_options){.deliver_close = (pw_deliver)2}, "deliver_close");
+  expect_bad((pw_options){.deliver_refused = (pw_deliver)3}, "deliver_refused");
   expect_bad((pw_options){.inbox_capacity = (size_t)1 << 30}, "inbox_capacity");
   expect_bad((pw_options){.deflate.server_max_window_bits = 16},
              "deflate.server_max_window_bits = 16: must be 0 (the default) or 8..15");
@@ -60,7 +61,7 @@ static void test_good(void) {
   CHECK_EQ_INT(err[0], 0);
   CHECK_EQ_INT(pw_options_check(&(pw_options){0}, NULL, 0), 0);
   pw_options o = {.threads = 64, .port = 65535, .log_level = PW_LOG_DEBUG,
-                  .idle_timeout_ms = -1, .deflate = {.enable = 1, .server_max_window_bits = 8,
+                  .idle_timeout_ms = -1, .send_timeout_ms = -1, .deflate = {.enable = 1, .server_max_window_bits = 8,
                                                      .level = 9, .mem_level = 1}};
   CHECK_EQ_INT(pw_options_check(&o, err, sizeof err), 0);
   /* a message cut to the caller's buffer, still NUL-terminated */
