@@ -208,7 +208,13 @@ typedef struct pw_options {
   int backlog;                 /* default 511 */
   size_t max_queued_bytes;     /* default 1 MiB: per-connection send queue limit (see
                                   pw_slow_policy; a single larger message is still accepted
-                                  into an empty queue) */
+                                  into an empty queue). A read that leaves a client's queue
+                                  above half of its limit stops reading that client (TCP
+                                  pushes back) until the queue drains below a quarter, so a
+                                  request/response client that pipelines is not taken for a
+                                  slow one (replies made in callbacks; see docs/api.md,
+                                  "Backpressure"); pushes it does not read still meet the
+                                  policy */
   pw_slow_policy slow_policy;  /* default PW_SLOW_CLOSE */
   size_t max_inbox_bytes;      /* default 64 MiB: payload bytes in commands not yet drained,
                                   per loop; past it, sends from other threads get PW_EAGAIN */
@@ -505,6 +511,8 @@ typedef struct pw_stats {
   uint64_t reads_paused;       /* times a client's reading was paused by PW_EVQ_PAUSE */
   uint64_t event_bytes;        /* message payload bytes waiting in the queue now */
   uint64_t events_waiting;     /* events waiting in the queue now */
+  uint64_t reads_paused_sendq; /* times a client's reading was paused because its own send
+                                  queue passed the high-water mark (see max_queued_bytes) */
 } pw_stats;
 
 /* A snapshot of the counters (each read atomically; together they are not one instant).

@@ -18,7 +18,7 @@
 #define PW__COUNTERS(X)                                                                    \
   X(connections_total) X(messages_queued) X(messages_sent) X(bytes_sent) X(dropped_new)    \
   X(dropped_oldest) X(dropped_closed) X(slow_closed) X(rejected) X(wakeups) X(commands)    \
-  X(max_batch) X(queued_bytes)
+  X(max_batch) X(queued_bytes) X(reads_paused_sendq)
 
 typedef struct pw__loop_stats {
 #define PW__COUNTER_FIELD(name) _Atomic uint64_t name;
@@ -132,7 +132,7 @@ size_t pw__dispatch(pw__loop *l, const pw__cmd *cmd); /* returns its work: deliv
 void pw__room_available(pw__loop *l);
 /* Remember a client whose reading is paused (0, or PW_ENOMEM: then it is not paused). */
 int pw__loop_note_paused(pw__loop *l, pw_conn_id id);
-/* Loop thread: read from every paused client again. */
+/* Loop thread: lift PW_EVQ_PAUSE from every client it paused (another reason may remain). */
 void pw__loop_resume_reads(pw__loop *l);
 /* Any thread: ask every loop to resume its paused clients. */
 void pw__resume_reads(struct pw_server *srv);
