@@ -675,15 +675,20 @@ static void set_close(pw__conn *c, int code, const char *reason) {
 /* The WebSocket is over (handshake done, failed, or TCP gone): tell the user once. The id
  * stays allocated until the memory goes, so it cannot be reused meanwhile. */
 static void notify_closed(pw__conn *c) {
-  pw_server *srv = c->loop->srv;
+  pw__loop *l = c->loop;
+  pw_server *srv = l->srv;
   if (!c->opened) return;
   c->opened = 0;
-  pw__slots_retire(&c->loop->slots, c->id); /* dead to every thread from this moment */
-  pw__topic_unsubscribe_all(c->loop, c);
+  pw__slots_retire(&l->slots, c->id); /* dead to every thread from this moment */
+  pw__topic_unsubscribe_all(l, c);
   int code = c->close_code ? c->close_code : PW_CLOSE_ABNORMAL;
   const char *reason = c->close_reason ? c->close_reason : "";
-  if (srv->opt.deliver_close == PW_DELIVER_QUEUE) pw__events_close(c, code, reason);
-  else if (srv->cb.on_close) srv->cb.on_close(srv, c->id, code, reason, srv->user);
+  if (srv->opt.deliver_close == PW_DELIVER_QUEUE) return pw__events_close(c, code, reason);
+  if (!srv->cb.on_close) return;
+  pw__conn *outer = l->closing_conn; /* an on_close that ends another connection nests */
+  l->closing_conn = c;               /* so pw_conn_data still finds it (see user_conn) */
+  srv->cb.on_close(srv, c->id, code, reason, srv->user);
+  l->closing_conn = outer;
 }
 
 static void enter_ending(pw__conn *c, int state) {
@@ -753,4 +758,34 @@ int pw__conn_upgrade(pw__conn *c) {
   c->last_active_ms = l->now_ms;
   pw__list_push(l, c, PW__L_OPEN);
   return 0;
+}
+
+/* ---- the user's pointer --------------------------------------------------------------------- */
+/* The connection of `id` for pw_conn_set_data / pw_conn_data: open (from on_open on), or
+ * the one whose on_close runs now (its id is already retired, so the slot no longer has it).
+ * Only on the connection's own loop thread: the pointer is loop-thread state. */
+static int user_conn(pw_server *srv, pw_conn_id id, pw__conn **out) {
+  if (!srv) return PW_EINVAL;
+  pw__loop *l = pw__current_loop();
+  if (!l || l->srv != srv) return PW_ETHREAD;
+  if (pw__id_loop(id) != l->index)
+    return id != 0 && pw__id_loop(id) < srv->nloops ? PW_ETHREAD : PW_ENOCONN;
+  pw__conn *c = pw__slots_get(&l->slots, id);
+  if (c && !c->opened) c = NULL; /* upgraded, but on_open never came */
+  if (!c && l->closing_conn && l->closing_conn->id == id) c = l->closing_conn;
+  if (!c) return PW_ENOCONN;
+  *out = c;
+  return 0;
+}
+
+int pw_conn_set_data(pw_server *srv, pw_conn_id id, void *data) {
+  pw__conn *c;
+  int r = user_conn(srv, id, &c);
+  if (r == 0) c->user_data = data;
+  return r;
+}
+
+void *pw_conn_data(pw_server *srv, pw_conn_id id) {
+  pw__conn *c;
+  return user_conn(srv, id, &c) == 0 ? c->user_data : NULL;
 }

@@ -52,6 +52,7 @@ typedef struct pw__conn {
   uv_tcp_t tcp;
   struct pw__loop *loop;
   pw_conn_id id;            /* 0 until the upgrade */
+  void *user_data;          /* pw_conn_set_data: the user's, never freed by the library */
   struct pw__conn *prev, *next; /* in the loop's list named by `list` */
   uint64_t last_active_ms;  /* HTTP/OPEN: last input; CLOSING..LINGER: when closing began */
   uint8_t state, list;

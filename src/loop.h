@@ -109,6 +109,7 @@ typedef struct pw__loop {
   size_t batch_bytes;
   pw_conn_id *paused;        /* clients whose reading PW_EVQ_PAUSE stopped */
   size_t npaused, paused_cap;
+  pw__conn *closing_conn;    /* the connection whose on_close runs now (conn.c), or NULL */
 } pw__loop;
 
 int pw__loop_init(pw__loop *l, struct pw_server *srv, unsigned index);
