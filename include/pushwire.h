@@ -148,7 +148,8 @@ typedef struct pw_response {
  * function; a pw_send from a callback takes the direct path (no queue hop). `user` is the
  * pointer given to pw_server_new. Any callback may be NULL. */
 typedef struct pw_callbacks {
-  /* A WebSocket connection is open (after the 101 was queued). */
+  /* A WebSocket connection is open (after the 101 was queued). Attach your state to it
+   * here with pw_conn_set_data. */
   void (*on_open)(pw_server *srv, pw_conn_id id, const pw_request *req, void *user);
   /* A complete message (fragments reassembled; text already validated as UTF-8). `data` is
    * valid only during the call. */
@@ -156,7 +157,8 @@ typedef struct pw_callbacks {
                      int is_binary, void *user);
   /* The connection is gone; called exactly once for each on_open. `code` is the peer's close
    * code, the code the server closed with, or 1006 if TCP ended without a close handshake.
-   * `reason` is NUL-terminated (possibly ""), valid only during the call. */
+   * `reason` is NUL-terminated (possibly ""), valid only during the call. pw_conn_data
+   * still returns your pointer here (free it now). */
   void (*on_close)(pw_server *srv, pw_conn_id id, int code, const char *reason, void *user);
   /* A plain (non-upgrade) HTTP request. Fill *res; leave res->status 0 for a 404. An
    * invalid answer is replaced by a 500 (see pw_response). */
@@ -249,7 +251,13 @@ typedef struct pw_options {
   int backlog;                 /* default 511 */
   size_t max_queued_bytes;     /* default 1 MiB: per-connection send queue limit (see
                                   pw_slow_policy; a single larger message is still accepted
-                                  into an empty queue) */
+                                  into an empty queue). A read that leaves a client's queue
+                                  above half of its limit stops reading that client (TCP
+                                  pushes back) until the queue drains below a quarter, so a
+                                  request/response client that pipelines is not taken for a
+                                  slow one (replies made in callbacks; see docs/api.md,
+                                  "Backpressure"); pushes it does not read still meet the
+                                  policy */
   pw_slow_policy slow_policy;  /* default PW_SLOW_CLOSE */
   size_t max_inbox_bytes;      /* default 64 MiB: payload bytes in commands not yet drained,
                                   per loop; past it, sends from other threads get PW_EAGAIN
@@ -444,6 +452,21 @@ PW_API int pw_set_slow_policy(pw_server *srv, pw_conn_id id, pw_slow_policy poli
 /* Is this call running on the server's loop thread? Any thread. */
 PW_API int pw_on_loop_thread(const pw_server *srv);
 
+/* ---- a pointer of yours per connection: loop thread only ------------------------------------ */
+/* Attach your own state to a connection instead of keeping a map by id. Only on the loop
+ * thread of that connection (its callbacks, or a pw_call function when it is on loop 0): the
+ * pointer is loop-thread state, never locked. Valid from on_open (set it there) through
+ * on_close (still readable there, so you can free it); the library never reads, frees or
+ * copies what it points to, and forgets the pointer after on_close. It starts NULL.
+ * With deliver_close = PW_DELIVER_QUEUE no on_close runs on the loop and the close event is
+ * taken on another thread, where this pointer cannot be read: keep such state there. */
+
+/* 0; PW_EINVAL (srv NULL); PW_ETHREAD (not this connection's loop thread); PW_ENOCONN (id
+ * never issued, or its connection already past on_close). Setting again replaces it. */
+PW_API int pw_conn_set_data(pw_server *srv, pw_conn_id id, void *data);
+/* The pointer last set for id, or NULL (never set, or any case where set would fail). */
+PW_API void *pw_conn_data(pw_server *srv, pw_conn_id id);
+
 /* ---- topics: publish once, deliver to every subscriber ----------------------------------------- */
 /* A topic is a name of 1..255 bytes (any bytes but NUL). A published message is one pw_buf,
  * its frame header encoded once, referenced by every subscriber's send queue on every loop:
@@ -608,6 +631,8 @@ typedef struct pw_stats {
   uint64_t subscriptions_refused; /* pw_subscribe refused (over max_subscriptions, or out of
                                      memory), from any thread; from another thread the call
                                      returned 0 (see on_subscribe_refused) */
+  uint64_t reads_paused_sendq; /* times a client's reading was paused because its own send
+                                  queue passed the high-water mark (see max_queued_bytes) */
 } pw_stats;
 
 /* A snapshot of the counters (each read atomically; together they are not one instant).

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <stdio.h>
 
 #include "events.h"
 #include "loop.h"
@@ -22,6 +23,7 @@ typedef struct pw__write_req {
 static void on_closed(uv_handle_t *h);
 static void flush(pw__conn *c, int may_end);
 static void tls_read(pw__conn *c, uint8_t *p, size_t n);
+static void check_high_water(pw__conn *c);
 
 /* ---- read dispatch ---------------------------------------------------------------------- */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -60,12 +62,99 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread < 0) return on_eof(c);
   if (nread == 0) return;
   l->now_ms = uv_now(&l->uv);
-  if (c->tls) return tls_read(c, (uint8_t *)buf->base, (size_t)nread);
-  deliver(c, (uint8_t *)buf->base, (size_t)nread);
+  if (c->tls) tls_read(c, (uint8_t *)buf->base, (size_t)nread);
+  else deliver(c, (uint8_t *)buf->base, (size_t)nread);
+  check_high_water(c);
 }
 
 void pw__conn_read_start(pw__conn *c) {
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* ---- pausing reads ------------------------------------------------------------------------ */
+/* Design notes (reading paused for the connection's own send queue):
+ * - A request/response client that pipelines (writes 100 x 64 KiB, then reads the echoes)
+ *   fills its own queue with replies while it is still writing; judged by the slow-consumer
+ *   limit alone it was closed with 1008. So a read that leaves the queue above the
+ *   high-water mark (limit / 2) stops reading the client: its requests wait in TCP (the
+ *   kernel pushes back on the writer). It is read again once the queue drains below the low
+ *   mark (limit / 4), checked wherever written bytes leave the queue (q_advance). The check
+ *   runs after every read callback, not once per turn: libuv reads up to 32 times (2 MiB)
+ *   per wakeup before any flush, and uv_read_stop inside the callback ends that loop.
+ * - The marks: one read is at most PW__READ_BUF_SIZE (64 KiB) of input, and its replies in
+ *   a request/response protocol are about as big (an echo's frame header is smaller than
+ *   the masked one it answers), so the queue stays below high + one read's replies: under
+ *   the limit for any limit of at least ~132 KiB (the default is 1 MiB). The other half is
+ *   headroom for pushes arriving meanwhile. The gap down to a quarter keeps a client from
+ *   being toggled on every write (each toggle is an epoll_ctl) and still leaves the socket
+ *   plenty to send while its next requests come in.
+ * - Caveats: under a smaller limit one read's replies can pass it; a compressed client's
+ *   replies are bounded only as far as they compress like its input; replies made on
+ *   another thread (the owner answering PW_DELIVER_QUEUE events, a worker's pw_send) are
+ *   bounded only in part: reading stops once they have filled the queue, but what was
+ *   already read and handed over is answered all the same, and requests in the event queue
+ *   (max_event_bytes) and answers in the inbox (max_inbox_bytes) then land on top of the
+ *   mark in one drain. In those cases the slow-consumer policy acts as before.
+ * - Pushes are unchanged: a client that does not read what is pushed to it reaches the
+ *   limit and meets its slow_policy whether we read it or not.
+ * - Before pausing, the queue is offered to the socket (flush with may_end 0): a client that
+ *   reads promptly is not paused just because this turn's replies are not yet written.
+ * - TLS: the engine is fed the whole read and every record in it is delivered; uv_read_stop
+ *   then stops the socket as in plain, so the bound above holds for the plaintext.
+ * - Idle time: a client paused for its queue is still pinged and idle-timed-out, and every
+ *   write that drains some of its queue counts as activity (it reads, so it is alive; we
+ *   only do not read it). One that neither reads nor writes for idle_timeout_ms is closed
+ *   with 1001 like any silent client. A client paused for the owner's event queue is
+ *   skipped by the sweep instead (loop.c): there the silence is only ours.
+ * - Ending: a connection that starts closing reads again whatever paused it, to hear the
+ *   peer's close or EOF (a closing connection's data messages are discarded unread), so the
+ *   stop sequence and the close timeout work as for any client. */
+static size_t q_limit(const pw__conn *c) {
+  return c->max_queued ? c->max_queued : c->loop->srv->opt.max_queued_bytes;
+}
+
+int pw__conn_pause_reads(pw__conn *c, int reason) {
+  if (c->state != PW__S_OPEN) return PW_ESTATE;
+  if (!c->read_paused) uv_read_stop((uv_stream_t *)&c->tcp);
+  c->read_paused |= (uint8_t)reason;
+  return 0;
+}
+
+/* The connection shows life: a fresh idle time, at the tail of the OPEN list (its order). */
+static void touch(pw__conn *c) {
+  pw__loop *l = c->loop;
+  l->now_ms = uv_now(&l->uv);
+  c->last_active_ms = l->now_ms;
+  pw__list_push(l, c, PW__L_OPEN);
+}
+
+void pw__conn_resume_reads(pw__conn *c, int reasons) {
+  if (!(c->read_paused & reasons)) return;
+  c->read_paused &= (uint8_t)~reasons;
+  if (c->read_paused || c->state == PW__S_DEAD) return;
+  if (c->state == PW__S_OPEN) touch(c);
+  pw__conn_read_start(c);
+}
+
+static int above_high(const pw__conn *c) {
+  return c->state == PW__S_OPEN && !(c->read_paused & PW__PAUSE_SENDQ) &&
+         c->q.bytes > q_limit(c) / 2;
+}
+
+/* After a read: replies piling up above the high-water mark stop the reading, unless the
+ * socket takes them now. */
+static void check_high_water(pw__conn *c) {
+  if (!above_high(c)) return;
+  if (!c->q.inflight) flush(c, 0);
+  if (above_high(c) && pw__conn_pause_reads(c, PW__PAUSE_SENDQ) == 0)
+    pw__stat_add(&c->loop->stats.reads_paused_sendq, 1);
+}
+
+/* Written bytes left a queue whose client we stopped reading: below the low mark read it
+ * again; above, its reading what we write is its sign of life. */
+static void sendq_progress(pw__conn *c) {
+  if (c->q.bytes < q_limit(c) / 4) return pw__conn_resume_reads(c, PW__PAUSE_SENDQ);
+  if (c->state == PW__S_OPEN) touch(c);
 }
 
 pw__conn *pw__conn_accept(pw__loop *l, uv_stream_t *listener, int tls) {
@@ -297,7 +386,7 @@ static void q_advance(pw__conn *c, size_t bytes) {
     size_t left = pw__buf_wire_len(b) - q->offset;
     if (bytes < left) {
       q->offset += bytes;
-      return;
+      break;
     }
     bytes -= left;
     q->offset = 0;
@@ -306,6 +395,7 @@ static void q_advance(pw__conn *c, size_t bytes) {
     pw__stat_add(&st->messages_sent, messages_in(b));
     pw_buf_unref(b);
   }
+  if (c->read_paused & PW__PAUSE_SENDQ) sendq_progress(c);
 }
 
 static void q_release_all(pw__conn *c) {
@@ -585,15 +675,20 @@ static void set_close(pw__conn *c, int code, const char *reason) {
 /* The WebSocket is over (handshake done, failed, or TCP gone): tell the user once. The id
  * stays allocated until the memory goes, so it cannot be reused meanwhile. */
 static void notify_closed(pw__conn *c) {
-  pw_server *srv = c->loop->srv;
+  pw__loop *l = c->loop;
+  pw_server *srv = l->srv;
   if (!c->opened) return;
   c->opened = 0;
-  pw__slots_retire(&c->loop->slots, c->id); /* dead to every thread from this moment */
-  pw__topic_unsubscribe_all(c->loop, c);
+  pw__slots_retire(&l->slots, c->id); /* dead to every thread from this moment */
+  pw__topic_unsubscribe_all(l, c);
   int code = c->close_code ? c->close_code : PW_CLOSE_ABNORMAL;
   const char *reason = c->close_reason ? c->close_reason : "";
-  if (srv->opt.deliver_close == PW_DELIVER_QUEUE) pw__events_close(c, code, reason);
-  else if (srv->cb.on_close) srv->cb.on_close(srv, c->id, code, reason, srv->user);
+  if (srv->opt.deliver_close == PW_DELIVER_QUEUE) return pw__events_close(c, code, reason);
+  if (!srv->cb.on_close) return;
+  pw__conn *outer = l->closing_conn; /* an on_close that ends another connection nests */
+  l->closing_conn = c;               /* so pw_conn_data still finds it (see user_conn) */
+  srv->cb.on_close(srv, c->id, code, reason, srv->user);
+  l->closing_conn = outer;
 }
 
 static void enter_ending(pw__conn *c, int state) {
@@ -602,6 +697,8 @@ static void enter_ending(pw__conn *c, int state) {
   c->last_active_ms = c->loop->now_ms;
   pw__list_push(c->loop, c, PW__L_CLOSING);
   pw__ws_free_buffers(c);
+  /* Hear the peer's close (or its EOF, before LINGER closes) whatever paused the reading. */
+  pw__conn_resume_reads(c, PW__PAUSE_EVENTS | PW__PAUSE_SENDQ);
 }
 
 static void send_close_frame(pw__conn *c, int code, const char *reason) {
@@ -660,4 +757,34 @@ int pw__conn_upgrade(pw__conn *c) {
   c->last_active_ms = l->now_ms;
   pw__list_push(l, c, PW__L_OPEN);
   return 0;
+}
+
+/* ---- the user's pointer --------------------------------------------------------------------- */
+/* The connection of `id` for pw_conn_set_data / pw_conn_data: open (from on_open on), or
+ * the one whose on_close runs now (its id is already retired, so the slot no longer has it).
+ * Only on the connection's own loop thread: the pointer is loop-thread state. */
+static int user_conn(pw_server *srv, pw_conn_id id, pw__conn **out) {
+  if (!srv) return PW_EINVAL;
+  pw__loop *l = pw__current_loop();
+  if (!l || l->srv != srv) return PW_ETHREAD;
+  if (pw__id_loop(id) != l->index)
+    return id != 0 && pw__id_loop(id) < srv->nloops ? PW_ETHREAD : PW_ENOCONN;
+  pw__conn *c = pw__slots_get(&l->slots, id);
+  if (c && !c->opened) c = NULL; /* upgraded, but on_open never came */
+  if (!c && l->closing_conn && l->closing_conn->id == id) c = l->closing_conn;
+  if (!c) return PW_ENOCONN;
+  *out = c;
+  return 0;
+}
+
+int pw_conn_set_data(pw_server *srv, pw_conn_id id, void *data) {
+  pw__conn *c;
+  int r = user_conn(srv, id, &c);
+  if (r == 0) c->user_data = data;
+  return r;
+}
+
+void *pw_conn_data(pw_server *srv, pw_conn_id id) {
+  pw__conn *c;
+  return user_conn(srv, id, &c) == 0 ? c->user_data : NULL;
 }

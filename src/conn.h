@@ -33,6 +33,12 @@ enum pw__state {
 
 enum pw__list { PW__L_NONE, PW__L_HTTP, PW__L_OPEN, PW__L_CLOSING };
 
+/* Why a connection's reading is stopped; it reads again only when no reason is left. */
+enum pw__pause {
+  PW__PAUSE_EVENTS = 1, /* PW_EVQ_PAUSE: the owner's event queue is full (events.c, loop.c) */
+  PW__PAUSE_SENDQ = 2,  /* its own send queue is above the high-water mark (conn.c) */
+};
+
 /* The send queue: a ring of buffer references; `offset` bytes of the first are written. */
 typedef struct pw__sendq {
   pw_buf **ring;
@@ -46,11 +52,12 @@ typedef struct pw__conn {
   uv_tcp_t tcp;
   struct pw__loop *loop;
   pw_conn_id id;            /* 0 until the upgrade */
+  void *user_data;          /* pw_conn_set_data: the user's, never freed by the library */
   struct pw__conn *prev, *next; /* in the loop's list named by `list` */
   uint64_t last_active_ms;  /* HTTP/OPEN: last input; CLOSING..LINGER: when closing began */
   uint8_t state, list;
   uint8_t dirty : 1, ping_sent : 1;
-  uint8_t paused : 1;       /* reading stopped by PW_EVQ_PAUSE (the owner's queue is full) */
+  uint8_t read_paused : 2;  /* enum pw__pause bits: why reading is stopped (0 = reading) */
   uint8_t opened : 1;        /* on_open was called and on_close not yet */
   uint8_t tls_writing : 1;   /* TLS: a uv_write of copied ciphertext is pending */
   uint8_t tls_notified : 1;  /* TLS: our close_notify is queued (before the FIN) */
@@ -74,6 +81,12 @@ typedef struct pw__conn {
 
 /* (Re)start reading into the loop's shared buffer. */
 void pw__conn_read_start(pw__conn *c);
+/* Stop reading an OPEN connection for `reason` (enum pw__pause); 0, or PW_ESTATE past OPEN
+ * (a closing connection must go on reading to hear the peer's answer). */
+int pw__conn_pause_reads(pw__conn *c, int reason);
+/* Drop `reasons`; once none is left the connection reads again, and an OPEN one starts a
+ * fresh idle time (its silence was ours). */
+void pw__conn_resume_reads(pw__conn *c, int reasons);
 /* Accept from `listener` (the TLS one when tls): a conn in the HTTP state. NULL on failure
  * (socket closed). */
 pw__conn *pw__conn_accept(struct pw__loop *loop, uv_stream_t *listener, int tls);

@@ -148,11 +148,11 @@ void pw__events_open(pw__conn *c, const pw_request *req) {
   push(srv, n, 1);
 }
 
+/* The id goes in the loop's list first: without room there it could never be resumed. */
 static void pause_reading(pw__conn *c) {
   pw__loop *l = c->loop;
-  if (c->paused || pw__loop_note_paused(l, c->id) != 0) return;
-  c->paused = 1;
-  uv_read_stop((uv_stream_t *)&c->tcp);
+  if ((c->read_paused & PW__PAUSE_EVENTS) || pw__loop_note_paused(l, c->id) != 0) return;
+  if (pw__conn_pause_reads(c, PW__PAUSE_EVENTS) != 0) return;
   atomic_fetch_add_explicit(&l->srv->events.reads_paused, 1, memory_order_relaxed);
 }
 

@@ -92,16 +92,13 @@ int pw__loop_note_paused(pw__loop *l, pw_conn_id id) {
   return 0;
 }
 
-/* Ids, not pointers: a paused client may have closed meanwhile. */
+/* Ids, not pointers: a paused client may have closed meanwhile. A client also paused for
+ * its own send queue stays paused until that drains (conn.c). */
 void pw__loop_resume_reads(pw__loop *l) {
   l->now_ms = uv_now(&l->uv);
   for (size_t i = 0; i < l->npaused; i++) {
     pw__conn *c = pw__slots_get(&l->slots, l->paused[i]);
-    if (!c || !c->paused) continue;
-    c->paused = 0;
-    c->last_active_ms = l->now_ms; /* paused by us, not idle: a fresh idle timeout */
-    pw__list_push(l, c, PW__L_OPEN);
-    pw__conn_read_start(c);
+    if (c) pw__conn_resume_reads(c, PW__PAUSE_EVENTS);
   }
   l->npaused = 0;
 }
@@ -113,7 +110,9 @@ static void sweep_open(pw__loop *l) {
   pw__conn *c = l->lists[PW__L_OPEN].first, *next;
   for (; c && due(l, c, first_due); c = next) {
     next = c->next;
-    if (c->paused) continue; /* we stopped reading it: its silence is ours */
+    /* The owner's queue stopped its reading: its silence is ours. (One paused for its own
+     * send queue is timed as usual: its reading what we write counts as life, conn.c.) */
+    if (c->read_paused & PW__PAUSE_EVENTS) continue;
     if (due(l, c, o->idle_timeout_ms)) {
       pw__conn_close_ws(c, PW_CLOSE_GOING_AWAY, "idle timeout");
     } else if (!c->ping_sent && due(l, c, o->ping_interval_ms)) {

@@ -18,7 +18,7 @@
 #define PW__COUNTERS(X)                                                                    \
   X(connections_total) X(messages_queued) X(messages_sent) X(bytes_sent) X(dropped_new)    \
   X(dropped_oldest) X(dropped_closed) X(slow_closed) X(rejected) X(wakeups) X(commands)    \
-  X(max_batch) X(queued_bytes) X(subscriptions_refused)
+  X(max_batch) X(queued_bytes) X(subscriptions_refused) X(reads_paused_sendq)
 
 typedef struct pw__loop_stats {
 #define PW__COUNTER_FIELD(name) _Atomic uint64_t name;
@@ -111,6 +111,7 @@ typedef struct pw__loop {
   size_t batch_bytes;
   pw_conn_id *paused;        /* clients whose reading PW_EVQ_PAUSE stopped */
   size_t npaused, paused_cap;
+  pw__conn *closing_conn;    /* the connection whose on_close runs now (conn.c), or NULL */
 } pw__loop;
 
 int pw__loop_init(pw__loop *l, struct pw_server *srv, unsigned index);
@@ -137,7 +138,7 @@ void pw__room_available(pw__loop *l);
 void pw__door_close(pw__loop *l);
 /* Remember a client whose reading is paused (0, or PW_ENOMEM: then it is not paused). */
 int pw__loop_note_paused(pw__loop *l, pw_conn_id id);
-/* Loop thread: read from every paused client again. */
+/* Loop thread: lift PW_EVQ_PAUSE from every client it paused (another reason may remain). */
 void pw__loop_resume_reads(pw__loop *l);
 /* Any thread: ask every loop to resume its paused clients. */
 void pw__resume_reads(struct pw_server *srv);

@@ -238,6 +238,89 @@ static void test_close_and_drop_policies(void) {
   pw_server_free(srv);
 }
 
+/* ---- two reasons to pause: the owner's queue and the client's own send queue ---- */
+enum { BIG_PUSH = 16384, MAX_PUSHES = 640 }; /* at most 10 MiB */
+
+static int queued_over(void *srv) {
+  pw_stats st;
+  pw_server_stats(srv, &st);
+  return st.queued_bytes > 2 * 1024 * 1024 + 256 * 1024; /* past the high mark of 4 MiB */
+}
+
+static uint64_t push_target;
+
+static int pushes_queued(void *srv) {
+  pw_stats st;
+  pw_server_stats(srv, &st);
+  return st.messages_queued >= push_target;
+}
+
+static int paused_for_both(void *srv) {
+  pw_stats st;
+  pw_server_stats(srv, &st);
+  return st.reads_paused == 1 && st.reads_paused_sendq == 1;
+}
+
+/* A message event with this payload within timeout_ms? */
+static int next_message(pw_server *srv, const char *want, size_t len, int timeout_ms) {
+  pw_event ev;
+  int got = 0;
+  uint64_t end = wsc_now_ms() + (uint64_t)timeout_ms;
+  while (!got && wsc_now_ms() < end && pw_next_event(srv, &ev, (int)(end - wsc_now_ms())) == 1) {
+    got = ev.type == PW_EV_MESSAGE && pw_buf_len(ev.buf) == len &&
+          memcmp(pw_buf_data(ev.buf), want, len) == 0;
+    pw_event_release(&ev);
+  }
+  return got;
+}
+
+/* A client paused by the owner's full queue and by its own full send queue reads again
+ * only when both have drained: the owner's drain alone must not restart it. (Checked to
+ * fail with pw__conn_resume_reads starting to read while a reason is left: the third
+ * message arrives before the client has read its queue.) */
+static void test_pause_reasons_combine(void) {
+  pw_options o = {.deliver_open = PW_DELIVER_QUEUE, .deliver_message = PW_DELIVER_QUEUE,
+                  .max_events = 4, .max_queued_bytes = 4 * 1024 * 1024};
+  pw_server *srv = pw_server_new(&o, NULL, NULL);
+  CHECK_EQ_INT(pw_server_start(srv), 0);
+  wsc c;
+  CHECK_EQ_INT(wsc_connect_rcvbuf(&c, pw_server_port(srv), "/", 4096), 0);
+  pw_event ev;
+  CHECK_EQ_INT(pw_next_event(srv, &ev, 3000), 1);
+  pw_conn_id id = ev.id;
+  CHECK(ev.type == PW_EV_OPEN);
+  pw_event_release(&ev);
+  /* It does not read: push until its queue (not the kernel's buffers) holds more than the
+   * high mark. */
+  int pushes = 0;
+  static uint8_t push[BIG_PUSH];
+  while (!queued_over(srv) && pushes < MAX_PUSHES) {
+    CHECK_EQ_INT(pw_send(srv, id, push, sizeof push, PW_BINARY), 0);
+    push_target = ++pushes;
+    CHECK(th_wait(pushes_queued, srv, 3000));
+  }
+  CHECK(queued_over(srv));
+  /* The owner's queue is full (of user events); one message passes its limit (paused for
+   * the owner), and that read ends above the send queue's high mark (paused for its own). */
+  int posted = 0;
+  while (pw_post_event(srv, 1, NULL) == 0) posted++;
+  CHECK_EQ_INT(posted, 4);
+  CHECK_EQ_INT(wsc_send(&c, 1, 1, "first", 5), 0);
+  CHECK(th_wait(paused_for_both, srv, 5000));
+  CHECK_EQ_INT(wsc_send(&c, 1, 1, "third", 5), 0);
+  /* The owner drains its queue (a RESUME goes to the loop): still not read. */
+  CHECK(next_message(srv, "first", 5, 3000));
+  CHECK(!next_message(srv, "third", 5, 300));
+  /* The client reads its queue: below the low mark it is read again. */
+  int read = 0;
+  wsc_frame f;
+  while (read < pushes && wsc_recv(&c, &f, 5000) == 0) read += f.len == BIG_PUSH, free(f.payload);
+  CHECK_EQ_INT(read, pushes);
+  CHECK(next_message(srv, "third", 5, 5000));
+  wsc_close(&c);
+  pw_server_free(srv);
+}
+
 /* ---- pw_post_event from 8 threads ---- */
 enum { POSTERS = 8, POSTS = 20000 };
 
@@ -371,6 +454,7 @@ int main(void) {
   test_fd_readiness();
   test_order_under_load();
   test_pause_bounds_memory();
+  test_pause_reasons_combine();
   test_close_and_drop_policies();
   test_post_from_threads();
   test_next_event_after_stop();

@@ -2,7 +2,10 @@
 """Limits of the HTTP phase, answered at once with the right status and the connection ended
 (against pw-echo): a request head that never ends (431 as soon as it passes --max-head, not
 when it ends), too many header lines (431), a body announced over max_body_size (413 before
-the body is sent). How each was checked to fail without its defence is written at the test.
+the body is sent); and one limit of the WebSocket phase: a client that pipelines 64 KiB
+messages and reads its echoes slowly is never taken for a slow consumer (1008), also over
+TLS and with permessage-deflate. How each was checked to fail without its defence is
+written at the test.
 The other limits are proven elsewhere: a complete head over --max-head (test_handshake.py),
 --max-message / 1009 (test_fragmentation.py), the handshake timeout, ping interval and idle
 timeout (test_robustness.py), max_connections, max_subscriptions, running out of descriptors
@@ -13,7 +16,13 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 
 import time
 
-from wsclient import Tests, check, run
+import base64
+import os
+import select
+import ssl
+import zlib
+
+from wsclient import OP_BINARY, OP_CLOSE, RSV1, Tests, build_frame, check, run
 
 T = Tests("limits")
 MAX_HEAD = 1024
@@ -72,6 +81,113 @@ def test_body_over_max_413_before_it_is_sent(ctx):
     r = c.read_http_response(timeout=2)
     check(r.status == 413, f"expected 413, got {r.status}: {r}")
     c.expect_eof(3, allow_reset=True, discard=True)
+
+
+# A pipelining client that reads its echoes slowly: 25.6 MB of requests written as fast as
+# the socket takes them, echoes read at most one per millisecond. More than the kernel's
+# buffers and the 1 MiB queue limit together would pile up, so only the pause keeps it
+# alive. One thread, non-blocking, so it runs over TLS as well. (No small SO_RCVBUF: set
+# after connect, on loopback's 64 KiB segments, it stalls TCP on persist timers.)
+PIPE_MSG, PIPE_COUNT, PIPE_REPS = 64 * 1024, 100, 4
+
+
+def pipe_frames(buf):
+    """Parse whole server frames at the front of buf: [(byte 0, payload)], bytes used."""
+    out, i = [], 0
+    while len(buf) - i >= 2:
+        code = buf[i + 1] & 0x7F
+        hl = 2 + (2 if code == 126 else 8 if code == 127 else 0)
+        if len(buf) - i < hl:
+            break
+        n = code if code < 126 else int.from_bytes(buf[i + 2:i + hl], "big")
+        if len(buf) - i < hl + n:
+            break
+        out.append((buf[i], bytes(buf[i + hl:i + hl + n])))
+        i += hl + n
+    return out, i
+
+
+def pipe_step_write(sock, wire, sent):
+    try:
+        return sent + sock.send(wire[sent:sent + (1 << 20)])
+    except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+        return sent
+
+
+def pipe_step_read(sock, buf):
+    try:
+        d = sock.recv(65536)
+    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return True
+    buf += d
+    return bool(d)
+
+
+def pipeline_slow_reader(c, wire, decode, expected, pace=0.001):
+    """Write all of wire while reading echoes at most one per `pace` seconds; each echo,
+    through decode(rsv1, payload), must equal expected[k % len(expected)]."""
+    wire = memoryview(wire)
+    c.sock.setblocking(False)
+    buf, sent, got = bytearray(c.buf), 0, 0
+    total = PIPE_COUNT * PIPE_REPS
+    t0 = time.monotonic()
+    while got < total:
+        check(time.monotonic() < t0 + 60, f"only {got} echoes in 60 s ({sent} bytes sent)")
+        may_read = time.monotonic() - t0 >= got * pace
+        r, w, _ = select.select([c.sock] if may_read else [],
+                                [c.sock] if sent < len(wire) else [], [], 0.001)
+        if w:
+            sent = pipe_step_write(c.sock, wire, sent)
+        tls_pending = isinstance(c.sock, ssl.SSLSocket) and c.sock.pending()
+        if r or (may_read and tls_pending):
+            check(pipe_step_read(c.sock, buf), f"EOF after {got} echoes")
+        frames, used = pipe_frames(buf)
+        del buf[:used]
+        for b0, payload in frames:
+            op = b0 & 0x0F
+            check(op != OP_CLOSE, f"closed after {got} echoes: {payload[:2].hex()} {payload[2:]!r}")
+            check(op == OP_BINARY and decode(b0 & 0x40, payload) == expected[got % len(expected)],
+                  f"echo {got}: not the message sent (opcode {op}, {len(payload)} bytes)")
+            got += 1
+    check(sent == len(wire), "every request written")
+
+
+@T.case
+def test_pipelining_slow_reader_never_slow_consumer(ctx):
+    # Checked: with the pause in conn.c's check_high_water disabled, closed with 1008 "slow
+    # consumer" after 72-145 of the 400 echoes, plain and TLS: failed. (tests/api/
+    # test_pipelining.c has the 50 runs of "write 100 x 64 KiB, then read" and the rest.)
+    payloads = [os.urandom(PIPE_MSG) for _ in range(PIPE_COUNT)]
+    wire = b"".join(build_frame(OP_BINARY, p) for p in payloads) * PIPE_REPS
+    pipeline_slow_reader(ctx.ws(), wire, lambda rsv1, p: p, payloads)
+
+
+@T.case
+def test_pipelining_compressed_slow_reader(ctx):
+    # The same with permessage-deflate both ways (context takeover): the queue holds the
+    # compressed echoes of compressed requests. Base64 text compresses to ~3/4, so the wire
+    # still carries more than the kernel and the queue hold. The server's deflate is slower
+    # than a reader at 64 KiB/ms (its queue never filled), so this one reads every 5 ms. With
+    # the pause disabled as above it was closed with 1008 after 162-218 echoes, plain and
+    # TLS: failed.
+    payloads = [base64.b64encode(os.urandom(PIPE_MSG * 3 // 4)) for _ in range(PIPE_COUNT)]
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    frames = []
+    for _ in range(PIPE_REPS):
+        for p in payloads:
+            z = deflate.compress(p) + deflate.flush(zlib.Z_SYNC_FLUSH)
+            frames.append(build_frame(OP_BINARY, z[:-4], rsv=RSV1))
+    inflate = zlib.decompressobj(-15)
+
+    def decode(rsv1, payload):
+        return inflate.decompress(payload + b"\x00\x00\xff\xff") if rsv1 else payload
+
+    srv = ctx.server("--deflate", 1)
+    c = ctx.raw(srv)
+    resp = c.handshake(extra_headers=["Sec-WebSocket-Extensions: permessage-deflate"])
+    check("permessage-deflate" in (resp.header("Sec-WebSocket-Extensions") or ""),
+          f"compression not agreed: {resp}")
+    pipeline_slow_reader(c, b"".join(frames), decode, payloads, pace=0.005)
 
 
 if __name__ == "__main__":
