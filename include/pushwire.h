@@ -51,6 +51,11 @@ typedef enum pw_err {
 #undef PW__ERR_ENUM
 } pw_err;
 
+/* 1 if data[0..len) is complete, valid UTF-8 (RFC 3629: no overlongs, no surrogates, nothing
+ * past U+10FFFF), else 0: what a PW_TEXT message must be. The validator the library runs on
+ * every text message it receives (fuzzed). Any thread (pure). */
+PW_API int pw_utf8_valid(const void *data, size_t len);
+
 /* Human-readable text of an error code; never NULL ("unknown error" for other values). */
 PW_API const char *pw_strerror(int code);
 /* Symbolic name of an error code ("PW_ENOCONN"); never NULL ("PW_UNKNOWN"). */
@@ -490,8 +495,9 @@ PW_API int pw_unsubscribe(pw_server *srv, pw_conn_id id, const char *topic);
 PW_API int pw_publish(pw_server *srv, const char *topic, const void *data, size_t len, int flags);
 /* Publish a shared buffer (the call takes its own references). flags: 0 or PW_BLOCK. */
 PW_API int pw_publish_buf(pw_server *srv, const char *topic, pw_buf *buf, int flags);
-/* Subscribers of topic on all loops (a snapshot). Loop thread of a one-loop server: exact;
- * otherwise counted by asking each loop, so call it from outside the loops. */
+/* Subscribers of topic over every loop, as of each loop's last subscribe or unsubscribe
+ * (a snapshot; a subscribe still in an inbox is not counted yet). Any thread, never waits
+ * for a loop: one lookup under a short lock. The count or PW_EINVAL. */
 PW_API int pw_topic_subscribers(pw_server *srv, const char *topic);
 
 /* A producer of one topic, run in a task of its own: fn(srv, topic, arg) publishes until
@@ -633,6 +639,8 @@ typedef struct pw_stats {
                                      returned 0 (see on_subscribe_refused) */
   uint64_t reads_paused_sendq; /* times a client's reading was paused because its own send
                                   queue passed the high-water mark (see max_queued_bytes) */
+  uint64_t subscriptions;      /* (connection, topic) subscriptions now, over every loop */
+  uint64_t topics;             /* topics with at least one subscriber now */
 } pw_stats;
 
 /* A snapshot of the counters (each read atomically; together they are not one instant).

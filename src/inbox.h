@@ -27,7 +27,6 @@ enum pw__cmd_kind {
   PW__CMD_SUB,      /* id, topic: heap copy, freed by the loop */
   PW__CMD_UNSUB,    /* id, topic */
   PW__CMD_PUBLISH,  /* pub: shared by every loop's command, refcounted */
-  PW__CMD_COUNT,    /* topic, arg: pw__count (a counter and a semaphore) */
 };
 
 typedef struct pw__cmd {

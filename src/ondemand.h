@@ -10,20 +10,23 @@
 
 #include "pushwire.h"
 
-struct pw__od_pattern;
-struct pw__od_topic;
+#include "registry.h"
 
+struct pw__od_pattern;
+
+/* A topic's producer state hangs on its registry entry (registry.h), under the entry's shard
+ * lock: lock order a shard, then `lock` (the patterns), then the task registry's. */
 typedef struct pw__ondemand {
-  uv_mutex_t lock; /* order: this lock, then the task registry's */
+  uv_mutex_t lock; /* the pattern list */
   struct pw__od_pattern *patterns;
-  struct pw__od_topic *topics; /* topics with a producer wanted or still running */
   _Atomic uint64_t failed;     /* producers that could not start (stats.producers_failed) */
 } pw__ondemand;
 
 void pw__ondemand_init(pw__ondemand *od);
 void pw__ondemand_destroy(pw__ondemand *od);
-/* A loop's topic got its first subscriber / lost its last one (loop thread). */
-void pw__ondemand_first(pw_server *srv, const char *name, size_t len);
-void pw__ondemand_last(pw_server *srv, const char *name, size_t len);
+/* Shard lock held (registry.c): a loop joined the topic (t->loops counts it already) / left
+ * it (t->loops no longer counts it). */
+void pw__ondemand_joined(pw_server *srv, pw__rtopic *t);
+void pw__ondemand_left(pw_server *srv, pw__rtopic *t);
 
 #endif

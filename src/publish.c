@@ -197,40 +197,12 @@ int pw_publish(pw_server *srv, const char *topic, const void *data, size_t len, 
 }
 
 /* ---- counting ------------------------------------------------------------------------------ */
-typedef struct pw__count {
-  uv_mutex_t lock;
-  uv_cond_t cond;
-  unsigned pending;
-  size_t total;
-} pw__count;
-
+/* The server's registry keeps every topic's count over all loops: no loop is asked. */
 int pw_topic_subscribers(pw_server *srv, const char *topic) {
   size_t len;
   if (!srv || !topic_valid(topic, &len)) return PW_EINVAL;
-  pw__loop *own = pw__current_loop();
-  if (own && own->srv == srv) return (int)pw__topic_count(own, topic, len); /* its own loop */
-  if (atomic_load(&srv->state) != PW__RUNNING) return PW_ESTOPPED;
-  pw__count *cnt = calloc(1, sizeof *cnt);
-  if (!cnt) return PW_ENOMEM;
-  uv_mutex_init(&cnt->lock);
-  uv_cond_init(&cnt->cond);
-  cnt->pending = srv->nloops; /* before any loop can answer */
-  for (unsigned i = 0; i < srv->nloops; i++) {
-    pw__cmd cmd = {.kind = PW__CMD_COUNT, .u.topic = strdup(topic), .arg = cnt};
-    if (cmd.u.topic && pw__send_cmd(&srv->loops[i], &cmd, 0, PW_BLOCK) == 0) continue;
-    free(cmd.u.topic);
-    uv_mutex_lock(&cnt->lock);
-    cnt->pending--; /* this loop will not answer */
-    uv_mutex_unlock(&cnt->lock);
-  }
-  uv_mutex_lock(&cnt->lock);
-  while (cnt->pending > 0) uv_cond_wait(&cnt->cond, &cnt->lock);
-  uv_mutex_unlock(&cnt->lock);
-  int total = (int)cnt->total;
-  uv_cond_destroy(&cnt->cond);
-  uv_mutex_destroy(&cnt->lock);
-  free(cnt);
-  return total;
+  uint64_t n = pw__registry_subscribers(&srv->registry, topic, len);
+  return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
 /* ---- the loop side ------------------------------------------------------------------------- */
@@ -250,15 +222,6 @@ static void subscribe_cmd(pw__loop *l, const pw__cmd *cmd) {
   if (r != 0) report_refused(l, cmd->id, cmd->u.topic, r);
 }
 
-static void count_cmd(pw__loop *l, const pw__cmd *cmd) {
-  pw__count *cnt = cmd->arg;
-  size_t n = pw__topic_count(l, cmd->u.topic, strlen(cmd->u.topic));
-  uv_mutex_lock(&cnt->lock);
-  cnt->total += n;
-  if (--cnt->pending == 0) uv_cond_signal(&cnt->cond);
-  uv_mutex_unlock(&cnt->lock);
-}
-
 size_t pw__dispatch_topic(pw__loop *l, const pw__cmd *cmd) {
   pw__conn *c;
   switch (cmd->kind) {
@@ -267,9 +230,6 @@ size_t pw__dispatch_topic(pw__loop *l, const pw__cmd *cmd) {
     break;
   case PW__CMD_UNSUB:
     if ((c = pw__open_conn(l, cmd->id))) pw__topic_unsubscribe(l, c, cmd->u.topic, strlen(cmd->u.topic));
-    break;
-  case PW__CMD_COUNT:
-    count_cmd(l, cmd);
     break;
   case PW__CMD_PUBLISH:
     atomic_fetch_sub(&l->inbox_bytes, (size_t)cmd->id); /* its charge */

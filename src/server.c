@@ -91,6 +91,7 @@ pw_server *pw_server_new(const pw_options *opt, const pw_callbacks *cb, void *us
     return NULL;
   }
   pw__ondemand_init(&srv->ondemand);
+  pw__registry_init(&srv->registry);
   uv_mutex_init(&srv->lock);
   uv_cond_init(&srv->done_cond);
   pw__tasks_init(&srv->tasks);
@@ -243,6 +244,7 @@ void pw_server_free(pw_server *srv) {
   pw__tasks_destroy(&srv->tasks);
   for (unsigned i = 0; i < srv->nloops; i++) pw__loop_destroy(&srv->loops[i]);
   pw__events_destroy(&srv->events);
+  pw__registry_destroy(&srv->registry); /* after the loops: their topics hold entries */
   pw__ondemand_destroy(&srv->ondemand);
   pw__tls_ctx_free(srv->tls); /* connections are gone: their SSL_CTX references with them */
   uv_cond_destroy(&srv->done_cond);
@@ -270,6 +272,8 @@ int pw_server_stats(const pw_server *srv, pw_stats *out) {
   out->events_closed = atomic_load_explicit(&q->closed, memory_order_relaxed);
   out->reads_paused = atomic_load_explicit(&q->reads_paused, memory_order_relaxed);
   out->producers_failed = atomic_load_explicit(&srv->ondemand.failed, memory_order_relaxed);
+  out->subscriptions = atomic_load_explicit(&srv->registry.subscriptions, memory_order_relaxed);
+  out->topics = atomic_load_explicit(&srv->registry.topics, memory_order_relaxed);
   uv_mutex_lock(&q->lock);
   out->event_bytes = q->bytes;
   out->events_waiting = q->count;

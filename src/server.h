@@ -9,6 +9,7 @@
 #include "events.h"
 #include "loop.h"
 #include "ondemand.h"
+#include "registry.h"
 #include "task.h"
 #include "pushwire.h"
 
@@ -36,6 +37,7 @@ struct pw_server {
   pw__tasks tasks;
   pw__events events;
   pw__ondemand ondemand;
+  pw__registry registry; /* every topic's count over all loops, on-demand state */
 };
 
 void pw__log(const struct pw_server *srv, int level, const char *fmt, ...)

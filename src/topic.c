@@ -6,15 +6,9 @@
 
 #include "conn.h"
 #include "loop.h"
-#include "ondemand.h"
+#include "registry.h"
 #include "pmd.h"
 #include "server.h"
-
-static uint64_t hash_name(const char *s, size_t len) { /* FNV-1a: short keys, no setup */
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-  return h;
-}
 
 static pw__topic **bucket(const pw__topics *t, uint64_t h) {
   return &t->buckets[h & (t->nbuckets - 1)];
@@ -103,22 +97,23 @@ static int refused(pw__loop *l, int code) {
 }
 
 int pw__topic_subscribe(pw__loop *l, pw__conn *c, const char *name, size_t len) {
-  uint64_t h = hash_name(name, len);
+  uint64_t h = pw__topic_hash(name, len);
   pw__topic *p = find(&l->topics, name, len, h);
   if (p && find_sub(c, p) >= 0) return 0;
   if (c->nsubs >= l->srv->opt.max_subscriptions) return refused(l, PW_EAGAIN);
   if (!p && !(p = create(&l->topics, name, len, h))) return refused(l, PW_ENOMEM);
   if (reserve((void **)&p->subs, p->nsubs, &p->cap, sizeof *p->subs) != 0 ||
-      reserve((void **)&c->subs, c->nsubs, &c->subs_cap, sizeof *c->subs) != 0) {
+      reserve((void **)&c->subs, c->nsubs, &c->subs_cap, sizeof *c->subs) != 0 ||
+      (p->nsubs == 0 && !(p->rt = pw__registry_join(l->srv, p->name, p->len)))) {
     if (p->nsubs == 0) unlink_topic(&l->topics, p);
     return refused(l, PW_ENOMEM);
   }
   p->subs[p->nsubs] = (pw__topic_sub){c, c->nsubs};
   c->subs[c->nsubs] = (pw__conn_sub){p, p->nsubs};
   p->nsubs++, c->nsubs++;
+  pw__registry_count(&l->srv->registry, p->rt, 1);
   pw__gauge_add(&l->nsubscriptions, 1);
   if (p->nsubs == 1) pw__gauge_add(&l->ntopics, 1);
-  if (p->nsubs == 1) pw__ondemand_first(l->srv, p->name, p->len);
   return 0;
 }
 
@@ -131,15 +126,16 @@ static void remove_sub(pw__loop *l, pw__conn *c, uint32_t i) {
   c->subs[i] = c->subs[--c->nsubs];
   if (i < c->nsubs) c->subs[i].topic->subs[c->subs[i].topic_index].conn_index = i;
   pw__gauge_add(&l->nsubscriptions, -1);
+  pw__registry_count(&l->srv->registry, p->rt, -1);
   if (p->nsubs == 0) {
     pw__gauge_add(&l->ntopics, -1);
-    pw__ondemand_last(l->srv, p->name, p->len);
+    pw__registry_leave(l->srv, p->rt);
     unlink_topic(&l->topics, p);
   }
 }
 
 int pw__topic_unsubscribe(pw__loop *l, pw__conn *c, const char *name, size_t len) {
-  pw__topic *p = find(&l->topics, name, len, hash_name(name, len));
+  pw__topic *p = find(&l->topics, name, len, pw__topic_hash(name, len));
   int i = p ? find_sub(c, p) : -1;
   if (i < 0) return PW_ENOTFOUND;
   remove_sub(l, c, (uint32_t)i);
@@ -155,7 +151,7 @@ void pw__topic_unsubscribe_all(pw__loop *l, pw__conn *c) {
 
 size_t pw__topic_publish(pw__loop *l, const char *name, size_t len, pw_buf *buf,
                          pw_buf *const *msgs, unsigned nmsgs) {
-  pw__topic *p = find(&l->topics, name, len, hash_name(name, len));
+  pw__topic *p = find(&l->topics, name, len, pw__topic_hash(name, len));
   size_t n = 0;
   pw__pmd_share share; /* compressed variants, made by the first subscriber that needs one */
   pw__pmd_share_init(&share, buf, msgs, nmsgs);
@@ -170,6 +166,6 @@ size_t pw__topic_publish(pw__loop *l, const char *name, size_t len, pw_buf *buf,
 }
 
 size_t pw__topic_count(pw__loop *l, const char *name, size_t len) {
-  pw__topic *p = find(&l->topics, name, len, hash_name(name, len));
+  pw__topic *p = find(&l->topics, name, len, pw__topic_hash(name, len));
   return p ? p->nsubs : 0;
 }

@@ -17,6 +17,7 @@
 
 struct pw__conn;
 struct pw__loop;
+struct pw__rtopic;
 
 typedef struct pw__topic_sub {
   struct pw__conn *conn;
@@ -28,6 +29,7 @@ typedef struct pw__topic {
   uint64_t hash;
   pw__topic_sub *subs;
   uint32_t nsubs, cap;
+  struct pw__rtopic *rt;  /* the server's entry (registry.h), held while nsubs > 0 */
   size_t len;
   char name[];            /* NUL-terminated */
 } pw__topic;
@@ -41,6 +43,13 @@ typedef struct pw__topics {
   pw__topic **buckets;
   size_t nbuckets, count;
 } pw__topics;
+
+/* FNV-1a: short keys, no setup. The registry hashes names the same way. */
+static inline uint64_t pw__topic_hash(const char *s, size_t len) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+  return h;
+}
 
 void pw__topics_destroy(pw__topics *t);
 /* 0, or PW_ENOMEM / PW_EAGAIN (max_subscriptions), counted in subscriptions_refused.

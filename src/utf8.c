@@ -2,6 +2,8 @@
  * sequences (Unicode Table 3-7 / RFC 3629), with an 8-bytes-at-a-time skip over ASCII runs. */
 #include "utf8.h"
 
+#include "pushwire.h" /* pw_utf8_valid, the public face of the validator */
+
 #include <string.h>
 
 /* Byte classes. Table 3-7 only ever splits the continuation range 80..BF at 8F/90 and 9F/A0,
@@ -142,4 +144,8 @@ int pw__utf8_complete(const pw__utf8 *u) {
 int pw__utf8_valid(const uint8_t *p, size_t n) {
   pw__utf8 u = {0};
   return pw__utf8_feed(&u, p, n) == 0 && pw__utf8_complete(&u);
+}
+
+int pw_utf8_valid(const void *data, size_t len) {
+  return (data || !len) && pw__utf8_valid(data, len);
 }

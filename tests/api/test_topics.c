@@ -49,8 +49,8 @@ static void test_reach_unsubscribe_close(void) {
     if (i % 4 == 1) CHECK_EQ_INT(pw_subscribe(srv, ids[i], "b"), 0);
   }
   CHECK_EQ_INT(pw_subscribe(srv, ids[0], "a"), 0); /* twice: still one subscription */
-  CHECK_EQ_INT(pw_topic_subscribers(srv, "a"), N / 2);
-  CHECK_EQ_INT(pw_topic_subscribers(srv, "b"), N / 4);
+  CHECK(th_wait_subscribers(srv, "a", N / 2, 3000));
+  CHECK(th_wait_subscribers(srv, "b", N / 4, 3000));
   CHECK_EQ_INT(pw_publish(srv, "a", "to a", 4, PW_TEXT), 0);
   CHECK_EQ_INT(pw_publish(srv, "b", "to b", 4, PW_TEXT), 0);
   CHECK_EQ_INT(pw_publish(srv, "nobody", "x", 1, PW_TEXT), 0);
@@ -63,7 +63,7 @@ static void test_reach_unsubscribe_close(void) {
   CHECK_EQ_INT(pw_unsubscribe(srv, ids[0], "a"), 0);
   wsc_close(&c[2]); /* a subscriber disconnects */
   CHECK(th_wait_closes(1, 3000));
-  CHECK_EQ_INT(pw_topic_subscribers(srv, "a"), N / 2 - 2);
+  CHECK(th_wait_subscribers(srv, "a", N / 2 - 2, 3000));
   CHECK_EQ_INT(pw_publish(srv, "a", "again", 5, PW_TEXT), 0);
   for (int i = 4; i < N; i += 2) next_text(&c[i], got, sizeof got, 3000), CHECK(strcmp(got, "again") == 0);
   next_text(&c[0], got, sizeof got, 200);
@@ -118,7 +118,7 @@ static void test_order_two_loops(void) {
   pw_conn_id ids[SUBS];
   connect_n(srv, c, ids, SUBS, 0);
   for (int i = 0; i < SUBS; i++) CHECK_EQ_INT(pw_subscribe(srv, ids[i], "o"), 0);
-  CHECK_EQ_INT(pw_topic_subscribers(srv, "o"), SUBS); /* also a barrier: subscribed on both loops */
+  CHECK(th_wait_subscribers(srv, "o", SUBS, 3000)); /* also a barrier: subscribed on both loops */
   pthread_t t[PRODUCERS];
   void *args[PRODUCERS][2];
   start_producers(t, args, PRODUCERS, srv, publisher);
@@ -164,7 +164,7 @@ static void test_batches_keep_order(void) {
   connect_n(srv, c, mix_ids, MIX_SUBS, 0);
   for (int i = 0; i < MIX_SUBS; i++)
     CHECK_EQ_INT(pw_subscribe(srv, mix_ids[i], "x"), 0), CHECK_EQ_INT(pw_subscribe(srv, mix_ids[i], "y"), 0);
-  CHECK_EQ_INT(pw_topic_subscribers(srv, "y"), MIX_SUBS); /* a barrier on both loops */
+  CHECK(th_wait_subscribers(srv, "y", MIX_SUBS, 3000)); /* a barrier on both loops */
   pw_stats before;
   pw_server_stats(srv, &before);
   pthread_t t[MIX_PRODUCERS];
@@ -194,7 +194,7 @@ static void test_slow_subscriber(void) {
   CHECK_EQ_INT(pw_set_slow_policy(srv, f, PW_SLOW_DROP_NEW, 256u << 20), 0);
   pw_subscribe(srv, s, "feed");
   pw_subscribe(srv, f, "feed");
-  CHECK_EQ_INT(pw_topic_subscribers(srv, "feed"), 2);
+  CHECK(th_wait_subscribers(srv, "feed", 2, 3000));
   enum { MSGS = 1000, SIZE = 16384 };
   static uint8_t msg[SIZE];
   for (uint32_t i = 0; i < MSGS; i++) {
@@ -272,7 +272,7 @@ static void test_on_demand(void) {
   CHECK(strncmp(got, "tick:x ", 7) == 0); /* the producer feeds the subscribers */
   CHECK_EQ_INT(atomic_load(&starts), 1);   /* eight concurrent first subscribers, one start */
   for (int i = 0; i < M - 1; i++) pw_unsubscribe(srv, ids[i], "tick:x");
-  CHECK_EQ_INT(pw_topic_subscribers(srv, "tick:x"), 1);
+  CHECK(th_wait_subscribers(srv, "tick:x", 1, 3000));
   th_sleep_ms(50);
   CHECK_EQ_INT(atomic_load(&running), 1); /* one subscriber left: still running */
   wsc_close(&c[M - 1]);                   /* the last one disconnects */
@@ -291,7 +291,48 @@ static void test_on_demand(void) {
   for (int i = 0; i < M - 1; i++) wsc_close(&c[i]);
 }
 
+/* The registry's counts: from the loop thread (a pw_call on loop 0) the count includes the
+ * other loop's subscribers; stats count subscriptions and topics over both loops. Checked to
+ * fail with the old per-loop count on the loop thread (loop 0's share only). */
+static _Atomic int counted_on_loop = -1;
+
+static void count_on_loop(pw_server *srv, void *arg) {
+  atomic_store(&counted_on_loop, pw_topic_subscribers(srv, "everywhere"));
+}
+
+static int counted(void *arg) { return atomic_load(&counted_on_loop) >= 0; }
+
+static void test_counts_over_loops(void) {
+  pw_server *srv = two_loops(NULL);
+  wsc c[N];
+  pw_conn_id ids[N];
+  connect_n(srv, c, ids, N, 0);
+  for (int i = 0; i < N; i++) CHECK_EQ_INT(pw_subscribe(srv, ids[i], "everywhere"), 0);
+  for (int i = 0; i < 3; i++) CHECK_EQ_INT(pw_subscribe(srv, ids[i], "few"), 0);
+  CHECK(th_wait_subscribers(srv, "everywhere", N, 3000));
+  CHECK(th_wait_subscribers(srv, "few", 3, 3000));
+  CHECK_EQ_INT(pw_call(srv, count_on_loop, NULL), 0);
+  CHECK(th_wait(counted, NULL, 3000));
+  CHECK_EQ_INT(atomic_load(&counted_on_loop), N);
+  pw_stats st;
+  CHECK_EQ_INT(pw_server_stats(srv, &st), 0);
+  CHECK_EQ_INT(st.subscriptions, N + 3);
+  CHECK_EQ_INT(st.topics, 2);
+  for (int i = 0; i < 3; i++) CHECK_EQ_INT(pw_unsubscribe(srv, ids[i], "few"), 0);
+  CHECK(th_wait_subscribers(srv, "few", 0, 3000));
+  CHECK_EQ_INT(pw_server_stats(srv, &st), 0);
+  CHECK_EQ_INT(st.subscriptions, N);
+  CHECK_EQ_INT(st.topics, 1);
+  for (int i = 0; i < N; i++) wsc_close(&c[i]);
+  CHECK(th_wait_subscribers(srv, "everywhere", 0, 3000));
+  CHECK_EQ_INT(pw_server_stats(srv, &st), 0);
+  CHECK_EQ_INT(st.subscriptions, 0);
+  CHECK_EQ_INT(st.topics, 0);
+  pw_server_free(srv);
+}
+
 int main(void) {
+  test_counts_over_loops();
   test_reach_unsubscribe_close();
   test_order_two_loops();
   test_batches_keep_order();

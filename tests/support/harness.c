@@ -82,3 +82,12 @@ int th_close_code(pw_conn_id id) {
     if (e.closed[i] == id) return e.close_codes[i];
   return -1;
 }
+
+int th_wait_subscribers(pw_server *srv, const char *topic, int n, int timeout_ms) {
+  uint64_t end = wsc_now_ms() + (uint64_t)timeout_ms;
+  for (;;) {
+    if (pw_topic_subscribers(srv, topic) == n) return 1;
+    if (wsc_now_ms() >= end) return 0;
+    th_sleep_ms(1);
+  }
+}

@@ -32,6 +32,10 @@ int th_close_code(pw_conn_id id);
 /* Wait up to timeout_ms for cond(arg) to be true; 1 if it was. */
 int th_wait(int (*cond)(void *arg), void *arg, int timeout_ms);
 void th_sleep_ms(int ms);
+/* Wait up to timeout_ms until pw_topic_subscribers(srv, topic) is n: 1 if it was. The count
+ * is a snapshot that a subscribe from another thread reaches once its loop has made it, so
+ * this is also a barrier: publishes after it reach those subscribers. */
+int th_wait_subscribers(pw_server *srv, const char *topic, int n, int timeout_ms);
 /* A fast pseudo-random sequence (xorshift64*) for tests that need repeatable randomness. */
 uint64_t th_rand(uint64_t *state);
 

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <pushwire.h>
+
 #include "check.h"
 #include "utf8.h"
 
@@ -384,7 +386,23 @@ static void test_ascii_fast_path(void) {
   }
 }
 
+/* The public face (pw_utf8_valid) is the same validator: it agrees with the reference on
+ * random input, and refuses NULL with a length instead of reading it. */
+static void test_public_call(void) {
+  uint8_t b[12];
+  for (int iter = 0; iter < 100000; iter++) {
+    size_t n = rng_below(13);
+    for (size_t i = 0; i < n; i++) b[i] = random_byte();
+    CHECK_EQ_INT(pw_utf8_valid(b, n), ref_valid(b, n));
+  }
+  CHECK_EQ_INT(pw_utf8_valid(NULL, 0), 1);
+  CHECK_EQ_INT(pw_utf8_valid(NULL, 3), 0);
+  CHECK_EQ_INT(pw_utf8_valid("caf\xc3\xa9", 5), 1);
+  CHECK_EQ_INT(pw_utf8_valid("caf\xc3", 4), 0);
+}
+
 int main(void) {
+  test_public_call();
   test_vectors();
   test_state();
   test_exhaustive();
