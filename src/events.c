@@ -22,6 +22,7 @@
 
 #include "conn.h"
 #include "loop.h"
+#include "send.h"
 #include "server.h"
 
 int pw__events_init(pw__events *q) {

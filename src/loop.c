@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dispatch.h"
 #include "send.h"
 #include "server.h"
 
@@ -247,9 +248,9 @@ static void on_connection(uv_stream_t *server, int status) {
 
 /* ---- stop -------------------------------------------------------------------------------- */
 /* Design notes (the graceful stop; pw_server_stop in server.c starts it on every loop):
- * 0. pw_server_stop itself closes the door of every loop (send.c, pw__door_close) and wakes
- *    the PW_BLOCK waiters, so producers learn PW_ESTOPPED at once, even while this loop is
- *    still busy in a callback; then it wakes the loop.
+ * 0. pw_server_stop itself closes the door of every loop (inbox.h, pw__door_close), which
+ *    wakes the PW_BLOCK waiters, so producers learn PW_ESTOPPED at once, even while this loop
+ *    is still busy in a callback, and wakes the loop: a closed door is the stop request.
  * 1. begin_stop: close the listener; HTTP connections end after their queued response (a
  *    request not complete by now is not answered); wait until no producer is inside the door,
  *    leaving what producers had already been told was accepted in the inbox.
@@ -261,24 +262,21 @@ static void on_connection(uv_stream_t *server, int status) {
  *    timer fired first (then the unsent messages are dropped and counted in dropped_closed);
  *    the close handshakes end within close_timeout_ms as usual, then the handles close. */
 
-/* Close the door: once this returns no producer is inside or can enter (a Dekker pair with
- * send.c's door_enter). pw_server_stop has normally closed it already (pw__door_close), but
- * a producer that got in just before may still be pushing: wait for it all the same, so the
- * drain that follows sees its command. Blocked PW_BLOCK senders find it closed. */
+/* Close the door: once this returns no producer is inside or can enter. pw_server_stop has
+ * normally closed it already, but a producer that got in just before may still be pushing:
+ * wait for it all the same, so the drain that follows sees its command. */
 static void close_door(pw__loop *l) {
-  atomic_store(&l->door_closed, 1);
-  while (atomic_load(&l->producers) > 0) sched_yield(); /* a few instructions away */
-  pw__room_available(l);
+  pw__door_close(&l->door);
+  pw__door_quiesce(&l->door);
 }
 
 /* Carry out everything left in the inbox at once (it cannot refill: the door is closed).
  * Sends to connections no longer open are dropped and counted; calls run. */
 static void drain_all(pw__loop *l) {
   pw__cmd cmd;
-  while (pw__inbox_pop(&l->inbox, &cmd)) pw__dispatch(l, &cmd);
+  while (pw__door_pop(&l->door, &cmd)) pw__dispatch(l, &cmd);
   pw__batch_flush(l);
-  atomic_fetch_sub(&l->inbox_bytes, l->drained_bytes);
-  l->drained_bytes = 0;
+  pw__door_settle(&l->door);
 }
 
 static void close_listeners(pw__loop *l) {
@@ -292,7 +290,7 @@ static void close_handles(pw__loop *l) {
   l->handles_closed = 1;
   close_door(l);
   drain_all(l);
-  uv_close((uv_handle_t *)&l->wake, NULL);
+  pw__door_close_handle(&l->door);
   uv_close((uv_handle_t *)&l->tick, NULL);
   uv_close((uv_handle_t *)&l->flusher, NULL);
   uv_close((uv_handle_t *)&l->drain_timer, NULL);
@@ -359,7 +357,7 @@ static void begin_stop(pw__loop *l) {
   if (drain_ms < 0) return drain_expired(l);
   if (l->nconns == 0) return maybe_finish(l); /* nobody to drain to */
   uv_timer_start(&l->drain_timer, on_drain_timer, (uint64_t)drain_ms, 0);
-  uv_async_send(&l->wake); /* one more drain: a producer may have queued after the last */
+  pw__door_rewake(&l->door); /* one more drain: a producer may have queued after the last */
 }
 
 /* Drain up to one batch. After the inbox runs dry, yield the CPU once and look again: a
@@ -371,7 +369,7 @@ static size_t drain(pw__loop *l, int *more) {
   int yielded = 0;
   *more = 0;
   while (!(*more = n >= PW__DRAIN_BATCH || work >= PW__DRAIN_WORK)) {
-    if (!pw__inbox_pop(&l->inbox, &cmd)) {
+    if (!pw__door_pop(&l->door, &cmd)) {
       if (yielded || n == 0) break;
       yielded = 1;
       sched_yield();
@@ -380,10 +378,8 @@ static size_t drain(pw__loop *l, int *more) {
     work += pw__dispatch(l, &cmd);
     n++;
   }
-  pw__batch_flush(l); /* the last publishes of the drain (send.h) */
-  /* One atomic per batch, not per command: the line stays with the producers. */
-  if (l->drained_bytes) atomic_fetch_sub(&l->inbox_bytes, l->drained_bytes);
-  l->drained_bytes = 0;
+  pw__batch_flush(l); /* the last publishes of the drain (batch.h) */
+  pw__door_settle(&l->door); /* refunds in one atomic per drain; blocked producers retry */
   return n;
 }
 
@@ -400,14 +396,13 @@ static void on_wake(uv_async_t *a) {
   int more;
   size_t n = drain(l, &more);
   count_wakeup(l, n);
-  pw__room_available(l);
   /* A full batch may have left more: come back after this turn's I/O, not before. */
-  if (more) uv_async_send(&l->wake);
-  if (atomic_load(&l->stop_requested) && !l->stopping) begin_stop(l);
+  if (more) pw__door_rewake(&l->door);
+  if (pw__door_is_closed(&l->door) && !l->stopping) begin_stop(l);
   else if (l->stop_phase == PW__STOP_INBOX && !more) inbox_drained(l);
 }
 
-void pw__loop_request_stop(pw__loop *l) { pw__door_close(l); }
+void pw__loop_request_stop(pw__loop *l) { pw__door_close(&l->door); }
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 int pw__loop_init(pw__loop *l, pw_server *srv, unsigned index) {
@@ -419,21 +414,19 @@ int pw__loop_init(pw__loop *l, pw_server *srv, unsigned index) {
   if (!l->rbuf || uv_loop_init(&l->uv) != 0) return free(l->rbuf), PW_ENOMEM;
   if (pw__slots_init(&l->slots, index, (uint32_t)srv->opt.max_connections,
                      &srv->ws_connections) != 0 ||
-      pw__inbox_init(&l->inbox, srv->opt.inbox_capacity) != 0) {
+      pw__door_init(&l->door, &l->uv, on_wake, l, srv->opt.inbox_capacity,
+                    srv->opt.max_inbox_bytes) != 0) {
     pw__slots_destroy(&l->slots);
     uv_loop_close(&l->uv);
     free(l->rbuf);
     return PW_ENOMEM;
   }
-  uv_mutex_init(&l->room_lock);
-  uv_cond_init(&l->room_cond);
-  uv_async_init(&l->uv, &l->wake, on_wake);
   uv_timer_init(&l->uv, &l->tick);
   uv_check_init(&l->uv, &l->flusher);
   uv_timer_init(&l->uv, &l->drain_timer);
   uv_tcp_init(&l->uv, &l->listener);
   uv_tcp_init(&l->uv, &l->tls_listener);
-  l->wake.data = l->tick.data = l->flusher.data = l->listener.data = l->drain_timer.data = l;
+  l->tick.data = l->flusher.data = l->listener.data = l->drain_timer.data = l;
   l->tls_listener.data = l;
   return 0;
 }
@@ -531,9 +524,7 @@ void pw__loop_destroy(pw__loop *l) {
   uv_loop_close(&l->uv);
   pw__slots_destroy(&l->slots);
   pw__topics_destroy(&l->topics);
-  pw__inbox_destroy(&l->inbox);
-  uv_mutex_destroy(&l->room_lock);
-  uv_cond_destroy(&l->room_cond);
+  pw__door_destroy(&l->door);
   free(l->dirty);
   free(l->paused);
   free(l->rbuf);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "batch.h"
 #include "conn.h"
 #include "inbox.h"
 #include "slots.h"
@@ -43,9 +44,6 @@ static inline void pw__gauge_add(_Atomic uint64_t *c, int64_t delta) {
  * msg/s); at 1 M (~10 ms of appends here) it is ~100 (see docs/benchmarks.md). */
 #define PW__DRAIN_WORK (1 << 20)
 
-/* At most this many publishes (and PW__BATCH_MAX_BYTES) go into one batch (see publish.c). */
-#define PW__BATCH_MAX_MSGS 64
-#define PW__BATCH_MAX_BYTES (16 * 1024)
 
 /* The stop sequence of one loop (see loop.c, "stop"). */
 enum pw__stop_phase {
@@ -67,7 +65,6 @@ typedef struct pw__loop {
   uv_loop_t uv;
   uv_tcp_t listener;
   uv_tcp_t tls_listener; /* TLS connections (options.tls_cert_file); idle without TLS */
-  uv_async_t wake;       /* the one door from other threads: inbox commands and stop */
   uv_timer_t tick;       /* timeouts: handshake, ping/idle, close */
   uv_check_t flusher;    /* after each turn: write every dirty connection */
   uv_timer_t drain_timer; /* stop: ends the drain after options.drain_timeout_ms */
@@ -78,37 +75,20 @@ typedef struct pw__loop {
   size_t ndirty, dirty_cap;
   uint32_t nconns;       /* accepted and not yet freed */
   uint64_t now_ms;       /* cached uv_now */
-  size_t drained_bytes;  /* inbox bytes drained, not yet taken off inbox_bytes (one atomic
-                            per batch; kept off the producers' cache line) */
   int listening, stopping, handles_closed;
   int spare_fd;          /* a descriptor kept in reserve to shed connections at EMFILE */
   uint64_t refused_unreported, refused_next_log_ms; /* accept refusals, logged rate-limited */
   uint64_t tls_fail_unreported, tls_fail_next_log_ms; /* TLS handshake failures, likewise */
   uint64_t bad_http_unreported, bad_http_next_log_ms; /* invalid on_http answers (http.c) */
   int stop_phase;        /* enum pw__stop_phase: where the stop sequence is (loop.c) */
-  _Atomic int stop_requested; /* any thread sets it, then wakes the loop */
 
-  /* The door (see inbox.h). Producers count themselves in `producers` while they touch the
-   * inbox and the wakeup; pw_server_stop closes the door (door_closed) and the loop, at its
-   * stop, waits for that count to reach zero before it drains the inbox and, later, closes
-   * the async handle, so no wakeup hits a closed handle (send.c, design notes). */
-  pw__inbox inbox;
-  _Atomic size_t inbox_bytes;  /* payload bytes in commands not yet drained */
-  _Atomic int producers;
-  _Atomic int door_closed;
-  _Atomic int room_waiters;    /* PW_BLOCK senders waiting for room */
-  uv_mutex_t room_lock;
-  uv_cond_t room_cond;
+  pw__door door;         /* the only way in from other threads, and the stop request */
   pw__loop_stats stats;
   pw__topics topics;
   /* Gauges of this loop's subscriptions and topics (loop writes, producers read): a publish
    * is charged to the inbox budget for the fan-out it will cause, not for one message. */
   _Atomic uint64_t nsubscriptions, ntopics;
-  /* Consecutive drained publishes to one topic, fanned out together (publish.c); empty
-   * outside a drain. */
-  struct pw__pub *batch[PW__BATCH_MAX_MSGS];
-  unsigned nbatch;
-  size_t batch_bytes;
+  pw__batch batch;       /* publishes drained together (batch.h) */
   pw_conn_id *paused;        /* clients whose reading PW_EVQ_PAUSE stopped */
   size_t npaused, paused_cap;
   pw__conn *closing_conn;    /* the connection whose on_close runs now (conn.c), or NULL */
@@ -122,7 +102,7 @@ int pw__loop_listen(pw__loop *l, const char *addr, int port, int reuseport, int 
 /* Run until stopped, then close every handle and return. */
 void pw__loop_run(pw__loop *l);
 void pw__loop_destroy(pw__loop *l);
-/* Ask the loop to stop (any thread): closes its door at once (pw__door_close). */
+/* Ask the loop to stop (any thread): closes its door at once (pw__door_close). Idempotent. */
 void pw__loop_request_stop(pw__loop *l);
 
 void pw__list_push(pw__loop *l, pw__conn *c, int list);
@@ -130,18 +110,10 @@ void pw__list_remove(pw__loop *l, pw__conn *c);
 void pw__mark_dirty(pw__loop *l, pw__conn *c);
 /* A connection's memory is gone: the loop may finish stopping. */
 void pw__loop_conn_freed(pw__loop *l);
-/* send.c, the loop side of the inbox: carry out one command; wake blocked producers. */
-size_t pw__dispatch(pw__loop *l, const pw__cmd *cmd); /* returns its work: deliveries */
-void pw__room_available(pw__loop *l);
-/* Any thread: close the door (no command gets in from now on), wake the blocked producers
- * and the loop, which stops. Idempotent. */
-void pw__door_close(pw__loop *l);
 /* Remember a client whose reading is paused (0, or PW_ENOMEM: then it is not paused). */
 int pw__loop_note_paused(pw__loop *l, pw_conn_id id);
 /* Loop thread: lift PW_EVQ_PAUSE from every client it paused (another reason may remain). */
 void pw__loop_resume_reads(pw__loop *l);
-/* Any thread: ask every loop to resume its paused clients. */
-void pw__resume_reads(struct pw_server *srv);
 /* The loop this thread runs, or NULL. */
 pw__loop *pw__current_loop(void);
 

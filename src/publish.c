@@ -1,22 +1,17 @@
 /* The any-thread calls on topics: pw_subscribe, pw_unsubscribe, pw_publish(_buf),
- * pw_topic_subscribers, and their loop side. A publish builds one pw_buf (the frame encoded
- * once) and hands every loop a reference: each loop fans it out to its own subscribers with
- * pw__topic_publish, so N subscribers cost N queue entries, not N copies. */
+ * pw_topic_subscribers. A publish builds one pw_buf (the frame encoded once) and hands every
+ * loop a reference (a pw__pub): each loop fans it out to its own subscribers (batch.c,
+ * topic.c), so N subscribers cost N queue entries, not N copies. The loop halves of the
+ * commands are in dispatch.c. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
+#include "publish.h"
 #include "send.h"
 #include "server.h"
 
-/* One publish, shared by the commands of every loop; the last loop to finish frees it. */
-typedef struct pw__pub {
-  _Atomic unsigned refs;
-  pw_buf *buf;
-  size_t len;
-  char topic[];
-} pw__pub;
-
-static void pub_unref(pw__pub *p) {
+void pw__pub_unref(pw__pub *p) {
   if (atomic_fetch_sub(&p->refs, 1) != 1) return;
   pw_buf_unref(p->buf);
   free(p);
@@ -25,81 +20,6 @@ static void pub_unref(pw__pub *p) {
 static int topic_valid(const char *topic, size_t *len) {
   *len = topic ? strlen(topic) : 0;
   return *len > 0 && *len <= PW__TOPIC_MAX;
-}
-
-/* Loop thread: deliver to this loop's subscribers, then let go of the publish. */
-static size_t fan_out(pw__loop *l, pw__pub *p) {
-  size_t n = pw__topic_publish(l, p->topic, p->len, p->buf, NULL, 0);
-  pub_unref(p);
-  return n;
-}
-
-/* ---- batches: consecutive publishes to one topic ----------------------------------------- */
-/* Publishes to the same topic that follow each other in the inbox are fanned out together:
- * their frames are copied once into one buffer (a batch, counted as that many messages) and
- * every subscriber's queue gets that one buffer, so each socket writes one contiguous run
- * (one iovec) instead of one iovec and one queue entry per frame, as bare_writev does (the
- * kernel's per-iovec cost dominated: docs/benchmarks.md). The batch ends at any other
- * command, so every connection still sees inbox order: a send or a publish to another topic
- * drained between two publishes is never overtaken. Slow-consumer policies act on whole
- * batches (a dropped batch drops its frames, the stream stays frame-aligned), which is why a
- * batch is at most a quarter of max_queued_bytes. Outside a drain the batch is empty. */
-static int same_topic(const pw__pub *a, const pw__pub *b) {
-  return a->len == b->len && memcmp(a->topic, b->topic, a->len) == 0;
-}
-
-static size_t batch_cap(const pw__loop *l) {
-  size_t quarter = l->srv->opt.max_queued_bytes / 4;
-  return quarter < PW__BATCH_MAX_BYTES ? quarter : PW__BATCH_MAX_BYTES;
-}
-
-/* One buffer with the wire bytes of every publish of the batch, or NULL (no memory). */
-static pw_buf *batch_buffer(pw__loop *l) {
-  pw_buf *b = pw__buf_new_raw(NULL, l->batch_bytes);
-  if (!b) return NULL;
-  uint8_t *out = b->data;
-  for (unsigned i = 0; i < l->nbatch; i++) {
-    uv_buf_t iov[2];
-    int n = pw__buf_iov(l->batch[i]->buf, 0, iov);
-    for (int k = 0; k < n; k++) memcpy(out, iov[k].base, iov[k].len), out += iov[k].len;
-  }
-  b->cork_msgs = l->nbatch;
-  return b;
-}
-
-size_t pw__batch_flush(pw__loop *l) {
-  if (l->nbatch == 0) return 0;
-  size_t work = 0;
-  pw__pub *first = l->nbatch ? l->batch[0] : NULL;
-  pw_buf *b = NULL;
-  if (l->nbatch > 1 && pw__topic_count(l, first->topic, first->len) > 0)
-    b = batch_buffer(l);
-  if (b) {
-    /* The frames too: a subscriber with permessage-deflate gets them compressed, as one
-     * batch buffer per distinct window shared by all no-context-takeover subscribers, or
-     * its own (context takeover): a compressed variant per batch, not per message, so
-     * those sockets keep the batch's single write (pmd.c). */
-    pw_buf *msgs[PW__BATCH_MAX_MSGS];
-    for (unsigned i = 0; i < l->nbatch; i++) msgs[i] = l->batch[i]->buf;
-    work = pw__topic_publish(l, first->topic, first->len, b, msgs, l->nbatch);
-    pw_buf_unref(b);
-    for (unsigned i = 0; i < l->nbatch; i++) pub_unref(l->batch[i]);
-  } else { /* one publish, nobody subscribed, or no memory for the copy */
-    for (unsigned i = 0; i < l->nbatch; i++) work += fan_out(l, l->batch[i]);
-  }
-  l->nbatch = 0;
-  l->batch_bytes = 0;
-  return work;
-}
-
-static size_t batch_add(pw__loop *l, pw__pub *p) {
-  size_t wire = pw__buf_wire_len(p->buf), work = 0;
-  if (l->nbatch && (!same_topic(l->batch[0], p) || l->nbatch == PW__BATCH_MAX_MSGS ||
-                    l->batch_bytes + wire > batch_cap(l)))
-    work = pw__batch_flush(l);
-  l->batch[l->nbatch++] = p;
-  l->batch_bytes += wire;
-  return work;
 }
 
 /* ---- subscriptions ------------------------------------------------------------------------ */
@@ -117,7 +37,7 @@ static int sub_cmd(pw_server *srv, pw_conn_id id, const char *topic, int kind) {
   }
   pw__cmd cmd = {.kind = (uint32_t)kind, .id = id, .u.topic = strdup(topic)};
   if (!cmd.u.topic) return PW_ENOMEM;
-  r = pw__send_cmd(l, &cmd, 0, PW_BLOCK);
+  r = pw__send_cmd(l, &cmd, PW_BLOCK);
   if (r != 0) free(cmd.u.topic);
   return r;
 }
@@ -172,17 +92,17 @@ int pw_publish_buf(pw_server *srv, const char *topic, pw_buf *buf, int flags) {
   int result = 0;
   for (unsigned i = 0; i < srv->nloops; i++) {
     pw__loop *l = &srv->loops[i];
-    pw__cmd cmd = {.kind = PW__CMD_PUBLISH, .u.pub = p};
     if (pw__current_loop() == l) { /* our own loop: fan out now, after any batch */
       pw__batch_flush(l);
-      fan_out(l, p);
+      pw__batch_fan_out(l, p);
       continue;
     }
-    cmd.id = fanout_charge(l, pw__buf_wire_len(buf)); /* refunded at dispatch */
-    int r = pw__send_cmd(l, &cmd, (size_t)cmd.id, flags);
-    if (r != 0) pub_unref(p), result = r;
+    pw__cmd cmd = {.kind = PW__CMD_PUBLISH, .u.pub = p,
+                   .charge = fanout_charge(l, pw__buf_wire_len(buf))};
+    int r = pw__send_cmd(l, &cmd, flags);
+    if (r != 0) pw__pub_unref(p), result = r;
   }
-  pub_unref(p);
+  pw__pub_unref(p);
   return result;
 }
 
@@ -203,38 +123,4 @@ int pw_topic_subscribers(pw_server *srv, const char *topic) {
   if (!srv || !topic_valid(topic, &len)) return PW_EINVAL;
   uint64_t n = pw__registry_subscribers(&srv->registry, topic, len);
   return n > INT32_MAX ? INT32_MAX : (int)n;
-}
-
-/* ---- the loop side ------------------------------------------------------------------------- */
-/* The caller of a pw_subscribe from another thread got 0 long ago: tell the program the way
- * it chose (the queue or the callback), else the log. The counter was raised in topic.c. */
-static void report_refused(pw__loop *l, pw_conn_id id, const char *topic, int code) {
-  pw_server *srv = l->srv;
-  if (srv->opt.deliver_refused == PW_DELIVER_QUEUE) return pw__events_refused(l, id, topic, code);
-  if (srv->cb.on_subscribe_refused)
-    return srv->cb.on_subscribe_refused(srv, id, topic, code, srv->user);
-  pw__log(srv, PW_LOG_WARN, "subscription to %s refused: %s", topic, pw_strerror(code));
-}
-
-static void subscribe_cmd(pw__loop *l, const pw__cmd *cmd) {
-  pw__conn *c = pw__open_conn(l, cmd->id);
-  int r = c ? pw__topic_subscribe(l, c, cmd->u.topic, strlen(cmd->u.topic)) : 0;
-  if (r != 0) report_refused(l, cmd->id, cmd->u.topic, r);
-}
-
-size_t pw__dispatch_topic(pw__loop *l, const pw__cmd *cmd) {
-  pw__conn *c;
-  switch (cmd->kind) {
-  case PW__CMD_SUB:
-    subscribe_cmd(l, cmd);
-    break;
-  case PW__CMD_UNSUB:
-    if ((c = pw__open_conn(l, cmd->id))) pw__topic_unsubscribe(l, c, cmd->u.topic, strlen(cmd->u.topic));
-    break;
-  case PW__CMD_PUBLISH:
-    atomic_fetch_sub(&l->inbox_bytes, (size_t)cmd->id); /* its charge */
-    return 1 + batch_add(l, cmd->u.pub);
-  }
-  free(cmd->u.topic);
-  return 1;
 }

@@ -264,7 +264,7 @@ int pw_server_stats(const pw_server *srv, pw_stats *out) {
     PW__COUNTERS(PW__SUM)
 #undef PW__SUM
     out->connections += atomic_load_explicit(&l->slots.live, memory_order_relaxed);
-    out->inbox_bytes += atomic_load_explicit(&l->inbox_bytes, memory_order_relaxed);
+    out->inbox_bytes += pw__door_bytes(&l->door);
   }
   pw__events *q = (pw__events *)&srv->events;
   out->events_queued = atomic_load_explicit(&q->queued, memory_order_relaxed);
