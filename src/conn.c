@@ -440,11 +440,10 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
   if (status < 0 && c->state != PW__S_DEAD) pw__conn_destroy(c);
 }
 
-/* The queue is written. A client the stopping server is draining gets its 1001 now, behind
- * every message it was sent (loop.c, "stop"); a connection that was ending shuts down. */
+/* The queue is written: the loop hears of it (a stopping server then sends an open client
+ * its 1001, loop.c), and a connection that was ending shuts down. */
 static void drained(pw__conn *c) {
-  if (c->state == PW__S_OPEN && c->loop->stop_phase == PW__STOP_FLUSH)
-    return pw__conn_close_ws(c, PW_CLOSE_GOING_AWAY, PW__STOP_REASON);
+  if (c->state == PW__S_OPEN) return pw__loop_queue_drained(c->loop, c);
   if (c->state != PW__S_DRAIN) return;
   uv_shutdown_t *req = malloc(sizeof *req);
   if (!req || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
@@ -530,11 +529,10 @@ void pw__conn_flush(pw__conn *c) { flush(c, 1); }
  *   waiting per connection is at most one batch and the queue's byte limit (slow clients)
  *   keeps acting on the plaintext behind it.
  * - Failures (plain HTTP, bad certificate, garbage): logged at most once per
- *   PW__TLS_FAIL_LOG_MS with a count, so a scan cannot flood the log; then the alert (or a
+ *   PW__RATELOG_MS with a count, so a scan cannot flood the log; then the alert (or a
  *   plain 400 to plain HTTP) is written and the connection ends like an HTTP error. A client
  *   that stalls mid-handshake sits in the HTTP list from accept: the handshake timeout ends it.
  * - Close: our close_notify goes right before the FIN (state DRAIN). */
-#define PW__TLS_FAIL_LOG_MS 10000
 
 _Static_assert(sizeof(uv_buf_t) == sizeof(struct iovec) &&
                    offsetof(uv_buf_t, base) == offsetof(struct iovec, iov_base) &&
@@ -556,16 +554,14 @@ static void report_tls_failure(pw__conn *c) {
   char why[256], peer[64] = "?";
   struct sockaddr_storage sa;
   int len = sizeof sa;
-  l->tls_fail_unreported++;
-  if (l->now_ms < l->tls_fail_next_log_ms) return;
+  uint64_t count;
+  if (!pw__ratelog_due(&l->tls_failures, l->now_ms, 1, &count)) return;
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0)
     uv_ip_name((struct sockaddr *)&sa, peer, sizeof peer);
   pw__log(l->srv, PW_LOG_WARN, "TLS connection from %s closed: %s (%llu TLS failure(s) since "
           "the last report, at most one report every %d s)", peer,
           pw__tls_conn_strerror(c->tls, why, sizeof why),
-          (unsigned long long)l->tls_fail_unreported, PW__TLS_FAIL_LOG_MS / 1000);
-  l->tls_fail_unreported = 0;
-  l->tls_fail_next_log_ms = l->now_ms + PW__TLS_FAIL_LOG_MS;
+          (unsigned long long)count, PW__RATELOG_MS / 1000);
 }
 
 /* The engine said no: log, answer (the alert it queued, or a plain 400 to plain HTTP: those

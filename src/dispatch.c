@@ -58,7 +58,7 @@ static size_t dispatch_one(pw__loop *l, const pw__cmd *cmd) {
   case PW__CMD_POLICY:
     if ((c = pw__open_conn(l, cmd->id))) apply_policy(c, cmd);
     return 1;
-  case PW__CMD_RESUME: return pw__loop_resume_reads(l), 1;
+  case PW__CMD_RESUME: return pw__events_resume_paused(l), 1;
   case PW__CMD_SUB: return subscribe_cmd(l, cmd), 1;
   case PW__CMD_UNSUB: return unsubscribe_cmd(l, cmd), 1;
   case PW__CMD_PUBLISH: return 1 + pw__batch_add(l, cmd->u.pub);

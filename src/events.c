@@ -24,6 +24,7 @@
 #include "loop.h"
 #include "send.h"
 #include "server.h"
+#include "util.h"
 
 int pw__events_init(pw__events *q) {
   memset(q, 0, sizeof *q);
@@ -152,7 +153,7 @@ void pw__events_open(pw__conn *c, const pw_request *req) {
 /* The id goes in the loop's list first: without room there it could never be resumed. */
 static void pause_reading(pw__conn *c) {
   pw__loop *l = c->loop;
-  if ((c->read_paused & PW__PAUSE_EVENTS) || pw__loop_note_paused(l, c->id) != 0) return;
+  if ((c->read_paused & PW__PAUSE_EVENTS) || pw__events_note_paused(l, c->id) != 0) return;
   if (pw__conn_pause_reads(c, PW__PAUSE_EVENTS) != 0) return;
   atomic_fetch_add_explicit(&l->srv->events.reads_paused, 1, memory_order_relaxed);
 }
@@ -286,4 +287,29 @@ void pw_event_release(pw_event *ev) {
   pw_buf_unref(ev->buf);
   free(ev->internal_);
   memset(ev, 0, sizeof *ev);
+}
+
+/* ---- clients whose reading PW_EVQ_PAUSE stopped (per loop) ------------------------------ */
+int pw__events_note_paused(pw__loop *l, pw_conn_id id) {
+  pw__paused *p = &l->paused;
+  if (pw__grow((void **)&p->ids, &p->cap, p->n + 1, sizeof *p->ids, 16)) return PW_ENOMEM;
+  p->ids[p->n++] = id;
+  return 0;
+}
+
+/* Ids, not pointers: a paused client may have closed meanwhile. A client also paused for
+ * its own send queue stays paused until that drains (conn.c). */
+void pw__events_resume_paused(pw__loop *l) {
+  pw__paused *p = &l->paused;
+  l->now_ms = uv_now(&l->uv);
+  for (size_t i = 0; i < p->n; i++) {
+    pw__conn *c = pw__slots_get(&l->slots, p->ids[i]);
+    if (c) pw__conn_resume_reads(c, PW__PAUSE_EVENTS);
+  }
+  p->n = 0;
+}
+
+void pw__paused_free(pw__paused *p) {
+  free(p->ids);
+  memset(p, 0, sizeof *p);
 }

@@ -45,4 +45,16 @@ void pw__events_refused(struct pw__loop *l, pw_conn_id id, const char *topic, in
  * the fd stays readable; blocked waiters wake. Any thread, idempotent. */
 void pw__events_stopped(pw__events *q);
 
+/* The clients of one loop whose reading PW_EVQ_PAUSE stopped, by id (a client may close
+ * while paused). Loop thread only. */
+typedef struct pw__paused {
+  pw_conn_id *ids;
+  size_t n, cap;
+} pw__paused;
+/* Remember a paused client: 0, or PW_ENOMEM (then it is not paused). */
+int pw__events_note_paused(struct pw__loop *l, pw_conn_id id);
+/* Lift PW_EVQ_PAUSE from every client this loop paused (another reason may remain). */
+void pw__events_resume_paused(struct pw__loop *l);
+void pw__paused_free(pw__paused *p);
+
 #endif

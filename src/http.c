@@ -17,6 +17,7 @@
 #include "pmd.h"
 #include "server.h"
 #include "topic.h"
+#include "util.h"
 
 typedef struct pw__http {
   uint8_t *buf;
@@ -190,12 +191,8 @@ static int topics_have(const upgrade_topics *t, const char *topic) {
 }
 
 static int topics_add(upgrade_topics *t, const char *topic) {
-  if (t->count == t->cap) {
-    uint32_t cap = t->cap ? t->cap * 2 : 4;
-    char **names = realloc(t->names, cap * sizeof *names);
-    if (!names) return PW_ENOMEM;
-    t->names = names, t->cap = cap;
-  }
+  if (pw__grow32((void **)&t->names, &t->cap, t->count + 1, sizeof *t->names, 4) != 0)
+    return PW_ENOMEM;
   if (!(t->names[t->count] = strdup(topic))) return PW_ENOMEM;
   t->count++;
   return 0;
@@ -368,21 +365,18 @@ static const char *response_fault(const pw_response *res) {
   return res->extra_headers ? extra_headers_fault(res->extra_headers) : NULL;
 }
 
-/* A buggy handler must not flood the log: one line per loop every PW__BAD_HTTP_LOG_MS, with
+/* A buggy handler must not flood the log: one line per loop every PW__RATELOG_MS, with
  * the count since the last line (as loop.c reports refused connections). The count of the
  * last period shows up with the next bad answer after it. */
-#define PW__BAD_HTTP_LOG_MS 10000
 static void report_bad_response(pw__loop *l, const pw_request *req, const pw_response *res,
                                 const char *why) {
-  l->bad_http_unreported++;
-  if (l->now_ms < l->bad_http_next_log_ms) return;
+  uint64_t count;
+  if (!pw__ratelog_due(&l->bad_responses, l->now_ms, 1, &count)) return;
   pw__log(l->srv, PW_LOG_WARN,
           "on_http gave an invalid response to %s %s (%s; status %d): answered 500; %llu "
           "invalid response(s) since the last report (at most one line every %d s)",
-          req->method, req->path, why, res->status, (unsigned long long)l->bad_http_unreported,
-          PW__BAD_HTTP_LOG_MS / 1000);
-  l->bad_http_unreported = 0;
-  l->bad_http_next_log_ms = l->now_ms + PW__BAD_HTTP_LOG_MS;
+          req->method, req->path, why, res->status, (unsigned long long)count,
+          PW__RATELOG_MS / 1000);
 }
 
 /* A plain request: the user's on_http answers it, or 404; an invalid answer becomes 500
@@ -457,14 +451,7 @@ static void refuse_head(pw__conn *c, int bad) {
 }
 
 static int append(pw__http *h, const uint8_t *p, size_t n) {
-  if (h->len + n > h->cap) {
-    size_t cap = h->cap ? h->cap : 1024;
-    while (cap < h->len + n) cap *= 2;
-    uint8_t *b = realloc(h->buf, cap);
-    if (!b) return -1;
-    h->buf = b;
-    h->cap = cap;
-  }
+  if (pw__grow((void **)&h->buf, &h->cap, h->len + n, 1, 1024) != 0) return -1;
   memcpy(h->buf + h->len, p, n);
   h->len += n;
   return 0;

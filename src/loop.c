@@ -17,9 +17,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "accept.h"
 #include "dispatch.h"
 #include "send.h"
 #include "server.h"
+#include "util.h"
 
 static _Thread_local pw__loop *current_loop;
 
@@ -51,14 +53,9 @@ void pw__list_push(pw__loop *l, pw__conn *c, int list) {
 /* ---- corking: flush dirty connections once per turn ------------------------------------- */
 void pw__mark_dirty(pw__loop *l, pw__conn *c) {
   if (c->dirty || c->state == PW__S_DEAD) return;
-  if (l->ndirty == l->dirty_cap) {
-    size_t cap = l->dirty_cap ? l->dirty_cap * 2 : 64;
-    pw__conn **d = realloc(l->dirty, cap * sizeof *d);
-    if (!d) return pw__conn_flush(c); /* no memory to defer: write now */
-    l->dirty = d;
-    l->dirty_cap = cap;
-  }
-  l->dirty[l->ndirty++] = c;
+  if (pw__grow((void **)&l->flush.conns, &l->flush.cap, l->flush.n + 1, sizeof *l->flush.conns, 64) != 0)
+    return pw__conn_flush(c); /* no memory to defer: write now */
+  l->flush.conns[l->flush.n++] = c;
   c->dirty = 1;
 }
 
@@ -68,40 +65,17 @@ static void on_check(uv_check_t *h) {
    * queue empties, conn.c drained()); ndirty is read afresh each time. Entries are
    * flushed before any close callback of this turn can free them (libuv runs check
    * handles before closing handles). */
-  for (size_t i = 0; i < l->ndirty; i++) {
-    pw__conn *c = l->dirty[i];
+  for (size_t i = 0; i < l->flush.n; i++) {
+    pw__conn *c = l->flush.conns[i];
     c->dirty = 0;
     pw__conn_flush(c);
   }
-  l->ndirty = 0;
+  l->flush.n = 0;
 }
 
 /* ---- timeouts -------------------------------------------------------------------------- */
 static int due(const pw__loop *l, const pw__conn *c, int timeout_ms) {
   return timeout_ms > 0 && l->now_ms - c->last_active_ms >= (uint64_t)timeout_ms;
-}
-
-int pw__loop_note_paused(pw__loop *l, pw_conn_id id) {
-  if (l->npaused == l->paused_cap) {
-    size_t cap = l->paused_cap ? l->paused_cap * 2 : 16;
-    pw_conn_id *p = realloc(l->paused, cap * sizeof *p);
-    if (!p) return PW_ENOMEM;
-    l->paused = p;
-    l->paused_cap = cap;
-  }
-  l->paused[l->npaused++] = id;
-  return 0;
-}
-
-/* Ids, not pointers: a paused client may have closed meanwhile. A client also paused for
- * its own send queue stays paused until that drains (conn.c). */
-void pw__loop_resume_reads(pw__loop *l) {
-  l->now_ms = uv_now(&l->uv);
-  for (size_t i = 0; i < l->npaused; i++) {
-    pw__conn *c = pw__slots_get(&l->slots, l->paused[i]);
-    if (c) pw__conn_resume_reads(c, PW__PAUSE_EVENTS);
-  }
-  l->npaused = 0;
 }
 
 static void sweep_open(pw__loop *l) {
@@ -148,104 +122,6 @@ static uint64_t tick_interval(const pw_options *o) {
   return best < 10 ? 10 : best;
 }
 
-/* ---- accept ---------------------------------------------------------------------------- */
-/* Design notes (running out of descriptors, EMFILE/ENFILE):
- * - accept() takes a descriptor number before it looks at the backlog, so while the process
- *   has none free it fails with EMFILE whether or not anyone is waiting, and a loop that
- *   retries spins at 100% CPU. libuv's answer (uv__emfile_trick) closes a reserved
- *   descriptor, accepts and closes whatever is pending, and reopens it - silently; and if
- *   another thread takes the freed number meanwhile, libuv's reserve is gone: from then on
- *   its accept loop retries EMFILE without end, calling on_connection with it each time.
- * - So we act before the process is full: after each accept a probe (a descriptor opened and
- *   closed at once) checks that one is still free. If none is, this newest connection is told
- *   503 and closed at once. One number so stays free: the next accept succeeds (and is
- *   answered), an accept with nobody waiting says EAGAIN, and connected clients are not
- *   touched.
- * - If accept() fails anyway (another thread took the free number, ENFILE), our spare
- *   descriptor is given up to make room, or, if it is gone too, the connection waiting
- *   longest for its handshake. The pending connections are answered and closed, and the
- *   room is left free: libuv accepts again right after this callback, and only a free
- *   number lets it hear EAGAIN and return. The spare is taken again after the next accept.
- * - Refusals are counted and logged at most once per PW__REFUSAL_LOG_MS, with the count,
- *   so a flood of connections cannot become a flood of log lines. */
-#define PW__REFUSAL_LOG_MS 10000
-
-static const char refusal_503[] =
-    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    "Content-Length: 24\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
-    "503 Service Unavailable\n";
-
-static void report_refusals(pw__loop *l, uint64_t n, const char *why) {
-  l->refused_unreported += n;
-  if (l->refused_unreported == 0 || l->now_ms < l->refused_next_log_ms) return;
-  pw__log(l->srv, PW_LOG_WARN,
-          "%s: %llu new connection(s) refused since the last report (at most one every %d s)",
-          why, (unsigned long long)l->refused_unreported, PW__REFUSAL_LOG_MS / 1000);
-  l->refused_unreported = 0;
-  l->refused_next_log_ms = l->now_ms + PW__REFUSAL_LOG_MS;
-}
-
-/* A descriptor that only holds a number: an eventfd needs no file system (no /dev/null in a
- * chroot), and sanitizers know it as a new descriptor (TSan does not model fcntl's dups and
- * took a reused number for a race between loops). */
-static int open_spare(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
-
-/* Is one more descriptor available? Probed by taking one and giving it back. */
-static int descriptor_left(void) {
-  int probe = open_spare();
-  if (probe >= 0) return close(probe), 1;
-  return errno != EMFILE && errno != ENFILE;
-}
-
-/* Best effort and never blocking: a client that already sent its request may get a reset
- * instead (we close without reading it), but most clients learn why. */
-static void refuse(int fd) {
-  (void)!send(fd, refusal_503, sizeof refusal_503 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-}
-
-/* Free one descriptor number: the spare, else the connection that has waited longest for
- * its handshake (uv_close closes its socket at once). 0 if there was nothing to give. */
-static int make_room(pw__loop *l) {
-  if (l->spare_fd >= 0) {
-    close(l->spare_fd);
-    l->spare_fd = -1;
-    return 1;
-  }
-  if (!l->lists[PW__L_HTTP].first) return 0;
-  pw__conn_destroy(l->lists[PW__L_HTTP].first);
-  return 1;
-}
-
-/* accept() failed for want of a descriptor: make room, answer and close every pending
- * connection, and leave the room free (see the design notes). */
-static void shed_pending(pw__loop *l, uv_stream_t *listener) {
-  int lfd, fd;
-  uint64_t n = 0;
-  if (uv_fileno((uv_handle_t *)listener, &lfd) != 0 || !make_room(l))
-    return report_refusals(l, 1, "out of file descriptors, none to free");
-  while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0 ||
-         errno == EINTR || errno == ECONNABORTED) {
-    if (fd >= 0) refuse(fd), close(fd), n++;
-  }
-  report_refusals(l, n, "out of file descriptors");
-}
-
-static void on_connection(uv_stream_t *server, int status) {
-  pw__loop *l = server->data;
-  l->now_ms = uv_now(&l->uv);
-  if (status == UV_EMFILE || status == UV_ENFILE) return shed_pending(l, server);
-  if (status < 0) return report_refusals(l, 1, uv_strerror(status));
-  pw__conn *c = pw__conn_accept(l, server, server == (uv_stream_t *)&l->tls_listener);
-  if (!c) return report_refusals(l, 1, "could not set up a connection");
-  int fd;
-  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return;
-  if (l->spare_fd < 0) l->spare_fd = open_spare(); /* given up by shed_pending: take it back */
-  if (descriptor_left()) return;
-  refuse(fd); /* the newest goes, so that one number stays free for the next accept */
-  pw__conn_destroy(c);
-  report_refusals(l, 1, "out of file descriptors");
-}
-
 /* ---- stop -------------------------------------------------------------------------------- */
 /* Design notes (the graceful stop; pw_server_stop in server.c starts it on every loop):
  * 0. pw_server_stop itself closes the door of every loop (inbox.h, pw__door_close), which
@@ -279,26 +155,24 @@ static void drain_all(pw__loop *l) {
   pw__door_settle(&l->door);
 }
 
-static void close_listeners(pw__loop *l) {
-  if (!uv_is_closing((uv_handle_t *)&l->listener)) uv_close((uv_handle_t *)&l->listener, NULL);
-  if (!uv_is_closing((uv_handle_t *)&l->tls_listener))
-    uv_close((uv_handle_t *)&l->tls_listener, NULL);
-}
-
 static void close_handles(pw__loop *l) {
-  if (l->handles_closed) return;
-  l->handles_closed = 1;
+  if (l->stop.handles_closed) return;
+  l->stop.handles_closed = 1;
   close_door(l);
   drain_all(l);
   pw__door_close_handle(&l->door);
   uv_close((uv_handle_t *)&l->tick, NULL);
-  uv_close((uv_handle_t *)&l->flusher, NULL);
-  uv_close((uv_handle_t *)&l->drain_timer, NULL);
-  close_listeners(l);
+  uv_close((uv_handle_t *)&l->flush.check, NULL);
+  uv_close((uv_handle_t *)&l->stop.timer, NULL);
+  pw__accept_close(l);
 }
 
 static void maybe_finish(pw__loop *l) {
-  if (l->stopping && l->nconns == 0) close_handles(l);
+  if (l->stop.stopping && l->nconns == 0) close_handles(l);
+}
+
+void pw__loop_queue_drained(pw__loop *l, pw__conn *c) {
+  if (l->stop.phase == PW__STOP_FLUSH) pw__conn_close_ws(c, PW_CLOSE_GOING_AWAY, PW__STOP_REASON);
 }
 
 void pw__loop_conn_freed(pw__loop *l) {
@@ -310,7 +184,7 @@ void pw__loop_conn_freed(pw__loop *l) {
  * flush of the others sends it when their queue is written (conn.c, drained()). */
 static void inbox_drained(pw__loop *l) {
   pw__conn *c, *next;
-  l->stop_phase = PW__STOP_FLUSH;
+  l->stop.phase = PW__STOP_FLUSH;
   for (c = l->lists[PW__L_OPEN].first; c; c = next) {
     next = c->next;
     if (c->q.count == 0) pw__conn_close_ws(c, PW_CLOSE_GOING_AWAY, PW__STOP_REASON);
@@ -322,9 +196,9 @@ static void inbox_drained(pw__loop *l) {
  * open gets its 1001 now, and what was not started for it is dropped and counted. */
 static void drain_expired(pw__loop *l) {
   pw__conn *c, *next;
-  if (l->stop_phase == PW__STOP_CLOSING) return;
-  l->stop_phase = PW__STOP_CLOSING;
-  uv_timer_stop(&l->drain_timer);
+  if (l->stop.phase == PW__STOP_CLOSING) return;
+  l->stop.phase = PW__STOP_CLOSING;
+  uv_timer_stop(&l->stop.timer);
   for (c = l->lists[PW__L_OPEN].first; c; c = next)
     next = c->next, pw__conn_close_dropping(c, PW_CLOSE_GOING_AWAY, PW__STOP_REASON);
   drain_all(l); /* an inbox still not drained: its sends now find no open connection */
@@ -347,16 +221,16 @@ static void end_http_connections(pw__loop *l) {
 /* Phase 1 (see the design notes above). */
 static void begin_stop(pw__loop *l) {
   int drain_ms = l->srv->opt.drain_timeout_ms;
-  l->stopping = 1;
-  l->stop_phase = PW__STOP_INBOX;
+  l->stop.stopping = 1;
+  l->stop.phase = PW__STOP_INBOX;
   l->now_ms = uv_now(&l->uv);
-  close_listeners(l);
+  pw__accept_close(l);
   end_http_connections(l);
   close_door(l);
-  pw__loop_resume_reads(l); /* paused clients must be able to answer the close */
+  pw__events_resume_paused(l); /* paused clients must be able to answer the close */
   if (drain_ms < 0) return drain_expired(l);
   if (l->nconns == 0) return maybe_finish(l); /* nobody to drain to */
-  uv_timer_start(&l->drain_timer, on_drain_timer, (uint64_t)drain_ms, 0);
+  uv_timer_start(&l->stop.timer, on_drain_timer, (uint64_t)drain_ms, 0);
   pw__door_rewake(&l->door); /* one more drain: a producer may have queued after the last */
 }
 
@@ -398,8 +272,8 @@ static void on_wake(uv_async_t *a) {
   count_wakeup(l, n);
   /* A full batch may have left more: come back after this turn's I/O, not before. */
   if (more) pw__door_rewake(&l->door);
-  if (pw__door_is_closed(&l->door) && !l->stopping) begin_stop(l);
-  else if (l->stop_phase == PW__STOP_INBOX && !more) inbox_drained(l);
+  if (pw__door_is_closed(&l->door) && !l->stop.stopping) begin_stop(l);
+  else if (l->stop.phase == PW__STOP_INBOX && !more) inbox_drained(l);
 }
 
 void pw__loop_request_stop(pw__loop *l) { pw__door_close(&l->door); }
@@ -407,7 +281,6 @@ void pw__loop_request_stop(pw__loop *l) { pw__door_close(&l->door); }
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 int pw__loop_init(pw__loop *l, pw_server *srv, unsigned index) {
   memset(l, 0, sizeof *l);
-  l->spare_fd = -1; /* opened once listening (see accept) */
   l->srv = srv;
   l->index = index;
   l->rbuf = malloc(PW__READ_BUF_SIZE);
@@ -422,71 +295,28 @@ int pw__loop_init(pw__loop *l, pw_server *srv, unsigned index) {
     return PW_ENOMEM;
   }
   uv_timer_init(&l->uv, &l->tick);
-  uv_check_init(&l->uv, &l->flusher);
-  uv_timer_init(&l->uv, &l->drain_timer);
-  uv_tcp_init(&l->uv, &l->listener);
-  uv_tcp_init(&l->uv, &l->tls_listener);
-  l->tick.data = l->flusher.data = l->listener.data = l->drain_timer.data = l;
-  l->tls_listener.data = l;
-  return 0;
-}
-
-static int parse_addr(const char *addr, int port, struct sockaddr_storage *sa) {
-  if (strchr(addr, ':'))
-    return uv_ip6_addr(addr, port, (struct sockaddr_in6 *)sa) == 0 ? 0 : PW_EINVAL;
-  return uv_ip4_addr(addr, port, (struct sockaddr_in *)sa) == 0 ? 0 : PW_EINVAL;
-}
-
-static int bound_port(uv_tcp_t *listener) {
-  struct sockaddr_storage sa;
-  int len = sizeof sa;
-  if (uv_tcp_getsockname(listener, (struct sockaddr *)&sa, &len) != 0) return -1;
-  return ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
-                                        : ((struct sockaddr_in *)&sa)->sin_port);
-}
-
-/* Several loops share the port through SO_REUSEPORT: the kernel spreads new connections over
- * their listening sockets, and no loop hands sockets to another. libuv 1.44 has no flag for
- * it, so the socket is made here and given to libuv with uv_tcp_open. */
-static int open_reuseport(uv_tcp_t *listener, int family) {
-  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-  if (fd < 0) return -1;
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-      uv_tcp_open(listener, fd) != 0) {
-    close(fd);
-    return -1;
-  }
+  uv_check_init(&l->uv, &l->flush.check);
+  uv_timer_init(&l->uv, &l->stop.timer);
+  pw__accept_init(l);
+  l->tick.data = l->flush.check.data = l->stop.timer.data = l;
   return 0;
 }
 
 int pw__loop_listen(pw__loop *l, const char *addr, int port, int reuseport, int tls) {
-  struct sockaddr_storage sa;
-  const pw_options *o = &l->srv->opt;
-  uv_tcp_t *listener = tls ? &l->tls_listener : &l->listener;
-  if (parse_addr(addr, port, &sa) != 0) return PW_EINVAL;
-  if (reuseport && open_reuseport(listener, sa.ss_family) != 0) return PW_EBIND;
-  int r = uv_tcp_bind(listener, (struct sockaddr *)&sa, 0);
-  if (r == 0) r = uv_listen((uv_stream_t *)listener, o->backlog, on_connection);
-  if (r != 0) {
-    pw__log(l->srv, PW_LOG_ERROR, "cannot listen on %s:%d%s: %s", addr, port,
-            tls ? " (TLS)" : "", uv_strerror(r));
-    return r == UV_EADDRINUSE ? PW_EADDRINUSE : PW_EBIND;
-  }
-  if (!tls) l->listening = 1;
-  if (l->spare_fd < 0) l->spare_fd = open_spare(); /* once, whichever listener comes first */
-  if (!uv_is_active((uv_handle_t *)&l->flusher)) {
-    uint64_t every = tick_interval(o);
+  int r = pw__accept_listen(l, addr, port, reuseport, tls);
+  if (r >= 0 && !uv_is_active((uv_handle_t *)&l->flush.check)) { /* once, either listener */
+    uint64_t every = tick_interval(&l->srv->opt);
     uv_timer_start(&l->tick, on_tick, every, every);
-    uv_check_start(&l->flusher, on_check);
+    uv_check_start(&l->flush.check, on_check);
   }
-  return bound_port(listener);
+  return r;
 }
 
 /* SIGPIPE: a write to a peer that has gone raises it, and its default action kills the whole
  * program. The library must not change a process-wide disposition (child processes inherit
  * it: `yes | head -1` would then fail with EPIPE), and libuv writes with writev, which has no
- * MSG_NOSIGNAL. So the loop thread blocks SIGPIPE while it runs: the kernel sends a write's SIGPIPE to the thread that
- * wrote, where, blocked, it stays pending and harmless; the write fails with EPIPE, handled
+ * MSG_NOSIGNAL. So the loop thread blocks SIGPIPE while it runs: the kernel sends a write's
+ * SIGPIPE to the thread that wrote, where, blocked, it stays pending and harmless; the write fails with EPIPE, handled
  * like any write error. This covers every write path (uv_try_write, uv_write, shutdown). */
 static void block_sigpipe(sigset_t *saved) {
   sigset_t pipe_set;
@@ -525,10 +355,9 @@ void pw__loop_destroy(pw__loop *l) {
   pw__slots_destroy(&l->slots);
   pw__topics_destroy(&l->topics);
   pw__door_destroy(&l->door);
-  free(l->dirty);
-  free(l->paused);
+  free(l->flush.conns);
+  pw__paused_free(&l->paused);
   free(l->rbuf);
   l->rbuf = NULL;
-  if (l->spare_fd >= 0) close(l->spare_fd);
-  l->spare_fd = -1;
+  pw__accept_destroy(l);
 }

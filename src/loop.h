@@ -8,11 +8,14 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "accept.h"
 #include "batch.h"
 #include "conn.h"
+#include "events.h"
 #include "inbox.h"
 #include "slots.h"
 #include "topic.h"
+#include "util.h"
 
 /* Counters: written on the loop thread (or, for `rejected`, by producers), read by any
  * thread through pw_server_stats. One list, so the struct and the snapshot cannot drift. */
@@ -59,45 +62,45 @@ typedef struct pw__list_head {
   uint32_t count;
 } pw__list_head;
 
+/* Connections marked for the flush after this turn (corking, loop.c). */
+typedef struct pw__corking {
+  uv_check_t check; /* after each turn's I/O callbacks: write every dirty connection */
+  pw__conn **conns;
+  size_t n, cap;
+} pw__corking;
+
+/* The stop sequence (loop.c, "stop"). */
+typedef struct pw__stopping {
+  uv_timer_t timer;   /* ends the drain after options.drain_timeout_ms */
+  int phase;          /* enum pw__stop_phase */
+  int stopping;       /* begin_stop ran */
+  int handles_closed; /* the loop's own handles are closing: it is about to end */
+} pw__stopping;
+
 typedef struct pw__loop {
   struct pw_server *srv;
   unsigned index;
   uv_loop_t uv;
-  uv_tcp_t listener;
-  uv_tcp_t tls_listener; /* TLS connections (options.tls_cert_file); idle without TLS */
-  uv_timer_t tick;       /* timeouts: handshake, ping/idle, close */
-  uv_check_t flusher;    /* after each turn: write every dirty connection */
-  uv_timer_t drain_timer; /* stop: ends the drain after options.drain_timeout_ms */
-  uint8_t *rbuf;         /* the shared read buffer */
-  pw__slots slots;
-  pw__list_head lists[4]; /* indexed by enum pw__list */
-  pw__conn **dirty;
-  size_t ndirty, dirty_cap;
-  uint32_t nconns;       /* accepted and not yet freed */
-  uint64_t now_ms;       /* cached uv_now */
-  int listening, stopping, handles_closed;
-  int spare_fd;          /* a descriptor kept in reserve to shed connections at EMFILE */
-  uint64_t refused_unreported, refused_next_log_ms; /* accept refusals, logged rate-limited */
-  uint64_t tls_fail_unreported, tls_fail_next_log_ms; /* TLS handshake failures, likewise */
-  uint64_t bad_http_unreported, bad_http_next_log_ms; /* invalid on_http answers (http.c) */
-  int stop_phase;        /* enum pw__stop_phase: where the stop sequence is (loop.c) */
-
-  pw__door door;         /* the only way in from other threads, and the stop request */
+  uint64_t now_ms;        /* cached uv_now */
+  uint8_t *rbuf;          /* the shared read buffer (conn.c) */
+  pw__slots slots;        /* connection ids (slots.h) */
+  uint32_t nconns;        /* accepted and not yet freed */
+  uv_timer_t tick;        /* timeouts: handshake, ping/idle, close */
+  pw__list_head lists[4]; /* indexed by enum pw__list, each in time order */
+  pw__corking flush;      /* dirty connections */
+  pw__stopping stop;
+  pw__accept accept;      /* listeners, descriptor shedding (accept.h) */
+  pw__door door;          /* the only way in from other threads, and the stop request */
+  pw__batch batch;        /* publishes drained together (batch.h) */
+  pw__topics topics;      /* this loop's subscriptions and fan-out gauges (topic.h) */
+  pw__paused paused;      /* clients PW_EVQ_PAUSE stopped reading (events.h) */
+  pw__ratelog tls_failures, bad_responses; /* logged rarely (conn.c TLS glue, http.c) */
+  pw__conn *closing_conn; /* the connection whose on_close runs now (conn.c), or NULL */
   pw__loop_stats stats;
-  pw__topics topics;
-  /* Gauges of this loop's subscriptions and topics (loop writes, producers read): a publish
-   * is charged to the inbox budget for the fan-out it will cause, not for one message. */
-  _Atomic uint64_t nsubscriptions, ntopics;
-  pw__batch batch;       /* publishes drained together (batch.h) */
-  pw_conn_id *paused;        /* clients whose reading PW_EVQ_PAUSE stopped */
-  size_t npaused, paused_cap;
-  pw__conn *closing_conn;    /* the connection whose on_close runs now (conn.c), or NULL */
 } pw__loop;
 
 int pw__loop_init(pw__loop *l, struct pw_server *srv, unsigned index);
-/* Bind and listen (caller's thread, before the loop runs), plain or TLS; with reuseport the
- * port may be shared with the server's other loops. Returns the bound port or a negative
- * code. */
+/* Bind and listen (accept.h), then start the loop's timers. The bound port or a code. */
 int pw__loop_listen(pw__loop *l, const char *addr, int port, int reuseport, int tls);
 /* Run until stopped, then close every handle and return. */
 void pw__loop_run(pw__loop *l);
@@ -108,12 +111,11 @@ void pw__loop_request_stop(pw__loop *l);
 void pw__list_push(pw__loop *l, pw__conn *c, int list);
 void pw__list_remove(pw__loop *l, pw__conn *c);
 void pw__mark_dirty(pw__loop *l, pw__conn *c);
+/* conn.c: an open connection's queue is written. During the stop's flush phase the client
+ * gets its 1001 now, behind every message it was sent. */
+void pw__loop_queue_drained(pw__loop *l, pw__conn *c);
 /* A connection's memory is gone: the loop may finish stopping. */
 void pw__loop_conn_freed(pw__loop *l);
-/* Remember a client whose reading is paused (0, or PW_ENOMEM: then it is not paused). */
-int pw__loop_note_paused(pw__loop *l, pw_conn_id id);
-/* Loop thread: lift PW_EVQ_PAUSE from every client it paused (another reason may remain). */
-void pw__loop_resume_reads(pw__loop *l);
 /* The loop this thread runs, or NULL. */
 pw__loop *pw__current_loop(void);
 

@@ -68,8 +68,8 @@ int pw_unsubscribe(pw_server *srv, pw_conn_id id, const char *topic) {
 #define PW__PUBLISH_MIN 64
 #define PW__PUBLISH_MAX PW__DRAIN_BATCH
 static uint64_t fanout_charge(pw__loop *l, size_t wire_len) {
-  uint64_t subs = atomic_load_explicit(&l->nsubscriptions, memory_order_relaxed);
-  uint64_t topics = atomic_load_explicit(&l->ntopics, memory_order_relaxed);
+  uint64_t subs = atomic_load_explicit(&l->topics.nsubscriptions, memory_order_relaxed);
+  uint64_t topics = atomic_load_explicit(&l->topics.ntopics, memory_order_relaxed);
   uint64_t fanout = topics ? (subs + topics - 1) / topics : 1;
   uint64_t charge = (uint64_t)wire_len * (fanout ? fanout : 1);
   uint64_t budget = l->srv->opt.max_inbox_bytes;

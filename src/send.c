@@ -23,7 +23,7 @@ void pw__resume_reads(pw_server *srv) {
   pw__cmd cmd = {.kind = PW__CMD_RESUME};
   for (unsigned i = 0; i < srv->nloops; i++) {
     pw__loop *l = &srv->loops[i];
-    if (pw__current_loop() == l) pw__loop_resume_reads(l);
+    if (pw__current_loop() == l) pw__events_resume_paused(l);
     else pw__send_cmd(l, &cmd, PW_BLOCK); /* PW_ESTOPPED: nothing left to resume */
   }
 }

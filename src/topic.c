@@ -9,6 +9,7 @@
 #include "registry.h"
 #include "pmd.h"
 #include "server.h"
+#include "util.h"
 
 static pw__topic **bucket(const pw__topics *t, uint64_t h) {
   return &t->buckets[h & (t->nbuckets - 1)];
@@ -75,13 +76,7 @@ void pw__topics_destroy(pw__topics *t) {
 
 /* Make room for one more element in a growable array. */
 static int reserve(void **arr, uint32_t n, uint32_t *cap, size_t elem) {
-  if (n < *cap) return 0;
-  uint32_t c = *cap ? *cap * 2 : 4;
-  void *a = realloc(*arr, c * elem);
-  if (!a) return -1;
-  *arr = a;
-  *cap = c;
-  return 0;
+  return pw__grow32(arr, cap, (size_t)n + 1, elem, 4);
 }
 
 static int find_sub(const pw__conn *c, const pw__topic *p) {
@@ -112,8 +107,8 @@ int pw__topic_subscribe(pw__loop *l, pw__conn *c, const char *name, size_t len) 
   c->subs[c->nsubs] = (pw__conn_sub){p, p->nsubs};
   p->nsubs++, c->nsubs++;
   pw__registry_count(&l->srv->registry, p->rt, 1);
-  pw__gauge_add(&l->nsubscriptions, 1);
-  if (p->nsubs == 1) pw__gauge_add(&l->ntopics, 1);
+  pw__gauge_add(&l->topics.nsubscriptions, 1);
+  if (p->nsubs == 1) pw__gauge_add(&l->topics.ntopics, 1);
   return 0;
 }
 
@@ -125,10 +120,10 @@ static void remove_sub(pw__loop *l, pw__conn *c, uint32_t i) {
   if (ti < p->nsubs) p->subs[ti].conn->subs[p->subs[ti].conn_index].topic_index = ti;
   c->subs[i] = c->subs[--c->nsubs];
   if (i < c->nsubs) c->subs[i].topic->subs[c->subs[i].topic_index].conn_index = i;
-  pw__gauge_add(&l->nsubscriptions, -1);
+  pw__gauge_add(&l->topics.nsubscriptions, -1);
   pw__registry_count(&l->srv->registry, p->rt, -1);
   if (p->nsubs == 0) {
-    pw__gauge_add(&l->ntopics, -1);
+    pw__gauge_add(&l->topics.ntopics, -1);
     pw__registry_leave(l->srv, p->rt);
     unlink_topic(&l->topics, p);
   }

@@ -8,6 +8,7 @@
 #ifndef PW_TOPIC_H
 #define PW_TOPIC_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,9 @@ typedef struct pw__conn_sub {
 typedef struct pw__topics {
   pw__topic **buckets;
   size_t nbuckets, count;
+  /* Gauges of this loop's subscriptions and topics (the loop writes, producers read): a
+   * publish is charged to the door's budget for the fan-out it will cause (publish.c). */
+  _Atomic uint64_t nsubscriptions, ntopics;
 } pw__topics;
 
 /* FNV-1a: short keys, no setup. The registry hashes names the same way. */

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 #define CLOSE_PROTOCOL_ERROR 1002
 #define CLOSE_INVALID_DATA 1007
 #define CLOSE_TOO_BIG 1009
@@ -90,14 +92,7 @@ static void deliver(run *r, int opcode, const uint8_t *data, size_t len) {
 
 static int msg_append(pw__wsp *w, const uint8_t *p, size_t n) {
   if (n == 0) return 0;
-  if (w->msg_len + n > w->msg_cap) {
-    size_t cap = w->msg_cap ? w->msg_cap : 256;
-    while (cap < w->msg_len + n) cap *= 2;
-    uint8_t *m = realloc(w->msg, cap);
-    if (!m) return -1;
-    w->msg = m;
-    w->msg_cap = cap;
-  }
+  if (pw__grow((void **)&w->msg, &w->msg_cap, w->msg_len + n, 1, 256) != 0) return -1;
   memcpy(w->msg + w->msg_len, p, n);
   w->msg_len += n;
   return 0;

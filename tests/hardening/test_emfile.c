@@ -119,8 +119,8 @@ static void lose_reserves(pw_server *srv, void *arg) {
   pw__loop *l = &srv->loops[0];
   if (l->uv.emfile_fd >= 0) close(l->uv.emfile_fd);
   l->uv.emfile_fd = -1;
-  if (a->ours && l->spare_fd >= 0) close(l->spare_fd);
-  if (a->ours) l->spare_fd = -1;
+  if (a->ours && l->accept.spare_fd >= 0) close(l->accept.spare_fd);
+  if (a->ours) l->accept.spare_fd = -1;
   atomic_store(&a->done, 1);
 }
 
