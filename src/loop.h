@@ -66,7 +66,7 @@ typedef struct pw__loop {
   unsigned index;
   uv_loop_t uv;
   uv_tcp_t listener;
-  uv_tcp_t tls_listener; /* TLS connections (options.tls_cert_file); idle without TLS */
+  uv_tcp_t tls_listener; /* TLS connections (options.tls.cert_file); idle without TLS */
   uv_async_t wake;       /* the one door from other threads: inbox commands and stop */
   uv_timer_t tick;       /* timeouts: handshake, ping/idle, close */
   uv_check_t flusher;    /* after each turn: write every dirty connection */
