@@ -143,8 +143,8 @@ int main(int argc, char **argv) {
   pw_options opt = {.port = cfg.port, .threads = cfg.threads, .max_connections = 200000,
                     .slow_policy = PW_SLOW_DROP_OLDEST, .max_queued_bytes = 64 * 1024,
                     .backlog = 4096, .max_inbox_bytes = (size_t)cfg.inbox_bytes,
-                    .tls_cert_file = cfg.tls_cert, .tls_key_file = cfg.tls_key};
-  if (cfg.tls_cert) opt.tls_port = cfg.port, opt.port = -1; /* TLS only, on --port */
+                    .tls = {.cert_file = cfg.tls_cert, .key_file = cfg.tls_key}};
+  if (cfg.tls_cert) opt.tls.port = cfg.port, opt.port = -1; /* TLS only, on --port */
   pw_callbacks cb = {.on_open = on_open, .on_close = on_close};
   pw_server *srv = pw_server_new(&opt, &cb, NULL);
   if (!srv || pw_server_start(srv) != 0) return fprintf(stderr, "push-server: cannot start\n"), 1;

@@ -270,7 +270,7 @@ static pw__tls_ctx *ctx_for(const char *name) {
   char cert[128], key[128], err[512];
   snprintf(cert, sizeof cert, "%s/%s.pem", dir, name);
   snprintf(key, sizeof key, "%s/%s.key", dir, name);
-  pw__tls_config cfg = {cert, key, NULL, 0};
+  struct pw_tls_options cfg = {.cert_file = cert, .key_file = key};
   pw__tls_ctx *ctx = NULL;
   if (pw__tls_ctx_new(&cfg, &ctx, err, sizeof err) != 0)
     die(err);

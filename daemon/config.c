@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,60 +19,41 @@
 
 enum layer { LAYER_DEFAULT, LAYER_FILE, LAYER_ENV, LAYER_FLAGS };
 
-typedef enum value_kind {
-  V_LISTEN, V_PATH, V_COUNT, V_BYTES, V_BOOL, V_SECRET, V_RAW, V_EXEC, V_TOPIC, V_TEXT,
-  V_POLICY, V_LEVEL, V_CONFIG, V_DEFLATE_SWITCH, V_DEFLATE_NUMBER
-} value_kind;
+typedef struct parse_ctx parse_ctx;
 
+/* How a row's value is parsed and stored; CUSTOM rows have a parser of their own. */
+typedef enum option_type { T_STRING, T_INT, T_SIZE, T_BOOL, T_ENUM, T_CUSTOM } option_type;
+
+typedef struct enum_name {
+  const char *name;
+  int value;
+} enum_name;
+
+/* One option: its flag, file key and PUSHWIRED_* name, where it goes and what it allows.
+ * Bounds: for a field of the daemon's own, its range; for a field of pw_options (an offset
+ * inside pwd_config.server) only what the daemon refuses although the library takes it: the
+ * library's 0 = "default" (the daemon's defaults are explicit) and window bits 8 (= 9). The
+ * range proper is pw_options_check's, which judges every such value once parsed, and its
+ * sentence is the error (check_with_library). */
 typedef struct option_spec {
   const char *name;
-  value_kind kind;
-  const char *arg;  /* shown in --help, NULL for a switch */
+  option_type type;
+  size_t offset;             /* into pwd_config: where the value goes (not CUSTOM) */
+  long long min, max;        /* T_INT, T_SIZE */
+  const enum_name *names;    /* T_ENUM, {NULL} ended */
+  int (*parse)(parse_ctx *p, const char *v); /* T_CUSTOM */
+  const char *arg;           /* shown in --help, NULL for a switch */
   const char *help;
 } option_spec;
 
-/* The one list of options: flags, file keys and environment names all come from it. */
-static const option_spec OPTIONS[] = {
-    {"listen", V_LISTEN, "HOST:PORT", "address to serve HTTP and WebSocket on [127.0.0.1:8080]; port 0 = any free port"},
-    {"www", V_PATH, "DIR", "serve static files from DIR [none]"},
-    {"threads", V_COUNT, "N", "event-loop threads [1]"},
-    {"token", V_SECRET, "T", "publishing needs 'Authorization: Bearer T' or ?token=T [none]"},
-    {"allow-publish", V_BOOL, NULL, "WebSocket clients may send {\"op\":\"publish\"} [no]"},
-    {"raw", V_RAW, "PREFIX", "deliver topics starting with PREFIX raw, not as JSON (repeatable)"},
-    {"unix", V_PATH, "PATH", "accept '<topic> <payload>' lines on a Unix socket at PATH [none]"},
-    {"exec", V_EXEC, "CMD", "run CMD (sh -c), publish each stdout line; restarted with backoff"},
-    {"topic", V_TOPIC, "T", "the topic of the --exec just before it"},
-    {"stdin", V_TEXT, "T", "publish each line of standard input to topic T [none]"},
-    {"demo", V_BOOL, NULL, "run the built-in demo source (topics demo.*) [no]"},
-    {"max-message", V_BYTES, "BYTES", "largest message, publish body or line [1M]"},
-    {"max-queued", V_BYTES, "BYTES", "per-client send queue limit [1M]"},
-    {"slow-policy", V_POLICY, "P", "when a client's queue is full: close, drop-new, drop-oldest [close]"},
-    {"max-connections", V_COUNT, "N", "WebSocket connections at most [100000]"},
-    {"tls-cert", V_PATH, "PEM", "also serve TLS (wss://, https://) on --tls-port with this certificate chain [none]"},
-    {"tls-key", V_PATH, "PEM", "the private key of --tls-cert"},
-    {"tls-ca", V_PATH, "PEM", "TLS clients must present a certificate signed by these CAs [none]"},
-    {"tls-port", V_COUNT, "PORT", "the TLS port on the --listen host; 0 = any free port [8443]"},
-    {"deflate", V_DEFLATE_SWITCH, NULL, "accept permessage-deflate (RFC 7692) offers: compressed frames [no]"},
-    {"deflate-server-no-context", V_DEFLATE_SWITCH, NULL, "compress each message alone: one frame shared by subscribers [no]"},
-    {"deflate-client-no-context", V_DEFLATE_SWITCH, NULL, "ask clients to compress each message alone [no]"},
-    {"deflate-server-bits", V_DEFLATE_NUMBER, "N", "our deflate window, 2^N bytes, 9..15 [15]"},
-    {"deflate-client-bits", V_DEFLATE_NUMBER, "N", "clients' deflate window we accept, 9..15 [15]"},
-    {"deflate-level", V_DEFLATE_NUMBER, "N", "zlib compression level 1..9 [6]"},
-    {"deflate-mem-level", V_DEFLATE_NUMBER, "N", "zlib memLevel 1..9 [8]"},
-    {"deflate-threshold", V_BYTES, "BYTES", "compress messages of at least BYTES [64]"},
-    {"log-level", V_LEVEL, "L", "error, warn, info or debug (debug logs every message) [info]"},
-    {"config", V_CONFIG, "FILE", "read 'key = value' lines (keys: the long flags) from FILE"},
-};
-#define NOPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
-
 /* ---- errors -------------------------------------------------------------------------------- */
-typedef struct parse_ctx {
+struct parse_ctx {
   pwd_config *cfg;
   enum layer layer;
   char where[300]; /* "--threads", "PUSHWIRED_THREADS" or "file:12: threads" */
   char *err;
   size_t errlen;
-} parse_ctx;
+};
 
 __attribute__((format(printf, 2, 3))) static int fail(parse_ctx *p, const char *fmt, ...) {
   char text[400];
@@ -83,27 +65,45 @@ __attribute__((format(printf, 2, 3))) static int fail(parse_ctx *p, const char *
   return -1;
 }
 
-/* ---- values -------------------------------------------------------------------------------- */
-static int set_string(char **field, const char *value) {
+/* ---- values: one parser per type ------------------------------------------------------------ */
+/* Fields are reached by offset, so values are copied in and out with memcpy: one helper for
+ * char * and const char * strings alike (pw_options's paths are const). */
+static char *string_at(const void *field) {
+  char *s;
+  memcpy(&s, field, sizeof s);
+  return s;
+}
+
+static int set_string(void *field, const char *value) {
   char *copy = strdup(value);
   if (!copy) return -1;
-  free(*field);
-  *field = copy;
+  free(string_at(field));
+  memcpy(field, &copy, sizeof copy);
   return 0;
 }
 
-static int parse_count(parse_ctx *p, const char *v, long min, long max, long *out) {
+static int parse_whole(parse_ctx *p, const char *v, long long min, long long max, long long *out) {
   char *end;
   errno = 0;
-  long n = strtol(v, &end, 10);
-  if (errno || end == v || *end || n < min || n > max)
-    return fail(p, "expected a whole number %ld..%ld, got '%s'", min, max, v);
-  *out = n;
+  long long n = strtoll(v, &end, 10);
+  if (errno == ERANGE || end == v || *end) return fail(p, "expected a whole number, got '%s'", v);
+  if (n >= min && n <= max) return *out = n, 0;
+  if (min > INT_MIN && max < INT_MAX)
+    return fail(p, "expected a whole number %lld..%lld, got '%s'", min, max, v);
+  return n < min ? fail(p, "expected a whole number of at least %lld, got '%s'", min, v)
+                 : fail(p, "expected a whole number of at most %lld, got '%s'", max, v);
+}
+
+static int parse_int(parse_ctx *p, const option_spec *o, void *field, const char *v) {
+  long long n;
+  if (parse_whole(p, v, o->min, o->max, &n)) return -1;
+  int value = (int)n;
+  memcpy(field, &value, sizeof value);
   return 0;
 }
 
 /* "4096", "64K", "1M", "2G" (powers of 1024; an optional trailing "iB" or "B" is allowed). */
-static int parse_bytes(parse_ctx *p, const char *v, size_t *out) {
+static int parse_size(parse_ctx *p, const option_spec *o, void *field, const char *v) {
   char *end;
   errno = 0;
   unsigned long long n = strtoull(v, &end, 10);
@@ -118,22 +118,45 @@ static int parse_bytes(parse_ctx *p, const char *v, size_t *out) {
     end++;
     if (strcasecmp(end, "iB") == 0 || strcasecmp(end, "B") == 0) end += strlen(end);
   }
-  if (errno || end == v || *end || v[0] == '-' || shift == 99 || n == 0 ||
-      n > (1ULL << 40) >> shift)
+  if (errno || end == v || *end || v[0] == '-' || shift == 99 || n < (unsigned long long)o->min ||
+      n > (unsigned long long)o->max >> shift)
     return fail(p, "expected a size such as 65536, 64K or 1M, got '%s'", v);
-  *out = (size_t)(n << shift);
+  size_t value = (size_t)(n << shift);
+  memcpy(field, &value, sizeof value);
   return 0;
 }
 
-static int parse_bool(parse_ctx *p, const char *v, int *out) {
-  static const char *const yes[] = {"1", "yes", "true", "on"}, *const no[] = {"0", "no", "false", "off"};
+static int parse_bool(parse_ctx *p, const option_spec *o, void *field, const char *v) {
+  static const char *const yes[] = {"1", "yes", "true", "on"};
+  static const char *const no[] = {"0", "no", "false", "off"};
+  (void)o;
   for (int i = 0; i < 4; i++) {
-    if (strcasecmp(v, yes[i]) == 0) return *out = 1, 0;
-    if (strcasecmp(v, no[i]) == 0) return *out = 0, 0;
+    int value = strcasecmp(v, yes[i]) == 0 ? 1 : strcasecmp(v, no[i]) == 0 ? 0 : -1;
+    if (value >= 0) return memcpy(field, &value, sizeof value), 0;
   }
   return fail(p, "expected yes or no, got '%s'", v);
 }
 
+/* An enum field is int-sized (pw_slow_policy is). The error lists the names: "a, b or c". */
+static int parse_enum(parse_ctx *p, const option_spec *o, void *field, const char *v) {
+  char expected[200] = "";
+  size_t n = 0;
+  for (const enum_name *e = o->names; e->name; e++) {
+    if (strcasecmp(v, e->name) == 0) return memcpy(field, &e->value, sizeof e->value), 0;
+    const char *sep = e == o->names ? "" : e[1].name ? ", " : " or ";
+    if (n < sizeof expected)
+      n += (size_t)snprintf(expected + n, sizeof expected - n, "%s%s", sep, e->name);
+  }
+  return fail(p, "expected %s, got '%s'", expected, v);
+}
+
+static int parse_string(parse_ctx *p, const option_spec *o, void *field, const char *v) {
+  (void)o;
+  if (!*v) return fail(p, "empty value");
+  return set_string(field, v) ? fail(p, "out of memory") : 0;
+}
+
+/* ---- values with behaviour of their own (T_CUSTOM) ------------------------------------------- */
 /* "HOST:PORT", "[V6]:PORT", ":PORT" or "PORT". */
 static int parse_listen(parse_ctx *p, const char *v) {
   pwd_config *c = p->cfg;
@@ -148,38 +171,23 @@ static int parse_listen(parse_ctx *p, const char *v) {
     memcpy(host, h, hl);
     host[hl] = '\0';
   }
-  long n;
-  if (parse_count(p, port, 0, 65535, &n)) return fail(p, "expected HOST:PORT (port 0..65535), got '%s'", v);
-  c->port = (int)n;
-  return set_string(&c->host, host) || set_string(&c->listen, v);
+  long long n;
+  if (parse_whole(p, port, 0, 65535, &n))
+    return fail(p, "expected HOST:PORT (port 0..65535), got '%s'", v);
+  c->server.port = (int)n;
+  return set_string(&c->host, host) || set_string(&c->listen, v) ? fail(p, "out of memory") : 0;
 }
 
-static int parse_policy(parse_ctx *p, const char *v) {
-  static const char *const names[] = {"close", "drop-new", "drop-oldest"};
-  static const int values[] = {PW_SLOW_CLOSE, PW_SLOW_DROP_NEW, PW_SLOW_DROP_OLDEST};
-  for (int i = 0; i < 3; i++)
-    if (strcasecmp(v, names[i]) == 0) return p->cfg->slow_policy = values[i], 0;
-  return fail(p, "expected close, drop-new or drop-oldest, got '%s'", v);
+/* An empty token means "no token" (e.g. PUSHWIRED_TOKEN= unsets a file's). */
+static int parse_token(parse_ctx *p, const char *v) {
+  if (!*v) return free(p->cfg->token), p->cfg->token = NULL, 0;
+  return set_string(&p->cfg->token, v) ? fail(p, "out of memory") : 0;
 }
 
-/* The deflate settings pass straight to pw_options.deflate (docs/api.md, Compression); they
- * are checked here so a bad value is one line naming the flag, not pw_server_new failing. */
-static int *deflate_switch_field(pwd_config *c, const char *name) {
-  return strcmp(name, "deflate") == 0                     ? &c->deflate.enable
-         : strcmp(name, "deflate-server-no-context") == 0 ? &c->deflate.server_no_context_takeover
-                                                          : &c->deflate.client_no_context_takeover;
-}
-
-static int parse_deflate_number(parse_ctx *p, const char *name, const char *v) {
-  pwd_config *c = p->cfg;
-  int is_bits = strcmp(name, "deflate-server-bits") == 0 || strcmp(name, "deflate-client-bits") == 0;
-  long n;
-  if (parse_count(p, v, is_bits ? 9 : 1, is_bits ? 15 : 9, &n)) return -1;
-  int *field = strcmp(name, "deflate-server-bits") == 0   ? &c->deflate.server_max_window_bits
-               : strcmp(name, "deflate-client-bits") == 0 ? &c->deflate.client_max_window_bits
-               : strcmp(name, "deflate-level") == 0       ? &c->deflate.level
-                                                          : &c->deflate.mem_level;
-  *field = (int)n;
+static int parse_log_level(parse_ctx *p, const char *v) {
+  int level = pwd_log_level_parse(v);
+  if (level < 0) return fail(p, "expected error, warn, info or debug, got '%s'", v);
+  p->cfg->server.log_level = level;
   return 0;
 }
 
@@ -239,56 +247,116 @@ static int check_exec_pairs(parse_ctx *p) {
   return 0;
 }
 
+/* ---- the table ------------------------------------------------------------------------------ */
+/* Read before the layers (pwd_config_load), skipped by them. */
+static int read_before_layers(parse_ctx *p, const char *v) { return (void)p, (void)v, 0; }
+
+static const enum_name SLOW_POLICIES[] = {
+    {"close", PW_SLOW_CLOSE}, {"drop-new", PW_SLOW_DROP_NEW}, {"drop-oldest", PW_SLOW_DROP_OLDEST},
+    {NULL, 0}};
+_Static_assert(sizeof(pw_slow_policy) == sizeof(int), "enum fields are stored as int");
+
+#define CFG(field) offsetof(pwd_config, field)
+#define LIB(field) offsetof(pwd_config, server.field)
+#define OPT_STRING(n, f, a, h) {.name = n, .type = T_STRING, .offset = f, .arg = a, .help = h}
+#define OPT_INT(n, f, lo, a, h) \
+  {.name = n, .type = T_INT, .offset = f, .min = lo, .max = INT_MAX, .arg = a, .help = h}
+#define OPT_SIZE(n, f, h) \
+  {.name = n, .type = T_SIZE, .offset = f, .min = 1, .max = 1LL << 40, .arg = "BYTES", .help = h}
+#define OPT_BOOL(n, f, h) {.name = n, .type = T_BOOL, .offset = f, .help = h}
+#define OPT_ENUM(n, f, e, a, h) \
+  {.name = n, .type = T_ENUM, .offset = f, .names = e, .arg = a, .help = h}
+#define OPT_CUSTOM(n, fn, a, h) {.name = n, .type = T_CUSTOM, .parse = fn, .arg = a, .help = h}
+
+/* The one list of options: flags, file keys and environment names all come from it. Every
+ * int row is a pw_options field, so its maximum is INT_MAX (the library's range decides);
+ * a minimum of INT_MIN leaves the lower end to the library too. */
+static const option_spec OPTIONS[] = {
+    OPT_CUSTOM("listen", parse_listen, "HOST:PORT",
+               "address to serve HTTP and WebSocket on [127.0.0.1:8080]; port 0 = any free port"),
+    OPT_STRING("www", CFG(www), "DIR", "serve static files from DIR [none]"),
+    OPT_INT("threads", LIB(threads), 1, "N", "event-loop threads [1]"),
+    OPT_CUSTOM("token", parse_token, "T",
+               "publishing needs 'Authorization: Bearer T' or ?token=T [none]"),
+    OPT_BOOL("allow-publish", CFG(allow_publish),
+             "WebSocket clients may send {\"op\":\"publish\"} [no]"),
+    OPT_CUSTOM("raw", add_raw, "PREFIX",
+               "deliver topics starting with PREFIX raw, not as JSON (repeatable)"),
+    OPT_STRING("unix", CFG(unix_path), "PATH",
+               "accept '<topic> <payload>' lines on a Unix socket at PATH [none]"),
+    OPT_CUSTOM("exec", add_exec, "CMD",
+               "run CMD (sh -c), publish each stdout line; restarted with backoff"),
+    OPT_CUSTOM("topic", set_exec_topic, "T", "the topic of the --exec just before it"),
+    OPT_STRING("stdin", CFG(stdin_topic), "T",
+               "publish each line of standard input to topic T [none]"),
+    OPT_BOOL("demo", CFG(demo), "run the built-in demo source (topics demo.*) [no]"),
+    OPT_SIZE("max-message", CFG(max_message), "largest message, publish body or line [1M]"),
+    OPT_SIZE("max-queued", LIB(max_queued_bytes), "per-client send queue limit [1M]"),
+    OPT_ENUM("slow-policy", LIB(slow_policy), SLOW_POLICIES, "P",
+             "when a client's queue is full: close, drop-new, drop-oldest [close]"),
+    OPT_INT("max-connections", LIB(max_connections), 1, "N",
+            "WebSocket connections at most [100000]"),
+    OPT_STRING("tls-cert", LIB(tls.cert_file), "PEM",
+               "also serve TLS (wss://, https://) on --tls-port with this certificate chain "
+               "[none]"),
+    OPT_STRING("tls-key", LIB(tls.key_file), "PEM", "the private key of --tls-cert"),
+    OPT_STRING("tls-ca", LIB(tls.ca_file), "PEM",
+               "TLS clients must present a certificate signed by these CAs [none]"),
+    OPT_INT("tls-port", LIB(tls.port), INT_MIN, "PORT",
+            "the TLS port on the --listen host; 0 = any free port [8443]"),
+    OPT_BOOL("deflate", LIB(deflate.enable),
+             "accept permessage-deflate (RFC 7692) offers: compressed frames [no]"),
+    OPT_BOOL("deflate-server-no-context", LIB(deflate.server_no_context_takeover),
+             "compress each message alone: one frame shared by subscribers [no]"),
+    OPT_BOOL("deflate-client-no-context", LIB(deflate.client_no_context_takeover),
+             "ask clients to compress each message alone [no]"),
+    OPT_INT("deflate-server-bits", LIB(deflate.server_max_window_bits), 9, "N",
+            "our deflate window, 2^N bytes, 9..15 [15]"),
+    OPT_INT("deflate-client-bits", LIB(deflate.client_max_window_bits), 9, "N",
+            "clients' deflate window we accept, 9..15 [15]"),
+    OPT_INT("deflate-level", LIB(deflate.level), 1, "N", "zlib compression level 1..9 [6]"),
+    OPT_INT("deflate-mem-level", LIB(deflate.mem_level), 1, "N", "zlib memLevel 1..9 [8]"),
+    OPT_SIZE("deflate-threshold", LIB(deflate.threshold),
+             "compress messages of at least BYTES [64]"),
+    OPT_CUSTOM("log-level", parse_log_level, "L",
+               "error, warn, info or debug (debug logs every message) [info]"),
+    OPT_CUSTOM("config", read_before_layers, "FILE",
+               "read 'key = value' lines (keys: the long flags) from FILE"),
+};
+#define NOPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
+
+static int is_config(const option_spec *o) { return o->parse == read_before_layers; }
+
 /* ---- one option ------------------------------------------------------------------------------ */
+static int is_library_field(const option_spec *o) {
+  size_t base = offsetof(pwd_config, server);
+  return o->type != T_CUSTOM && o->offset >= base && o->offset < base + sizeof(pw_options);
+}
+
+/* A pw_options value judged by the library, the one place its range is checked: in a probe
+ * that is otherwise zero (every default), so a failure is this value's alone and the
+ * library's sentence names what is allowed. Strings have no range; how the TLS files go
+ * together is pw_server_new's to judge. */
+static int check_with_library(parse_ctx *p, const option_spec *o) {
+  if (!is_library_field(o) || o->type == T_STRING) return 0;
+  size_t at = o->offset - offsetof(pwd_config, server);
+  size_t width = o->type == T_SIZE ? sizeof(size_t) : sizeof(int);
+  pw_options probe = {0};
+  char why[256];
+  memcpy((char *)&probe + at, (const char *)p->cfg + o->offset, width);
+  return pw_options_check(&probe, why, sizeof why) == 0 ? 0 : fail(p, "%s", why);
+}
+
+typedef int (*type_parser)(parse_ctx *p, const option_spec *o, void *field, const char *v);
+static const type_parser PARSERS[] = {
+    [T_STRING] = parse_string, [T_INT] = parse_int, [T_SIZE] = parse_size,
+    [T_BOOL] = parse_bool, [T_ENUM] = parse_enum,
+};
+
 static int apply(parse_ctx *p, const option_spec *o, const char *v) {
-  pwd_config *c = p->cfg;
-  long n;
-  int r = 0;
-  switch (o->kind) {
-  case V_LISTEN: return parse_listen(p, v);
-  case V_PATH:
-  case V_TEXT:
-    if (!*v) return fail(p, "empty value");
-    r = set_string(strcmp(o->name, "www") == 0        ? &c->www
-                   : strcmp(o->name, "unix") == 0     ? &c->unix_path
-                   : strcmp(o->name, "tls-cert") == 0 ? &c->tls_cert
-                   : strcmp(o->name, "tls-key") == 0  ? &c->tls_key
-                   : strcmp(o->name, "tls-ca") == 0   ? &c->tls_ca
-                                                      : &c->stdin_topic, v);
-    break;
-  case V_SECRET: /* an empty token means "no token" (e.g. PUSHWIRED_TOKEN= unsets a file's) */
-    if (!*v) return free(c->token), c->token = NULL, 0;
-    r = set_string(&c->token, v);
-    break;
-  case V_COUNT:
-    if (strcmp(o->name, "threads") == 0) {
-      if (parse_count(p, v, 1, 64, &n)) return -1;
-      c->threads = (int)n;
-    } else if (strcmp(o->name, "tls-port") == 0) {
-      if (parse_count(p, v, 0, 65535, &n)) return -1;
-      c->tls_port = (int)n;
-    } else {
-      if (parse_count(p, v, 1, 10000000, &n)) return -1;
-      c->max_connections = (int)n;
-    }
-    return 0;
-  case V_BYTES: return parse_bytes(p, v, strcmp(o->name, "max-message") == 0   ? &c->max_message
-                                      : strcmp(o->name, "max-queued") == 0 ? &c->max_queued
-                                                                           : &c->deflate.threshold);
-  case V_BOOL: return parse_bool(p, v, strcmp(o->name, "demo") == 0 ? &c->demo : &c->allow_publish);
-  case V_RAW: return add_raw(p, v);
-  case V_EXEC: return add_exec(p, v);
-  case V_TOPIC: return set_exec_topic(p, v);
-  case V_POLICY: return parse_policy(p, v);
-  case V_LEVEL:
-    if ((c->log_level = pwd_log_level_parse(v)) < 0)
-      return fail(p, "expected error, warn, info or debug, got '%s'", v);
-    return 0;
-  case V_DEFLATE_SWITCH: return parse_bool(p, v, deflate_switch_field(c, o->name));
-  case V_DEFLATE_NUMBER: return parse_deflate_number(p, o->name, v);
-  case V_CONFIG: return 0; /* read before the layers (find_config_file) */
-  }
-  return r ? fail(p, "out of memory") : 0;
+  int r = o->type == T_CUSTOM ? o->parse(p, v)
+                              : PARSERS[o->type](p, o, (char *)p->cfg + o->offset, v);
+  return r != 0 ? r : check_with_library(p, o);
 }
 
 static const option_spec *find_option(const char *name, size_t len) {
@@ -317,7 +385,7 @@ static int parse_flags(parse_ctx *p, int argc, char **argv, int apply_values, co
     if (!v && !o->arg) v = "yes"; /* a switch */
     if (!v && i + 1 >= argc) return fail(p, "needs a value (%s)", o->arg);
     if (!v) v = argv[++i];
-    if (o->kind == V_CONFIG) *config = v;
+    if (is_config(o)) *config = v;
     if (apply_values && apply(p, o, v)) return -1;
   }
   snprintf(p->where, sizeof p->where, "command line");
@@ -337,7 +405,7 @@ static int parse_env(parse_ctx *p) {
     char name[64];
     env_name(&OPTIONS[i], name, sizeof name);
     const char *v = getenv(name);
-    if (!v || OPTIONS[i].kind == V_CONFIG) continue;
+    if (!v || is_config(&OPTIONS[i])) continue;
     snprintf(p->where, sizeof p->where, "%s", name);
     if (apply(p, &OPTIONS[i], v)) return -1;
   }
@@ -361,7 +429,9 @@ static int parse_file_line(parse_ctx *p, char *line) {
   *eq = '\0';
   char *key = trim(s), *value = trim(eq + 1);
   const option_spec *o = find_option(key, strlen(key));
-  if (!o || o->kind == V_CONFIG) return fail(p, "unknown key '%s'", key);
+  if (!o || is_config(o)) return fail(p, "unknown key '%s'", key);
+  size_t n = strlen(p->where);
+  snprintf(p->where + n, sizeof p->where - n, ": %s", o->name);
   return apply(p, o, value);
 }
 
@@ -386,14 +456,14 @@ static int parse_file(parse_ctx *p, const char *path) {
 /* ---- all layers ----------------------------------------------------------------------------- */
 static int set_defaults(pwd_config *c) {
   memset(c, 0, sizeof *c);
-  c->port = 8080;
-  c->threads = 1;
+  c->server.port = 8080;
+  c->server.threads = 1;
   c->max_message = 1 << 20;
-  c->max_queued = 1 << 20;
-  c->slow_policy = PW_SLOW_CLOSE;
-  c->max_connections = 100000;
-  c->log_level = PW_LOG_INFO;
-  c->tls_port = 8443;
+  c->server.max_queued_bytes = 1 << 20;
+  c->server.slow_policy = PW_SLOW_CLOSE;
+  c->server.max_connections = 100000;
+  c->server.log_level = PW_LOG_INFO;
+  c->server.tls.port = 8443;
   return set_string(&c->host, "127.0.0.1") || set_string(&c->listen, "127.0.0.1:8080");
 }
 
@@ -416,9 +486,9 @@ int pwd_config_load(pwd_config *cfg, int argc, char **argv, char *err, size_t er
 }
 
 void pwd_config_free(pwd_config *c) {
-  free(c->listen), free(c->host), free(c->www), free(c->token), free(c->unix_path);
-  free(c->tls_cert), free(c->tls_key), free(c->tls_ca);
-  free(c->stdin_topic), free(c->config_file);
+  for (size_t i = 0; i < NOPTIONS; i++)
+    if (OPTIONS[i].type == T_STRING) free(string_at((char *)c + OPTIONS[i].offset));
+  free(c->listen), free(c->host), free(c->token), free(c->config_file);
   free_raw(c);
   free_execs(c);
   memset(c, 0, sizeof *c);

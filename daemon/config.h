@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include <pushwire.h>
+
 typedef struct pwd_exec {
   char *command; /* run by /bin/sh -c */
   char *topic;   /* each stdout line is published here */
@@ -13,11 +15,16 @@ typedef struct pwd_exec {
 
 /* Every string is owned by the config (freed by pwd_config_free). */
 typedef struct pwd_config {
+  /* What pw_server_new gets, as the options set it: port (from listen), threads,
+   * max_queued_bytes, slow_policy, max_connections, log_level (the daemon's own too), tls
+   * (cert_file, key_file, ca_file, port; the strings owned here) and deflate (0 fields: the
+   * library's defaults, which matter only with enable). main.c adds the rest (bind_address
+   * from host, the message limits from max_message, callbacks, paths, log sink,
+   * tls.require_client_cert with a ca_file). */
+  pw_options server;
   char *listen;         /* as given: "127.0.0.1:8080" */
   char *host;           /* parsed from listen */
-  int port;             /* 0: the OS picks one (logged) */
   char *www;            /* static files root, or NULL */
-  int threads;          /* event-loop threads */
   char *token;          /* publishing token, or NULL: publishing needs none */
   int allow_publish;    /* WebSocket clients may publish */
   char **raw;           /* topic prefixes delivered raw (not wrapped in JSON) */
@@ -27,22 +34,7 @@ typedef struct pwd_config {
   size_t nexec;
   char *stdin_topic;    /* publish stdin lines here, or NULL */
   int demo;             /* run the built-in demo source */
-  size_t max_message;   /* bytes: largest message in or out */
-  size_t max_queued;    /* bytes: per-client send queue limit */
-  int slow_policy;      /* pw_slow_policy */
-  int max_connections;
-  int log_level;        /* PW_LOG_ERROR .. PW_LOG_DEBUG */
-  char *tls_cert;       /* PEM certificate chain: also serve TLS (wss://) on tls_port; or NULL */
-  char *tls_key;        /* PEM private key of tls_cert */
-  char *tls_ca;         /* PEM CAs: ask clients for certificates and require one; or NULL */
-  int tls_port;         /* the TLS port on the listen host (0: the OS picks one) */
-  /* permessage-deflate, copied into pw_options.deflate; 0 = the library's default. The
-   * other fields matter only with enable. */
-  struct {
-    int enable, server_no_context_takeover, client_no_context_takeover;
-    int server_max_window_bits, client_max_window_bits, level, mem_level;
-    size_t threshold;
-  } deflate;
+  size_t max_message;   /* bytes: largest message in or out (also the sources' lines) */
   char *config_file;    /* the file read, or NULL */
   int raw_layer, exec_layer; /* which layer last replaced each list (see config.c) */
 } pwd_config;

@@ -86,22 +86,13 @@ static void daemon_free(pwd_daemon *d) {
 static pw_server *make_server(pwd_daemon *d) {
   static const char *const ws_paths[] = {"/ws", NULL};
   const pwd_config *c = d->cfg;
-  pw_options opt = {
-      .bind_address = c->host, .port = c->port, .ws_paths = ws_paths, .threads = c->threads,
-      .max_message_size = c->max_message, .max_body_size = c->max_message,
-      .max_queued_bytes = c->max_queued, .slow_policy = (pw_slow_policy)c->slow_policy,
-      .max_connections = c->max_connections, .max_subscriptions = PWD_MAX_SUBSCRIPTIONS,
-      .log = pwd_log_sink, .log_level = c->log_level,
-      .tls_cert_file = c->tls_cert, .tls_key_file = c->tls_key, .tls_ca_file = c->tls_ca,
-      .tls_require_client_cert = c->tls_ca != NULL, .tls_port = c->tls_port,
-      .deflate = {.enable = c->deflate.enable,
-                  .server_no_context_takeover = c->deflate.server_no_context_takeover,
-                  .client_no_context_takeover = c->deflate.client_no_context_takeover,
-                  .server_max_window_bits = c->deflate.server_max_window_bits,
-                  .client_max_window_bits = c->deflate.client_max_window_bits,
-                  .level = c->deflate.level, .mem_level = c->deflate.mem_level,
-                  .threshold = c->deflate.threshold},
-  };
+  pw_options opt = c->server; /* what the options set; then what the daemon itself adds */
+  opt.bind_address = c->host;
+  opt.ws_paths = ws_paths;
+  opt.max_message_size = opt.max_body_size = c->max_message;
+  opt.max_subscriptions = PWD_MAX_SUBSCRIPTIONS;
+  opt.log = pwd_log_sink;
+  opt.tls.require_client_cert = opt.tls.ca_file != NULL; /* --tls-ca: a certificate is a must */
   pw_callbacks cb = {
       .on_open = pwd_ws_on_open, .on_message = pwd_ws_on_message, .on_close = pwd_ws_on_close,
       .on_http = pwd_on_http, .on_upgrade = pwd_ws_on_upgrade,
@@ -126,7 +117,7 @@ static int start_server(pwd_daemon *d, char *err, size_t errlen) {
   /* The line tests and scripts read for the port (--listen HOST:0 picks a free one). */
   pwd_log(PW_LOG_INFO, "pushwired listening on port %d: http://%s%s%s:%d/ (WebSocket: /ws)", port, br,
           host, ket, port);
-  if (d->cfg->tls_cert) {
+  if (d->cfg->server.tls.cert_file) {
     int tls_port = pw_server_tls_port(d->srv);
     pwd_log(PW_LOG_INFO, "pushwired TLS on port %d: https://%s%s%s:%d/ (WebSocket: wss://.../ws)",
             tls_port, br, host, ket, tls_port);
@@ -157,11 +148,11 @@ static void reload(pwd_daemon *d, int argc, char **argv) {
   } else if (pwd_live_apply(d, &fresh) != 0) {
     pwd_log(PW_LOG_ERROR, "reload failed, settings unchanged: out of memory");
   } else {
-    if (d->cfg->tls_cert && pw_server_reload_tls(d->srv) == 0) /* the same paths, re-read */
+    if (d->cfg->server.tls.cert_file && pw_server_reload_tls(d->srv) == 0) /* the same paths, re-read */
       pwd_log(PW_LOG_INFO, "reloaded the TLS certificate files");
-    pwd_log_set_level(fresh.log_level);
+    pwd_log_set_level(fresh.server.log_level);
     pwd_log(PW_LOG_INFO, "reloaded token, allow-publish, raw and log-level (%s); other settings need a restart",
-            pwd_log_level_name(fresh.log_level));
+            pwd_log_level_name(fresh.server.log_level));
   }
   pwd_config_free(&fresh);
 }
@@ -217,7 +208,7 @@ int main(int argc, char **argv) {
   if (r == PWD_CONFIG_HELP) fputs(pwd_config_help(), stdout);
   else if (r == PWD_CONFIG_VERSION) printf("pushwired %d.%d.%d\n", PW_VERSION_MAJOR, PW_VERSION_MINOR, PW_VERSION_PATCH);
   else if (r != PWD_CONFIG_OK) fprintf(stderr, "pushwired: %s\n", err), code = EXIT_BAD_CONFIG;
-  else pwd_log_set_level(cfg.log_level), code = run(&cfg, argc, argv);
+  else pwd_log_set_level(cfg.server.log_level), code = run(&cfg, argc, argv);
   pwd_config_free(&cfg);
   return code;
 }

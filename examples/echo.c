@@ -102,10 +102,10 @@ static void log_line(int level, const char *msg, void *user) {
 
 /* The TLS flags: they take a path, not a number. 1 if `a` was one of them. */
 static int parse_tls_arg(const char *a, const char *v, pw_options *o, int *plain_port) {
-  if (!strcmp(a, "--tls-cert")) o->tls_cert_file = v;
-  else if (!strcmp(a, "--tls-key")) o->tls_key_file = v;
-  else if (!strcmp(a, "--tls-ca")) o->tls_ca_file = v;
-  else if (!strcmp(a, "--tls-require-client-cert")) o->tls_require_client_cert = atoi(v);
+  if (!strcmp(a, "--tls-cert")) o->tls.cert_file = v;
+  else if (!strcmp(a, "--tls-key")) o->tls.key_file = v;
+  else if (!strcmp(a, "--tls-ca")) o->tls.ca_file = v;
+  else if (!strcmp(a, "--tls-require-client-cert")) o->tls.require_client_cert = atoi(v);
   else if (!strcmp(a, "--plain-port")) *plain_port = atoi(v);
   else return 0;
   return 1;
@@ -136,14 +136,14 @@ static int parse_args(int argc, char **argv, pw_options *o) {
     else if (!strcmp(a, "--pubsub")) pubsub = (int)v;
     else return fprintf(stderr, "pw-echo: unknown option %s\n", a), -1;
   }
-  if (o->tls_cert_file) o->tls_port = o->port, o->port = plain_port;
+  if (o->tls.cert_file) o->tls.port = o->port, o->port = plain_port;
   return 0;
 }
 
 /* Start; print "pw-echo listening on port N" (the line tests read: the TLS port with TLS),
  * then "pw-echo plain on port N" when both listen. Exits with a one-line error. */
 static pw_server *start(const pw_options *opt, const pw_callbacks *cb) {
-  if (!opt->tls_cert_file) return example_start("pw-echo", opt, cb);
+  if (!opt->tls.cert_file) return example_start("pw-echo", opt, cb);
   pw_server *srv = pw_server_new(opt, cb, NULL);
   if (!srv) fprintf(stderr, "pw-echo: bad options or TLS files\n"), exit(2);
   int r = pw_server_start(srv);

@@ -225,7 +225,7 @@ typedef enum pw_event_policy {
 typedef struct pw_options {
   const char *bind_address;    /* default "127.0.0.1"; "0.0.0.0" or "::" for all */
   int port;                    /* default 0: the OS picks one; see pw_server_port(); -1:
-                                  no plain listener (TLS only, see tls_cert_file) */
+                                  no plain listener (TLS only, see tls.cert_file) */
   const char *const *ws_paths; /* NULL-terminated list of paths that accept the upgrade;
                                   default NULL: every path accepts it */
   const char *const *allowed_origins; /* NULL-terminated list of Origin values (e.g.
@@ -284,16 +284,18 @@ typedef struct pw_options {
   size_t max_event_bytes;      /* default 16 MiB of message payload waiting in the queue */
   size_t max_events;           /* default 65536 events waiting in the queue */
   pw_event_policy event_policy; /* default PW_EVQ_PAUSE */
-  /* TLS (wss://), off by default. With tls_cert_file set, a second listener on tls_port
+  /* TLS (wss://), off by default. With tls.cert_file set, a second listener on tls.port
    * speaks TLS (1.2 minimum, ALPN http/1.1, session tickets) beside the plain one on `port`;
    * set port to -1 for TLS only. Files are PEM, read by pw_server_new (a bad file: NULL and
    * one log line) and again by pw_server_reload_tls. The strings must stay valid until
    * pw_server_free. A TLS handshake must finish within handshake_timeout_ms too. */
-  const char *tls_cert_file;   /* the certificate, then its chain (leaf first) */
-  const char *tls_key_file;    /* its private key */
-  const char *tls_ca_file;     /* optional: CAs for client certificates (asked, verified) */
-  int tls_require_client_cert; /* 1: refuse clients without a valid one (needs tls_ca_file) */
-  int tls_port;                /* default 0: the OS picks one; see pw_server_tls_port() */
+  struct pw_tls_options {
+    const char *cert_file;   /* the certificate, then its chain (leaf first) */
+    const char *key_file;    /* its private key */
+    const char *ca_file;     /* optional: CAs for client certificates (asked, verified) */
+    int require_client_cert; /* 1: refuse clients without a valid one (needs ca_file) */
+    int port;                /* default 0: the OS picks one; see pw_server_tls_port() */
+  } tls;
   /* Log sink; default: none (silent). Runs on whichever thread logs (mostly the loop). */
   void (*log)(int level, const char *msg, void *user);
   int log_level; /* default 0 = PW_LOG_ERROR ... PW_LOG_DEBUG */
@@ -353,9 +355,9 @@ PW_API int pw_server_port(const pw_server *srv);
  * Any thread. */
 PW_API int pw_server_tls_port(const pw_server *srv);
 
-/* Re-read options.tls_cert_file/key/ca (say after a certificate renewal). New connections
- * use the new files; open ones keep theirs. Any thread, while the server runs or not.
- * 0; PW_ESTATE without TLS; PW_EINVAL if a file is bad (logged; the old ones stay). */
+/* Re-read options.tls.cert_file/key_file/ca_file (say after a certificate renewal). New
+ * connections use the new files; open ones keep theirs. Any thread, while the server runs or
+ * not. 0; PW_ESTATE without TLS; PW_EINVAL if a file is bad (logged; the old ones stay). */
 PW_API int pw_server_reload_tls(pw_server *srv);
 
 /* Stop gracefully, in this order:

@@ -11,7 +11,7 @@ struct pw__loop;
 
 typedef struct pw__accept {
   uv_tcp_t listener;     /* plain connections */
-  uv_tcp_t tls_listener; /* TLS connections (options.tls); idle without TLS */
+  uv_tcp_t tls_listener; /* TLS connections (options.tls.cert_file); idle without TLS */
   int spare_fd;          /* a descriptor kept in reserve to shed connections at EMFILE */
   pw__ratelog refusals;  /* connections refused, logged at most once per 10 s */
 } pw__accept;

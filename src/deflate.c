@@ -10,35 +10,24 @@
 #include <zlib.h>
 
 /* ---- configuration -------------------------------------------------------------------------- */
+/* Each default has one home: the window bits here (resolve), the level and mem level in
+ * pw__deflater_new, the threshold in pw__deflate_wanted. */
 
-/* A config with its defaults applied and window 8 raised to 9 (see deflate.h). */
+/* The window bits of a config with their defaults applied and 8 raised to 9 (see deflate.h). */
 typedef struct resolved {
-  int server_bits, client_bits, level, mem_level;
+  int server_bits, client_bits;
 } resolved;
 
 static int bits_or_default(int bits) { return bits == 0 ? 15 : bits < 9 ? 9 : bits; }
 
-static int bits_in_range(int bits) { return bits == 0 || (bits >= 8 && bits <= 15); }
-
-int pw__deflate_config_check(const pw__deflate_config *cfg) {
-  if (!cfg || !bits_in_range(cfg->server_max_window_bits) ||
-      !bits_in_range(cfg->client_max_window_bits))
-    return PW_EINVAL;
-  if (cfg->level < 0 || cfg->level > 9 || cfg->mem_level < 0 || cfg->mem_level > 9)
-    return PW_EINVAL;
-  return 0;
-}
-
-static resolved resolve(const pw__deflate_config *cfg) {
+static resolved resolve(const struct pw_deflate_options *cfg) {
   resolved r;
   r.server_bits = bits_or_default(cfg->server_max_window_bits);
   r.client_bits = bits_or_default(cfg->client_max_window_bits);
-  r.level = cfg->level ? cfg->level : PW__DEFLATE_DEFAULT_LEVEL;
-  r.mem_level = cfg->mem_level ? cfg->mem_level : PW__DEFLATE_DEFAULT_MEM_LEVEL;
   return r;
 }
 
-int pw__deflate_wanted(const pw__deflate_config *cfg, size_t len) {
+int pw__deflate_wanted(const struct pw_deflate_options *cfg, size_t len) {
   size_t threshold = cfg->threshold ? cfg->threshold : PW__DEFLATE_DEFAULT_THRESHOLD;
   return cfg->enable && len >= threshold;
 }
@@ -301,7 +290,7 @@ static int agree_client_bits(const resolved *r, const offer *o, int *bits) {
   return 1;
 }
 
-static int agree(const pw__deflate_config *cfg, const offer *o, pw__deflate_params *out) {
+static int agree(const struct pw_deflate_options *cfg, const offer *o, pw__deflate_params *out) {
   resolved r = resolve(cfg);
   int server_bits, client_bits;
   if (!o->is_pmd || o->declined || !agree_server_bits(&r, o, &server_bits) ||
@@ -318,7 +307,7 @@ static int agree(const pw__deflate_config *cfg, const offer *o, pw__deflate_para
 }
 
 /* The first acceptable offer of a well-formed value, or 0. */
-static int first_acceptable(const pw__deflate_config *cfg, const char *value, size_t len,
+static int first_acceptable(const struct pw_deflate_options *cfg, const char *value, size_t len,
                             pw__deflate_params *out) {
   cursor c = {value, value + len};
   offer o;
@@ -328,9 +317,9 @@ static int first_acceptable(const pw__deflate_config *cfg, const char *value, si
   return 0;
 }
 
-int pw__deflate_negotiate(const pw__deflate_config *cfg, const char *value, size_t value_len,
-                          pw__deflate_params *out) {
-  if (!out || (!value && value_len) || pw__deflate_config_check(cfg) != 0)
+int pw__deflate_negotiate(const struct pw_deflate_options *cfg, const char *value,
+                          size_t value_len, pw__deflate_params *out) {
+  if (!cfg || !out || (!value && value_len))
     return PW_EINVAL;
   if (!value)
     value = ""; /* no header: an empty list (NULL + 0 would be pointer arithmetic on NULL) */
@@ -347,9 +336,9 @@ static int is_extensions_header(const pw_header *h) {
   return h->name && span_is(name, "sec-websocket-extensions");
 }
 
-int pw__deflate_negotiate_request(const pw__deflate_config *cfg, const pw_request *req,
+int pw__deflate_negotiate_request(const struct pw_deflate_options *cfg, const pw_request *req,
                                   pw__deflate_params *out) {
-  if (!req || !out || (!req->headers && req->header_count) || pw__deflate_config_check(cfg))
+  if (!cfg || !req || !out || (!req->headers && req->header_count))
     return PW_EINVAL;
   memset(out, 0, sizeof *out);
   for (size_t i = 0; i < req->header_count; i++)
@@ -469,9 +458,9 @@ int pw__deflater_new(pw__deflater **out, int window_bits, int level, int mem_lev
   return 0;
 }
 
-int pw__deflater_new_server(pw__deflater **out, const pw__deflate_config *cfg,
+int pw__deflater_new_server(pw__deflater **out, const struct pw_deflate_options *cfg,
                             const pw__deflate_params *p) {
-  if (!cfg || !p || pw__deflate_config_check(cfg))
+  if (!cfg || !p)
     return PW_EINVAL;
   return pw__deflater_new(out, p->server_max_window_bits, cfg->level, cfg->mem_level,
                           p->server_no_context_takeover);

@@ -65,33 +65,21 @@
 
 /* ---- configuration -------------------------------------------------------------------------- */
 
-/* Zero-initialisable: a zero field means its documented default. */
-typedef struct pw__deflate_config {
-  int enable;                     /* 0: never negotiate permessage-deflate */
-  int server_no_context_takeover; /* 1: our deflater forgets after each message (and says so) */
-  int client_no_context_takeover; /* 1: ask clients to forget after each message (saves our
-                                     inflater's window between messages) */
-  int server_max_window_bits;     /* our compressor's window: 8..15, 0 = 15; 8 means 9 */
-  int client_max_window_bits;     /* largest window a client may use (our inflater's memory):
-                                     8..15, 0 = 15; 8 means 9. Below 15, offers that do not
-                                     let us say so (no client_max_window_bits) are declined */
-  int level;                      /* zlib level 1..9, 0 = 6 (zlib's default) */
-  int mem_level;                  /* zlib memLevel 1..9, 0 = 8 (zlib's default) */
-  size_t threshold;               /* compress messages of at least this many bytes; 0 = 64:
-                                     JSON of 64 B deflates to ~0.80 of its size with a fresh
-                                     window, 32 B grows (~1.06); with context takeover even
-                                     16 B shrinks to ~0.3 (zlib level 6, measured) */
-} pw__deflate_config;
+/* The settings are pw_options.deflate (pushwire.h), taken as they are: a zero field means its
+ * default, resolved here (and only here): window bits 15, level 6, mem level 8, threshold 64.
+ * Their ranges are checked once, by pw_options_check (options.c), before a server exists; the
+ * functions below trust them: a value outside those ranges gives a useless agreement or a
+ * PW_EINVAL from the codec constructors, never a memory error. A configured window of 8 means
+ * 9 (see the notes above). */
 
+/* The default threshold: JSON of 64 B deflates to ~0.80 of its size with a fresh window, 32 B
+ * grows (~1.06); with context takeover even 16 B shrinks to ~0.3 (zlib level 6, measured). */
 #define PW__DEFLATE_DEFAULT_THRESHOLD 64
 #define PW__DEFLATE_DEFAULT_LEVEL 6
 #define PW__DEFLATE_DEFAULT_MEM_LEVEL 8
 
-/* 0 if every field is in range, else PW_EINVAL. */
-int pw__deflate_config_check(const pw__deflate_config *cfg);
-
 /* 1 if a message of len bytes should be compressed under cfg (its threshold), else 0. */
-int pw__deflate_wanted(const pw__deflate_config *cfg, size_t len);
+int pw__deflate_wanted(const struct pw_deflate_options *cfg, size_t len);
 
 /* ---- negotiation (RFC 7692 section 5 and 7.1) ------------------------------------------------ */
 
@@ -118,13 +106,13 @@ enum {
  * pick the first permessage-deflate offer acceptable under cfg. Other extensions are skipped;
  * a permessage-deflate offer with an unknown, duplicate or invalid parameter, or one asking
  * for what the server cannot do, is declined (the next offer gets its turn). The whole value
- * is checked for syntax first. Returns PW__PMD_*, or PW_EINVAL (NULL argument, bad cfg). */
-int pw__deflate_negotiate(const pw__deflate_config *cfg, const char *value, size_t value_len,
-                          pw__deflate_params *out);
+ * is checked for syntax first. Returns PW__PMD_*, or PW_EINVAL (a NULL argument). */
+int pw__deflate_negotiate(const struct pw_deflate_options *cfg, const char *value,
+                          size_t value_len, pw__deflate_params *out);
 
 /* The same over every Sec-WebSocket-Extensions header of a request, in order, as if they were
  * one comma-separated value (RFC 6455 9.1: the header may be split across lines). */
-int pw__deflate_negotiate_request(const pw__deflate_config *cfg, const pw_request *req,
+int pw__deflate_negotiate_request(const struct pw_deflate_options *cfg, const pw_request *req,
                                   pw__deflate_params *out);
 
 /* The response header value for an agreement: accepted parameters only. Writes a NUL-terminated
@@ -148,7 +136,7 @@ typedef struct pw__deflater pw__deflater;
 int pw__deflater_new(pw__deflater **out, int window_bits, int level, int mem_level,
                      int no_context_takeover);
 /* The server side of an agreement under cfg. */
-int pw__deflater_new_server(pw__deflater **out, const pw__deflate_config *cfg,
+int pw__deflater_new_server(pw__deflater **out, const struct pw_deflate_options *cfg,
                             const pw__deflate_params *p);
 void pw__deflater_free(pw__deflater *d);
 

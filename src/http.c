@@ -256,10 +256,9 @@ static const char *select_subprotocol(pw__conn *c, const pw_request *req, char *
  * npm ws and python websockets do; a client that cannot write its own header is not one to
  * guess with). With the option off the header is not even parsed, as before. */
 static int negotiate_deflate(pw__conn *c, const pw_request *req, pw__deflate_params *out) {
-  pw__deflate_config cfg;
-  pw__pmd_config(&c->loop->srv->opt, &cfg);
-  if (!cfg.enable) return PW__PMD_NONE;
-  int r = pw__deflate_negotiate_request(&cfg, req, out);
+  const struct pw_deflate_options *cfg = &c->loop->srv->opt.deflate;
+  if (!cfg->enable) return PW__PMD_NONE;
+  int r = pw__deflate_negotiate_request(cfg, req, out);
   return r < 0 ? PW__PMD_NONE : r;
 }
 

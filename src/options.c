@@ -48,7 +48,7 @@ typedef struct int_rule {
 #define RULE(field, lo, hi, zero) {#field, offsetof(pw_options, field), lo, hi, zero}
 static const int_rule int_rules[] = {
     RULE(port, -1, 65535, 0),
-    RULE(tls_port, 0, 65535, 0),
+    RULE(tls.port, 0, 65535, 0),
     RULE(max_connections, 1, INT_MAX, 0),
     RULE(backlog, 1, INT_MAX, 0),
     RULE(threads, 1, PW__MAX_LOOPS, 0),
@@ -59,7 +59,7 @@ static const int_rule int_rules[] = {
     RULE(deliver_message, PW_DELIVER_CALLBACK, PW_DELIVER_QUEUE, 0),
     RULE(deliver_close, PW_DELIVER_CALLBACK, PW_DELIVER_QUEUE, 0),
     RULE(deliver_refused, PW_DELIVER_CALLBACK, PW_DELIVER_QUEUE, 0),
-    RULE(tls_require_client_cert, 0, 1, 0),
+    RULE(tls.require_client_cert, 0, 1, 0),
     RULE(deflate.enable, 0, 1, 0),
     RULE(deflate.server_no_context_takeover, 0, 1, 0),
     RULE(deflate.client_no_context_takeover, 0, 1, 0),
@@ -111,12 +111,12 @@ static int say(char *err, size_t errlen, const char *text) {
 
 /* Options that only make sense together. */
 static int check_combinations(const pw_options *o, char *err, size_t errlen) {
-  if (o->port == -1 && !o->tls_cert_file)
-    return say(err, errlen, "pw_options.port = -1 (no plain listener) needs tls_cert_file");
-  if (o->tls_cert_file && !o->tls_key_file)
-    return say(err, errlen, "pw_options.tls_cert_file is set but tls_key_file is not");
-  if (o->tls_require_client_cert && !o->tls_ca_file)
-    return say(err, errlen, "pw_options.tls_require_client_cert needs tls_ca_file");
+  if (o->port == -1 && !o->tls.cert_file)
+    return say(err, errlen, "pw_options.port = -1 (no plain listener) needs tls.cert_file");
+  if (o->tls.cert_file && !o->tls.key_file)
+    return say(err, errlen, "pw_options.tls.cert_file is set but tls.key_file is not");
+  if (o->tls.require_client_cert && !o->tls.ca_file)
+    return say(err, errlen, "pw_options.tls.require_client_cert needs tls.ca_file");
   return 0;
 }
 

@@ -1,4 +1,4 @@
-/* permessage-deflate glue: options, the send path and the fan-out share (see pmd.h). */
+/* permessage-deflate glue: the send path and the fan-out share (see pmd.h). */
 #include "pmd.h"
 
 #include <stdlib.h>
@@ -9,20 +9,6 @@
 #include "server.h"
 
 #define RSV1_BIT 0x40 /* in a frame's first byte */
-
-void pw__pmd_config(const pw_options *o, pw__deflate_config *out) {
-  const struct pw_deflate_options *d = &o->deflate;
-  *out = (pw__deflate_config){
-      .enable = d->enable,
-      .server_no_context_takeover = d->server_no_context_takeover,
-      .client_no_context_takeover = d->client_no_context_takeover,
-      .server_max_window_bits = d->server_max_window_bits,
-      .client_max_window_bits = d->client_max_window_bits,
-      .level = d->level,
-      .mem_level = d->mem_level,
-      .threshold = d->threshold,
-  };
-}
 
 void pw__pmd_free(pw__conn *c) {
   pw__inflater_free(c->inflater);
@@ -48,7 +34,7 @@ static int uses_own_context(const pw__conn *c) {
 
 /* Compress one payload for c, appending to out. With the own deflater a failure has made it
  * forget its history (deflate.h), so sending that message plain is always safe. */
-static int compress_payload(pw__conn *c, const pw__deflate_config *cfg, const pw_buf *b,
+static int compress_payload(pw__conn *c, const struct pw_deflate_options *cfg, const pw_buf *b,
                             pw__zbuf *out) {
   if (!uses_own_context(c))
     return pw__deflate_oneshot(c->pmd.server_max_window_bits, cfg->level, cfg->mem_level,
@@ -82,7 +68,7 @@ static int zbuf_append(pw__zbuf *out, const void *p, size_t n) {
 
 /* Append b's frame for c to out: compressed (RSV1, compressed length) when c wants it and it
  * pays, else b's plain wire bytes. Returns 0 or PW_ENOMEM. */
-static int append_frame(pw__conn *c, const pw__deflate_config *cfg, const pw_buf *b,
+static int append_frame(pw__conn *c, const struct pw_deflate_options *cfg, const pw_buf *b,
                         pw__zbuf *out) {
   pw__zbuf z = {0};
   uint8_t hdr[PW_FRAME_MAX_HEADER];
@@ -105,7 +91,8 @@ static int append_frame(pw__conn *c, const pw__deflate_config *cfg, const pw_buf
 
 /* One message as c should get it: a frame with RSV1 and the compressed length (a real frame
  * buffer, so the queue may cork it like any other), or NULL: send the plain one. */
-static pw_buf *compressed_one(pw__conn *c, const pw__deflate_config *cfg, const pw_buf *b) {
+static pw_buf *compressed_one(pw__conn *c, const struct pw_deflate_options *cfg,
+                              const pw_buf *b) {
   pw__zbuf z = {0};
   pw_buf *out = NULL;
   if (compress_payload(c, cfg, b, &z) == 0 && worth_sending(c, &z, b)) {
@@ -122,16 +109,15 @@ static pw_buf *compressed_one(pw__conn *c, const pw__deflate_config *cfg, const 
  * (queue the plain buffer) or out of memory; with the own deflater its history is then
  * forgotten, since the client will never see those bytes. */
 static pw_buf *compressed_for(pw__conn *c, pw_buf *const *msgs, unsigned n) {
-  pw__deflate_config cfg;
-  pw__pmd_config(&c->loop->srv->opt, &cfg);
+  const struct pw_deflate_options *cfg = &c->loop->srv->opt.deflate;
   int any = 0;
   for (unsigned i = 0; i < n && !any; i++)
-    any = is_data_frame(msgs[i]) && pw__deflate_wanted(&cfg, msgs[i]->payload_len);
+    any = is_data_frame(msgs[i]) && pw__deflate_wanted(cfg, msgs[i]->payload_len);
   if (!any) return NULL;
-  if (n == 1) return compressed_one(c, &cfg, msgs[0]);
+  if (n == 1) return compressed_one(c, cfg, msgs[0]);
   pw__zbuf out = {0};
   int r = 0;
-  for (unsigned i = 0; i < n && r == 0; i++) r = append_frame(c, &cfg, msgs[i], &out);
+  for (unsigned i = 0; i < n && r == 0; i++) r = append_frame(c, cfg, msgs[i], &out);
   pw_buf *b = r == 0 ? pw__buf_new_raw(out.data, out.len) : NULL;
   pw__zbuf_free(&out);
   if (!b) {

@@ -1,6 +1,6 @@
 /* permessage-deflate glue (issue 7): what the connection, send and publish paths call to use
- * the pure RFC 7692 module (deflate.h) for one connection. Loop thread only, except
- * pw__pmd_config.
+ * the pure RFC 7692 module (deflate.h), with options.deflate as its config, for one
+ * connection. Loop thread only.
  * Design notes:
  * - Negotiated at the upgrade (http.c): the connection keeps the 5-byte agreement and a flag;
  *   its inflater and deflater are created on the first compressed message (none for a client
@@ -19,9 +19,6 @@
 
 #include "conn.h"
 #include "deflate.h"
-
-/* The codec's view of options.deflate. */
-void pw__pmd_config(const pw_options *o, pw__deflate_config *out);
 
 /* Queue a data message for c (takes the caller's reference): compressed first when c
  * negotiated the extension and the message is big enough; then pw__conn_queue_msg. */

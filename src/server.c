@@ -20,19 +20,12 @@ void pw__log(const pw_server *srv, int level, const char *fmt, ...) {
 }
 
 /* ---- TLS ------------------------------------------------------------------------------------ */
-static pw__tls_config tls_config(const pw_options *o) {
-  return (pw__tls_config){.cert_file = o->tls_cert_file, .key_file = o->tls_key_file,
-                          .ca_file = o->tls_ca_file,
-                          .require_client_cert = o->tls_require_client_cert};
-}
-
 /* The TLS context, when a certificate is configured: 0 (none configured, or built), or
  * PW_EINVAL/PW_ENOMEM after one log line saying which file and why. */
 static int tls_init(pw_server *srv) {
   char err[256];
-  if (!srv->opt.tls_cert_file) return 0;
-  pw__tls_config cfg = tls_config(&srv->opt);
-  int r = pw__tls_ctx_new(&cfg, &srv->tls, err, sizeof err);
+  if (!srv->opt.tls.cert_file) return 0;
+  int r = pw__tls_ctx_new(&srv->opt.tls, &srv->tls, err, sizeof err);
   if (r != 0) pw__log(srv, PW_LOG_ERROR, "TLS: %s", err);
   return r;
 }
@@ -112,7 +105,7 @@ static int begin(pw_server *srv) {
   int expected = PW__NEW;
   if (!atomic_compare_exchange_strong(&srv->state, &expected, PW__RUNNING)) return PW_ESTATE;
   int r = srv->opt.port >= 0 ? listen_all(srv, 0, srv->opt.port, &srv->port) : 0;
-  if (r == 0 && srv->tls) r = listen_all(srv, 1, srv->opt.tls_port, &srv->tls_port);
+  if (r == 0 && srv->tls) r = listen_all(srv, 1, srv->opt.tls.port, &srv->tls_port);
   if (r < 0) atomic_store(&srv->state, PW__NEW); /* (a half-bound server is freed, not retried) */
   return r;
 }

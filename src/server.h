@@ -27,7 +27,7 @@ struct pw_server {
   _Atomic int port;       /* -1 until listening */
   _Atomic int tls_port;   /* -1 until the TLS listener listens (or without TLS) */
   _Atomic uint32_t ws_connections; /* open WebSockets on every loop (max_connections) */
-  struct pw__tls_ctx *tls; /* the TLS context when options.tls_cert_file is set, else NULL */
+  struct pw__tls_ctx *tls; /* the TLS context when options.tls.cert_file is set, else NULL */
   uv_thread_t *threads;   /* one per loop; in run mode loop 0 runs in the caller's */
   unsigned threads_started; /* guarded by lock */
   unsigned caller_loop;   /* 1 when loop 0 runs in pw_server_run's caller */

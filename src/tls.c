@@ -63,7 +63,7 @@ static void paths_free(tls_paths *p) {
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
-static int paths_copy(tls_paths *out, const pw__tls_config *cfg) {
+static int paths_copy(tls_paths *out, const struct pw_tls_options *cfg) {
   memset(out, 0, sizeof *out);
   out->cert_file = dup_or_null(cfg->cert_file);
   out->key_file = dup_or_null(cfg->key_file);
@@ -76,7 +76,7 @@ static int paths_copy(tls_paths *out, const pw__tls_config *cfg) {
   return 0;
 }
 
-static int config_check(const pw__tls_config *cfg, char *err, size_t cap) {
+static int config_check(const struct pw_tls_options *cfg, char *err, size_t cap) {
   if (!cfg || !cfg->cert_file || !*cfg->cert_file || !cfg->key_file || !*cfg->key_file)
     return ctx_error(err, cap, PW_EINVAL, "TLS needs a certificate file and a key file");
   if (cfg->require_client_cert && (!cfg->ca_file || !*cfg->ca_file))
@@ -179,7 +179,8 @@ struct pw__tls_ctx {
   unsigned generation;
 };
 
-int pw__tls_ctx_new(const pw__tls_config *cfg, pw__tls_ctx **out, char *err, size_t err_cap) {
+int pw__tls_ctx_new(const struct pw_tls_options *cfg, pw__tls_ctx **out, char *err,
+                    size_t err_cap) {
   if (!out)
     return ctx_error(err, err_cap, PW_EINVAL, "no place for the TLS context");
   *out = NULL;
@@ -203,7 +204,8 @@ int pw__tls_ctx_new(const pw__tls_config *cfg, pw__tls_ctx **out, char *err, siz
   return 0;
 }
 
-int pw__tls_ctx_reload(pw__tls_ctx *ctx, const pw__tls_config *cfg, char *err, size_t err_cap) {
+int pw__tls_ctx_reload(pw__tls_ctx *ctx, const struct pw_tls_options *cfg, char *err,
+                       size_t err_cap) {
   if (!ctx)
     return ctx_error(err, err_cap, PW_EINVAL, "no TLS context");
   tls_paths fresh;
@@ -215,9 +217,11 @@ int pw__tls_ctx_reload(pw__tls_ctx *ctx, const pw__tls_config *cfg, char *err, s
       return ctx_error(err, err_cap, PW_ENOMEM, "out of memory");
   } else {
     pthread_mutex_lock(&ctx->lock);
-    rc = paths_copy(&fresh, &(pw__tls_config){ctx->paths.cert_file, ctx->paths.key_file,
-                                               ctx->paths.ca_file,
-                                               ctx->paths.require_client_cert});
+    rc = paths_copy(&fresh, &(struct pw_tls_options){
+                                .cert_file = ctx->paths.cert_file,
+                                .key_file = ctx->paths.key_file,
+                                .ca_file = ctx->paths.ca_file,
+                                .require_client_cert = ctx->paths.require_client_cert});
     pthread_mutex_unlock(&ctx->lock);
     if (rc)
       return ctx_error(err, err_cap, PW_ENOMEM, "out of memory");

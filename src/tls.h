@@ -83,25 +83,22 @@ enum pw__tls_result {
 
 /* ---- server context ------------------------------------------------------------------ */
 
-typedef struct pw__tls_config {
-  const char *cert_file;   /* PEM: the certificate, then its chain (leaf first) */
-  const char *key_file;    /* PEM: the private key of the certificate */
-  const char *ca_file;     /* PEM, optional: CAs trusted for client certificates; when set,
-                              a client certificate is asked for and verified if sent */
-  int require_client_cert; /* refuse clients without a valid certificate (needs ca_file) */
-} pw__tls_config;
-
 typedef struct pw__tls_ctx pw__tls_ctx;
+
+/* The settings are pw_options.tls (pushwire.h: PEM cert_file, key_file, optional ca_file and
+ * require_client_cert); port is the listener's business and unused here. */
 
 /* Build a context from cfg (the paths are copied). 0 and *out set, or PW_EINVAL (bad
  * config, unreadable or mismatched files) / PW_ENOMEM with a sentence in err (err_cap bytes,
  * may be NULL/0), e.g. "cannot load certificate chain from x.pem: ... No such file". */
-int pw__tls_ctx_new(const pw__tls_config *cfg, pw__tls_ctx **out, char *err, size_t err_cap);
+int pw__tls_ctx_new(const struct pw_tls_options *cfg, pw__tls_ctx **out, char *err,
+                    size_t err_cap);
 
 /* Rebuild the SSL_CTX from the files (cfg NULL: the same paths as before, re-read; else the
  * new paths) and make it current for new connections; existing ones keep theirs. Any thread.
  * On failure the current context stays and err says why. 0, PW_EINVAL, PW_ENOMEM. */
-int pw__tls_ctx_reload(pw__tls_ctx *ctx, const pw__tls_config *cfg, char *err, size_t err_cap);
+int pw__tls_ctx_reload(pw__tls_ctx *ctx, const struct pw_tls_options *cfg, char *err,
+                       size_t err_cap);
 
 /* How many times the context was (re)built successfully: 1 after new, +1 per reload. */
 unsigned pw__tls_ctx_generation(pw__tls_ctx *ctx);

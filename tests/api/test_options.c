@@ -34,7 +34,7 @@ static void test_ranges(void) {
   expect_bad((pw_options){.threads = -2}, "threads");
   expect_bad((pw_options){.port = 70000}, "pw_options.port = 70000");
   expect_bad((pw_options){.port = -2}, "port");
-  expect_bad((pw_options){.tls_port = -1}, "tls_port");
+  expect_bad((pw_options){.tls.port = -1}, "pw_options.tls.port = -1: must be 0..65535");
   expect_bad((pw_options){.max_connections = -5}, "max_connections");
   expect_bad((pw_options){.backlog = -1}, "backlog");
   expect_bad((pw_options){.log_level = 9}, "log_level");
@@ -47,12 +47,37 @@ static void test_ranges(void) {
              "deflate.server_max_window_bits = 16: must be 0 (the default) or 8..15");
   expect_bad((pw_options){.deflate.level = 10}, "deflate.level");
   expect_bad((pw_options){.deflate.mem_level = -1}, "deflate.mem_level");
+  expect_bad((pw_options){.tls.require_client_cert = 2, .tls.ca_file = "ca.pem"},
+             "tls.require_client_cert = 2");
+}
+
+/* The deflate ranges live only here (options.c's table), no longer in src/deflate.c too:
+ * every edge of each, with the window bits' 0 and 8 allowed (the default; 8 means 9). */
+static void test_deflate_edges(void) {
+  static const int bad_bits[] = {-1, 1, 7, 16}, bad_levels[] = {-1, 10};
+  for (size_t i = 0; i < 4; i++) {
+    expect_bad((pw_options){.deflate.server_max_window_bits = bad_bits[i]},
+               "deflate.server_max_window_bits");
+    expect_bad((pw_options){.deflate.client_max_window_bits = bad_bits[i]},
+               "deflate.client_max_window_bits");
+  }
+  for (size_t i = 0; i < 2; i++) {
+    expect_bad((pw_options){.deflate.level = bad_levels[i]}, "deflate.level");
+    expect_bad((pw_options){.deflate.mem_level = bad_levels[i]}, "deflate.mem_level");
+  }
+  static const int good_bits[] = {0, 8, 9, 15};
+  for (size_t i = 0; i < 4; i++) {
+    pw_options o = {.deflate = {.server_max_window_bits = good_bits[i],
+                                .client_max_window_bits = good_bits[i], .level = i == 3 ? 9 : 1,
+                                .mem_level = i == 3 ? 9 : 1}};
+    CHECK_EQ_INT(pw_options_check(&o, NULL, 0), 0);
+  }
 }
 
 static void test_combinations(void) {
-  expect_bad((pw_options){.port = -1}, "needs tls_cert_file");
-  expect_bad((pw_options){.tls_cert_file = "cert.pem"}, "tls_key_file");
-  expect_bad((pw_options){.tls_require_client_cert = 1}, "tls_ca_file");
+  expect_bad((pw_options){.port = -1}, "needs tls.cert_file");
+  expect_bad((pw_options){.tls.cert_file = "cert.pem"}, "tls.key_file");
+  expect_bad((pw_options){.tls.require_client_cert = 1}, "tls.ca_file");
 }
 
 static void test_good(void) {
@@ -72,6 +97,7 @@ static void test_good(void) {
 
 int main(void) {
   test_ranges();
+  test_deflate_edges();
   test_combinations();
   test_good();
   return CHECK_DONE();

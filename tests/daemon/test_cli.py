@@ -7,7 +7,10 @@ How each defence was checked to matter (the case fails without it):
   environment" published with the environment's token and failed;
 - exit codes: with start_server returning EXIT_BAD_CONFIG for every failure (main.c), the
   address-in-use case saw 2 instead of 1;
-- reload: with the SIGHUP branch of wait_for_stop ignoring the signal, the new token got 403.
+- reload: with the SIGHUP branch of wait_for_stop ignoring the signal, the new token got 403;
+- library ranges: with check_with_library (daemon/config.c) returning 0, each of the three
+  values reached pw_server_new instead, which printed its own log line and then "invalid server
+  options or TLS files" (two lines, not naming the flag, key or variable).
 """
 import asyncio
 import os
@@ -83,6 +86,26 @@ def cli_cases(r, path):
             expect(rc == 2, "missing file: exit %d" % rc)
             one_line_error(err, "missing.conf")
     r.check("config file errors name the file and line, exit 2", config_errors)
+
+    def library_ranges():
+        # A pw_options value is judged by the library's one range check (pw_options_check):
+        # the daemon's one line names where the value came from, then gives its sentence.
+        with tempdir() as tmp:
+            conf = os.path.join(tmp, "p.conf")
+            with open(conf, "w") as f:
+                f.write("threads = 2\ndeflate-level = 12\n")
+            for args, env, words in [
+                (["--threads", "65"], {}, ["--threads: pw_options.threads = 65: must be 1..64"]),
+                (["--config", conf], {}, ["p.conf:2: deflate-level: pw_options.deflate.level = 12:"
+                                          " must be 0 (the default) or 1..9"]),
+                ([], {"PUSHWIRED_TLS_PORT": "70000"},
+                 ["PUSHWIRED_TLS_PORT: pw_options.tls.port = 70000: must be 0..65535"]),
+            ]:
+                rc, _, err = run_daemon(path, ["--listen", "127.0.0.1:0"] + args, env=env)
+                expect(rc == 2, "%r %r: exit %d" % (args, env, rc))
+                one_line_error(err, *words)
+    r.check("a value outside the library's range: pw_options_check's text, one line, exit 2",
+            library_ranges)
 
 
 async def layered(r, path):

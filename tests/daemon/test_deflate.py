@@ -15,7 +15,10 @@ no-context, bits, env/file and wss cases); with only `.threshold` left out of it
 --deflate-threshold 1M ...: RSV1 True; with the 9..15 / 1..9 range check in
 parse_deflate_number (daemon/config.c) widened to -1000..1000, the bad-value cases failed (the
 daemon ran on with bits 8 or level 0, or said "invalid server options or TLS files" without
-naming the flag).
+naming the flag). Since the ranges are pw_options_check's (the daemon's table keeps only its
+refusal of 0 and of window 8): with check_with_library returning 0, the bits 16, mem-level 10
+and PUSHWIRED_DEFLATE_SERVER_BITS=99 cases failed (two lines, the flag not named); with the
+table's minimum 9 for --deflate-server-bits lowered to INT_MIN, the bits 8 case ran on.
 """
 import asyncio
 import json

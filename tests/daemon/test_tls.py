@@ -4,7 +4,7 @@ subscriber gets what is published over plain HTTP, https:// answers, a CA makes 
 certificates required, SIGHUP re-reads the certificate files, a bad file is one line and exit 2.
 Certificates are made at run time (tests/support/tls_certs.py).
 
-How each was checked to matter: without tls_cert_file passed to pw_options in main.c
+How each was checked to matter: without tls.cert_file passed to pw_options in main.c
 make_server, no "TLS on port" line came (FAIL the TLS listener logs its port); without the
 pw_server_reload_tls call in reload(), the subject after SIGHUP stayed pushwire-test-a.
 """

@@ -14,7 +14,7 @@ Cases (each names what breaks it; checked by removing the defence and running th
   (an ssl socket with suppress_ragged_eofs=False reads b"" instead of raising SSLEOFError).
   Removing the pw__tls_conn_shutdown call in flush_tls made this case fail with SSLEOFError.
 - client certificates (--tls-ca, required): no certificate and a self-signed one are refused
-  (handshake alert, logged), the CA-signed one echoes. Without tls_require_client_cert passed
+  (handshake alert, logged), the CA-signed one echoes. Without tls.require_client_cert passed
   to the engine, the no-certificate client got its echo.
 - reload from another thread (SIGHUP -> pw_server_reload_tls on pw-echo's main thread) while
   clients keep connecting: none fails, and every handshake after the reload shows the new

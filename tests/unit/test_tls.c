@@ -186,7 +186,8 @@ static void free_all_idents(void) {
 }
 
 static pw__tls_ctx *server_ctx(const ident *id, const char *ca_file, int require) {
-  pw__tls_config cfg = {id->cert_path, id->key_path, ca_file, require};
+  struct pw_tls_options cfg = {.cert_file = id->cert_path, .key_file = id->key_path,
+                               .ca_file = ca_file, .require_client_cert = require};
   pw__tls_ctx *ctx = NULL;
   char err[512] = "";
   int rc = pw__tls_ctx_new(&cfg, &ctx, err, sizeof err);
@@ -685,7 +686,8 @@ static void test_client_certificates(void) {
   CHECK(!client_cert_case(opt, &mallory, 0, err, sizeof err, subj, sizeof subj));
   pw__tls_ctx_free(opt);
 
-  pw__tls_config bad = {srv_one.cert_path, srv_one.key_path, NULL, 1};
+  struct pw_tls_options bad = {.cert_file = srv_one.cert_path, .key_file = srv_one.key_path,
+                               .require_client_cert = 1};
   pw__tls_ctx *none = NULL;
   CHECK_EQ_INT(pw__tls_ctx_new(&bad, &none, err, sizeof err), PW_EINVAL);
   CHECK(none == NULL && contains(err, "ca_file"));
@@ -819,7 +821,7 @@ static void test_reload(void) {
   snprintf(live_key, sizeof live_key, "%s/live.key", dir);
   copy_file(srv_one.cert_path, live_cert);
   copy_file(srv_one.key_path, live_key);
-  pw__tls_config cfg = {live_cert, live_key, NULL, 0};
+  struct pw_tls_options cfg = {.cert_file = live_cert, .key_file = live_key};
   pw__tls_ctx *ctx = NULL;
   CHECK_EQ_INT(pw__tls_ctx_new(&cfg, &ctx, err, sizeof err), 0);
   CHECK_EQ_INT(pw__tls_ctx_generation(ctx), 1);
@@ -849,12 +851,12 @@ static void test_reload(void) {
   pair_close(&after);
 
   /* A failed reload keeps the current context. */
-  pw__tls_config missing = {"/nonexistent/cert.pem", live_key, NULL, 0};
+  struct pw_tls_options missing = {.cert_file = "/nonexistent/cert.pem", .key_file = live_key};
   CHECK_EQ_INT(pw__tls_ctx_reload(ctx, &missing, err, sizeof err), PW_EINVAL);
   CHECK(contains(err, "cannot load certificate chain from /nonexistent/cert.pem"));
   CHECK(contains(err, "No such file or directory"));
   CHECK_EQ_INT(pw__tls_ctx_generation(ctx), 2);
-  pw__tls_config mismatch = {srv_one.cert_path, srv_two.key_path, NULL, 0};
+  struct pw_tls_options mismatch = {.cert_file = srv_one.cert_path, .key_file = srv_two.key_path};
   CHECK_EQ_INT(pw__tls_ctx_reload(ctx, &mismatch, err, sizeof err), PW_EINVAL);
   CHECK(contains(err, "does not match"));
   pair_open(&after, ctx, &plain_client);
@@ -863,7 +865,7 @@ static void test_reload(void) {
   pair_close(&after);
 
   /* New paths; resumption across a reload starts over (new ticket keys, see tls.h). */
-  pw__tls_config one = {srv_one.cert_path, srv_one.key_path, NULL, 0};
+  struct pw_tls_options one = {.cert_file = srv_one.cert_path, .key_file = srv_one.key_path};
   client_opts o = plain_client;
   pair_open(&after, ctx, &o);
   CHECK(handshake(&after));
@@ -899,7 +901,7 @@ static void *reloader(void *arg) {
   char err[512];
   for (int i = 0; !job->stop && i < 400; i++) {
     const ident *id = i & 1 ? &srv_one : &srv_two;
-    pw__tls_config cfg = {id->cert_path, id->key_path, NULL, 0};
+    struct pw_tls_options cfg = {.cert_file = id->cert_path, .key_file = id->key_path};
     if (pw__tls_ctx_reload(job->ctx, &cfg, err, sizeof err) != 0)
       PROBLEM("reload %d: %s", i, err);
     else
@@ -937,18 +939,21 @@ static void test_reload_from_another_thread(void) {
 static void test_config_errors_and_misuse(pw__tls_ctx *ctx) {
   char err[512];
   pw__tls_ctx *out = (pw__tls_ctx *)&err; /* must be reset to NULL on failure */
-  pw__tls_config nokey = {srv_one.cert_path, NULL, NULL, 0};
+  struct pw_tls_options nokey = {.cert_file = srv_one.cert_path};
   CHECK_EQ_INT(pw__tls_ctx_new(&nokey, &out, err, sizeof err), PW_EINVAL);
   CHECK(out == NULL);
   CHECK(contains(err, "certificate file and a key file"));
   CHECK_EQ_INT(pw__tls_ctx_new(NULL, &out, err, sizeof err), PW_EINVAL);
   CHECK_EQ_INT(pw__tls_ctx_new(&nokey, NULL, NULL, 0), PW_EINVAL);
-  pw__tls_config missing_key = {srv_one.cert_path, "/nonexistent/key.pem", NULL, 0};
+  struct pw_tls_options missing_key = {.cert_file = srv_one.cert_path,
+                                       .key_file = "/nonexistent/key.pem"};
   CHECK_EQ_INT(pw__tls_ctx_new(&missing_key, &out, err, sizeof err), PW_EINVAL);
   CHECK(contains(err, "cannot load private key from /nonexistent/key.pem"));
-  pw__tls_config cert_as_key = {srv_one.cert_path, srv_one.cert_path, NULL, 0};
+  struct pw_tls_options cert_as_key = {.cert_file = srv_one.cert_path,
+                                       .key_file = srv_one.cert_path};
   CHECK_EQ_INT(pw__tls_ctx_new(&cert_as_key, &out, err, sizeof err), PW_EINVAL);
-  pw__tls_config bad_ca = {srv_one.cert_path, srv_one.key_path, srv_one.key_path, 0};
+  struct pw_tls_options bad_ca = {.cert_file = srv_one.cert_path, .key_file = srv_one.key_path,
+                                  .ca_file = srv_one.key_path};
   CHECK_EQ_INT(pw__tls_ctx_new(&bad_ca, &out, err, sizeof err), PW_EINVAL);
   CHECK(contains(err, srv_one.key_path));
   char tiny[8];
@@ -1099,7 +1104,7 @@ static int serve(const char *where) {
     if (fds[1].revents & (POLLIN | POLLHUP)) {
       if (!fgets(line, sizeof line, stdin))
         break;
-      pw__tls_config two = {srv_two.cert_path, srv_two.key_path, NULL, 0};
+      struct pw_tls_options two = {.cert_file = srv_two.cert_path, .key_file = srv_two.key_path};
       if (strncmp(line, "reload", 6) == 0) {
         int rc = pw__tls_ctx_reload(ctx, &two, err, sizeof err);
         printf("reloaded %d\n", rc);
