@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "events.h"
+#include "pmd.h"
 #include "loop.h"
 #include "server.h"
 #include "tls.h"
@@ -109,10 +110,6 @@ void pw__conn_read_start(pw__conn *c) {
  * - Ending: a connection that starts closing reads again whatever paused it, to hear the
  *   peer's close or EOF (a closing connection's data messages are discarded unread), so the
  *   stop sequence and the close timeout work as for any client. */
-static size_t q_limit(const pw__conn *c) {
-  return c->max_queued ? c->max_queued : c->loop->srv->opt.max_queued_bytes;
-}
-
 int pw__conn_pause_reads(pw__conn *c, int reason) {
   if (c->state != PW__S_OPEN) return PW_ESTATE;
   if (!c->read_paused) uv_read_stop((uv_stream_t *)&c->tcp);
@@ -138,7 +135,7 @@ void pw__conn_resume_reads(pw__conn *c, int reasons) {
 
 static int above_high(const pw__conn *c) {
   return c->state == PW__S_OPEN && !(c->read_paused & PW__PAUSE_SENDQ) &&
-         c->q.bytes > q_limit(c) / 2;
+         c->q.bytes > pw__conn_queue_limit(c) / 2;
 }
 
 /* After a read: replies piling up above the high-water mark stop the reading, unless the
@@ -153,7 +150,7 @@ static void check_high_water(pw__conn *c) {
 /* Written bytes left a queue whose client we stopped reading: below the low mark read it
  * again; above, its reading what we write is its sign of life. */
 static void sendq_progress(pw__conn *c) {
-  if (c->q.bytes < q_limit(c) / 4) return pw__conn_resume_reads(c, PW__PAUSE_SENDQ);
+  if (c->q.bytes < pw__conn_queue_limit(c) / 4) return pw__conn_resume_reads(c, PW__PAUSE_SENDQ);
   if (c->state == PW__S_OPEN) touch(c);
 }
 
@@ -176,6 +173,14 @@ pw__conn *pw__conn_accept(pw__loop *l, uv_stream_t *listener, int tls) {
   pw__list_push(l, c, PW__L_HTTP);
   pw__conn_read_start(c);
   return c;
+}
+
+int pw__conn_policy(const pw__conn *c) {
+  return c->has_policy ? c->slow_policy : (int)c->loop->srv->opt.slow_policy;
+}
+
+size_t pw__conn_queue_limit(const pw__conn *c) {
+  return c->max_queued ? c->max_queued : c->loop->srv->opt.max_queued_bytes;
 }
 
 /* ---- the send queue ---------------------------------------------------------------------- */
@@ -249,8 +254,7 @@ static pw_buf *cork_reserve(pw_buf *k, size_t need) {
 static int try_cork(pw__conn *c, pw_buf *b) {
   pw__sendq *q = &c->q;
   if (!cork_fits(b) || q->count == 0 || q->count - 1 < q_locked(q)) return 0;
-  int policy = c->has_policy ? c->slow_policy : (int)c->loop->srv->opt.slow_policy;
-  if (policy == PW_SLOW_DROP_OLDEST) return 0;
+  if (pw__conn_policy(c) == PW_SLOW_DROP_OLDEST) return 0;
   uint32_t slot = (q->head + q->count - 1) & (q->cap - 1);
   pw_buf *t = q->ring[slot], *k;
   size_t add = pw__buf_wire_len(b);
@@ -337,12 +341,13 @@ static void close_slow(pw__conn *c) {
   pw__conn_close_dropping(c, PW_CLOSE_POLICY, "slow consumer");
 }
 
-int pw__conn_queue_msg(pw__conn *c, pw_buf *b) {
-  const pw_options *o = &c->loop->srv->opt;
+/* Queue a message under the slow-consumer policy (takes the caller's reference): 0,
+ * PW_EAGAIN (dropped by PW_SLOW_DROP_NEW) or PW_ENOCONN (the client was closed as slow). */
+static int queue_msg(pw__conn *c, pw_buf *b) {
   pw__loop_stats *st = &c->loop->stats;
-  size_t limit = c->max_queued ? c->max_queued : o->max_queued_bytes;
+  size_t limit = pw__conn_queue_limit(c);
   size_t len = pw__buf_wire_len(b);
-  int policy = c->has_policy ? c->slow_policy : (int)o->slow_policy;
+  int policy = pw__conn_policy(c);
   if (c->q.bytes > 0 && c->q.bytes + len > limit && !c->q.inflight) {
     /* Over the limit only because this turn's messages are not written yet (a burst of
      * echoes, say)? Offer the socket what it can take before judging the client slow. */
@@ -366,6 +371,25 @@ int pw__conn_queue_msg(pw__conn *c, pw_buf *b) {
   pw__conn_queue(c, b);
   pw__stat_add(&st->messages_queued, msgs);
   return 0;
+}
+
+/* A buffer made by the connection's own deflater and then refused must be forgotten by it. */
+static int queue_msg_tracked(pw__conn *c, pw_buf *b, int own_deflater) {
+  int r = queue_msg(c, b);
+  if (r == PW_EAGAIN && own_deflater) pw__pmd_refused(c);
+  return r;
+}
+
+int pw__conn_send(pw__conn *c, pw_buf *b) {
+  int own = 0;
+  if (c->pmd_on) b = pw__pmd_frame_for(c, b, &own); /* compressed here, on the loop */
+  return queue_msg_tracked(c, b, own);
+}
+
+int pw__conn_send_shared(pw__conn *c, pw__pmd_share *s) {
+  int own = 0;
+  pw_buf *b = c->pmd_on ? pw__pmd_shared_for(c, s, &own) : (pw_buf_ref(s->plain), s->plain);
+  return queue_msg_tracked(c, b, own);
 }
 
 int pw__conn_send_frame(pw__conn *c, int opcode, const void *data, size_t len) {
@@ -496,7 +520,7 @@ static void q_shrink(pw__sendq *q) {
 
 /* Write what the socket takes now; hand the rest to uv_write. With `may_end` 0 a write
  * error is left for the next flush to find, so no on_close can run inside the caller's
- * callback (see pw__conn_queue_msg). A TLS connection goes through the engine (flush_tls). */
+ * callback (see queue_msg). A TLS connection goes through the engine (flush_tls). */
 static void flush(pw__conn *c, int may_end) {
   pw__sendq *q = &c->q;
   if (c->tls && !c->tls_plain) return flush_tls(c, may_end);
@@ -672,19 +696,12 @@ static void set_close(pw__conn *c, int code, const char *reason) {
  * stays allocated until the memory goes, so it cannot be reused meanwhile. */
 static void notify_closed(pw__conn *c) {
   pw__loop *l = c->loop;
-  pw_server *srv = l->srv;
   if (!c->opened) return;
   c->opened = 0;
   pw__slots_retire(&l->slots, c->id); /* dead to every thread from this moment */
   pw__topic_unsubscribe_all(l, c);
   int code = c->close_code ? c->close_code : PW_CLOSE_ABNORMAL;
-  const char *reason = c->close_reason ? c->close_reason : "";
-  if (srv->opt.deliver_close == PW_DELIVER_QUEUE) return pw__events_close(c, code, reason);
-  if (!srv->cb.on_close) return;
-  pw__conn *outer = l->closing_conn; /* an on_close that ends another connection nests */
-  l->closing_conn = c;               /* so pw_conn_data still finds it (see user_conn) */
-  srv->cb.on_close(srv, c->id, code, reason, srv->user);
-  l->closing_conn = outer;
+  pw__notify_close(c, code, c->close_reason ? c->close_reason : "");
 }
 
 static void enter_ending(pw__conn *c, int state) {

@@ -93,9 +93,17 @@ pw__conn *pw__conn_accept(struct pw__loop *loop, uv_stream_t *listener, int tls)
 
 /* Queue a buffer (takes the caller's reference) and mark the conn for the next flush. */
 void pw__conn_queue(pw__conn *c, pw_buf *b);
-/* Queue a message under the slow-consumer policy (takes the caller's reference): 0,
- * PW_EAGAIN (dropped by PW_SLOW_DROP_NEW) or PW_ENOCONN (the client was closed as slow). */
-int pw__conn_queue_msg(pw__conn *c, pw_buf *b);
+/* The one way a message gets into a connection's queue. Send a data message (takes the
+ * caller's reference): compressed first when the connection negotiated permessage-deflate
+ * (pmd.h), then queued under the slow-consumer policy. 0, PW_EAGAIN (dropped by
+ * PW_SLOW_DROP_NEW) or PW_ENOCONN (the client was closed as slow). */
+int pw__conn_send(pw__conn *c, pw_buf *b);
+/* The same for one fan-out (a publish or a batch, shared by every subscriber: pmd.h). */
+struct pw__pmd_share;
+int pw__conn_send_shared(pw__conn *c, struct pw__pmd_share *s);
+/* The connection's slow-consumer policy and queue limit (its own, or the server's). */
+int pw__conn_policy(const pw__conn *c);
+size_t pw__conn_queue_limit(const pw__conn *c);
 /* Queue a data or control frame with a copy of the payload. 0 or PW_ENOMEM. */
 int pw__conn_send_frame(pw__conn *c, int opcode, const void *data, size_t len);
 /* Write what is queued: uv_try_write, then uv_write for the rest. */

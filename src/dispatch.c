@@ -18,25 +18,15 @@ static void apply_policy(pw__conn *c, const pw__cmd *cmd) {
 
 static void send_cmd(pw__loop *l, const pw__cmd *cmd) {
   pw__conn *c = pw__open_conn(l, cmd->id);
-  if (c) return (void)pw__pmd_queue_msg(c, cmd->u.buf);
+  if (c) return (void)pw__conn_send(c, cmd->u.buf);
   pw_buf_unref(cmd->u.buf);
   pw__stat_add(&l->stats.dropped_closed, 1);
-}
-
-/* The caller of a pw_subscribe from another thread got 0 long ago: tell the program the way
- * it chose (the queue or the callback), else the log. The counter was raised in topic.c. */
-static void report_refused(pw__loop *l, pw_conn_id id, const char *topic, int code) {
-  pw_server *srv = l->srv;
-  if (srv->opt.deliver_refused == PW_DELIVER_QUEUE) return pw__events_refused(l, id, topic, code);
-  if (srv->cb.on_subscribe_refused)
-    return srv->cb.on_subscribe_refused(srv, id, topic, code, srv->user);
-  pw__log(srv, PW_LOG_WARN, "subscription to %s refused: %s", topic, pw_strerror(code));
 }
 
 static void subscribe_cmd(pw__loop *l, const pw__cmd *cmd) {
   pw__conn *c = pw__open_conn(l, cmd->id);
   int r = c ? pw__topic_subscribe(l, c, cmd->u.topic, strlen(cmd->u.topic)) : 0;
-  if (r != 0) report_refused(l, cmd->id, cmd->u.topic, r);
+  if (r != 0) pw__notify_subscribe_refused(l, cmd->id, cmd->u.topic, r);
   free(cmd->u.topic);
 }
 

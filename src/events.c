@@ -125,7 +125,7 @@ static size_t open_size(const pw_options *o, const pw_request *req, size_t *nhea
   return size + *nheaders * sizeof(pw_header) + sizeof(pw_header); /* + alignment slack */
 }
 
-void pw__events_open(pw__conn *c, const pw_request *req) {
+static void queue_open(pw__conn *c, const pw_request *req) {
   pw_server *srv = c->loop->srv;
   size_t nh;
   size_t extra = open_size(&srv->opt, req, &nh);
@@ -158,33 +158,31 @@ static void pause_reading(pw__conn *c) {
   atomic_fetch_add_explicit(&l->srv->events.reads_paused, 1, memory_order_relaxed);
 }
 
-int pw__events_message(pw__conn *c, int is_binary, const void *data, size_t len) {
+static void queue_message(pw__conn *c, int is_binary, const void *data, size_t len) {
   pw_server *srv = c->loop->srv;
   pw__events *q = &srv->events;
   pw__event_node *n = node_new(PW_EV_MESSAGE, c->id, 0);
   if (n) n->ev.buf = pw_buf_new(data, len, is_binary ? PW_BINARY : PW_TEXT);
   if (!n || !n->ev.buf) {
     if (n) node_free(n);
-    pw__conn_fail(c, PW_CLOSE_INTERNAL, "out of memory");
-    return -1;
+    return pw__conn_fail(c, PW_CLOSE_INTERNAL, "out of memory");
   }
   n->ev.is_binary = is_binary;
   n->bytes = len;
   int policy = srv->opt.event_policy;
   int r = push(srv, n, policy == PW_EVQ_PAUSE);
   if (r == 1) pause_reading(c);
-  if (r >= 0) return 0;
+  if (r >= 0) return;
   node_free(n);
   if (policy == PW_EVQ_DROP) {
     atomic_fetch_add_explicit(&q->dropped, 1, memory_order_relaxed);
-    return 0;
+    return;
   }
   atomic_fetch_add_explicit(&q->closed, 1, memory_order_relaxed);
   pw__conn_close_ws(c, PW_CLOSE_TRY_AGAIN, "try again later");
-  return -1;
 }
 
-void pw__events_close(pw__conn *c, int code, const char *reason) {
+static void queue_close(pw__conn *c, int code, const char *reason) {
   pw__event_node *n = node_new(PW_EV_CLOSE, c->id, strlen(reason) + 1);
   if (!n) return; /* nothing left to tell it with; the id is dead all the same */
   char *w = (char *)(n + 1);
@@ -195,7 +193,7 @@ void pw__events_close(pw__conn *c, int code, const char *reason) {
 
 /* Bounded by the max_events limit like a user event (nothing else bounds the subscribe
  * calls a program makes): one that does not fit is dropped and counted in events_dropped. */
-void pw__events_refused(pw__loop *l, pw_conn_id id, const char *topic, int code) {
+static void queue_refused(pw__loop *l, pw_conn_id id, const char *topic, int code) {
   pw__events *q = &l->srv->events;
   size_t len = strlen(topic);
   pw__event_node *n = node_new(PW_EV_SUBSCRIBE_REFUSED, id, len + 1);
@@ -207,6 +205,40 @@ void pw__events_refused(pw__loop *l, pw_conn_id id, const char *topic, int code)
     free(n);
   }
   atomic_fetch_add_explicit(&q->dropped, 1, memory_order_relaxed);
+}
+
+/* ---- telling the program: the one place that knows PW_DELIVER_QUEUE ------------------------ */
+void pw__notify_open(pw__conn *c, const pw_request *req) {
+  pw_server *srv = c->loop->srv;
+  if (srv->opt.deliver_open == PW_DELIVER_QUEUE) return queue_open(c, req);
+  if (srv->cb.on_open) srv->cb.on_open(srv, c->id, req, srv->user);
+}
+
+void pw__notify_message(pw__conn *c, int is_binary, const void *data, size_t len) {
+  pw_server *srv = c->loop->srv;
+  if (srv->opt.deliver_message == PW_DELIVER_QUEUE) return queue_message(c, is_binary, data, len);
+  if (srv->cb.on_message) srv->cb.on_message(srv, c->id, data, len, is_binary, srv->user);
+}
+
+void pw__notify_close(pw__conn *c, int code, const char *reason) {
+  pw__loop *l = c->loop;
+  pw_server *srv = l->srv;
+  if (srv->opt.deliver_close == PW_DELIVER_QUEUE) return queue_close(c, code, reason);
+  if (!srv->cb.on_close) return;
+  pw__conn *outer = l->closing_conn; /* an on_close that ends another connection nests */
+  l->closing_conn = c;               /* so pw_conn_data still finds it (conn.c) */
+  srv->cb.on_close(srv, c->id, code, reason, srv->user);
+  l->closing_conn = outer;
+}
+
+/* The caller of a pw_subscribe from another thread got 0 long ago: tell the program the way
+ * it chose (the queue or the callback), else the log. */
+void pw__notify_subscribe_refused(pw__loop *l, pw_conn_id id, const char *topic, int code) {
+  pw_server *srv = l->srv;
+  if (srv->opt.deliver_refused == PW_DELIVER_QUEUE) return queue_refused(l, id, topic, code);
+  if (srv->cb.on_subscribe_refused)
+    return srv->cb.on_subscribe_refused(srv, id, topic, code, srv->user);
+  pw__log(srv, PW_LOG_WARN, "subscription to %s refused: %s", topic, pw_strerror(code));
 }
 
 /* Every loop has ended, so no event but pw_post_event's will come: wake every waiter and

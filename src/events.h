@@ -33,14 +33,13 @@ typedef struct pw__events {
 int pw__events_init(pw__events *q);
 void pw__events_destroy(pw__events *q);
 
-/* Loop side (loop thread), called where the callbacks would be. */
-void pw__events_open(struct pw__conn *c, const pw_request *req);
-/* Returns 0 to go on reading, or -1 if the connection was closed by PW_EVQ_CLOSE. */
-int pw__events_message(struct pw__conn *c, int is_binary, const void *data, size_t len);
-void pw__events_close(struct pw__conn *c, int code, const char *reason);
-/* A subscription asked from another thread was refused on loop l (code PW_EAGAIN or
- * PW_ENOMEM): queue a PW_EV_SUBSCRIBE_REFUSED event if it fits. */
-void pw__events_refused(struct pw__loop *l, pw_conn_id id, const char *topic, int code);
+/* Loop thread: tell the program of an open, a message, a close or a refused subscription,
+ * by callback or through the owner's queue as options.deliver_* say (the one place that
+ * knows). A queued message that does not fit acts by options.event_policy. */
+void pw__notify_open(struct pw__conn *c, const pw_request *req);
+void pw__notify_message(struct pw__conn *c, int is_binary, const void *data, size_t len);
+void pw__notify_close(struct pw__conn *c, int code, const char *reason);
+void pw__notify_subscribe_refused(struct pw__loop *l, pw_conn_id id, const char *topic, int code);
 /* The server has stopped (its loops have ended): an empty queue now answers PW_ESTOPPED and
  * the fd stays readable; blocked waiters wake. Any thread, idempotent. */
 void pw__events_stopped(pw__events *q);

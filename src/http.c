@@ -299,7 +299,6 @@ static int accept_upgrade(pw__conn *c, head_info *hi, const pw_request *req,
 /* The request is an upgrade: answer it, and on success continue as a WebSocket with the
  * bytes that followed the head (a client may send frames right behind its request). */
 static void upgrade(pw__conn *c, head_info *hi, pw_request *req, size_t head_len) {
-  pw_server *srv = c->loop->srv;
   upgrade_topics topics = {0};
   int status = accept_upgrade(c, hi, req, &topics);
   topics_free(&topics);
@@ -312,8 +311,7 @@ static void upgrade(pw__conn *c, head_info *hi, pw_request *req, size_t head_len
   c->http = NULL; /* detached: its bytes stay valid through on_open and the first frames */
   c->opened = 1;
   req->subprotocol = proto;
-  if (srv->opt.deliver_open == PW_DELIVER_QUEUE) pw__events_open(c, req);
-  else if (srv->cb.on_open) srv->cb.on_open(srv, c->id, req, srv->user);
+  pw__notify_open(c, req);
   if (h->len > head_len) pw__ws_read(c, h->buf + head_len, h->len - head_len);
   free(h->buf);
   free(h);

@@ -7,6 +7,7 @@
 #include "frame.h"
 #include "loop.h"
 #include "server.h"
+#include "util.h"
 
 #define RSV1_BIT 0x40 /* in a frame's first byte */
 
@@ -28,8 +29,7 @@ static int is_data_frame(const pw_buf *b) {
  * compressed on its own instead, which context takeover permits (RFC 7692 7.1.1.1: it is
  * permission, not duty). */
 static int uses_own_context(const pw__conn *c) {
-  int policy = c->has_policy ? c->slow_policy : (int)c->loop->srv->opt.slow_policy;
-  return !c->pmd.server_no_context_takeover && policy != PW_SLOW_DROP_OLDEST;
+  return !c->pmd.server_no_context_takeover && pw__conn_policy(c) != PW_SLOW_DROP_OLDEST;
 }
 
 /* Compress one payload for c, appending to out. With the own deflater a failure has made it
@@ -53,14 +53,7 @@ static int worth_sending(const pw__conn *c, const pw__zbuf *z, const pw_buf *b) 
 }
 
 static int zbuf_append(pw__zbuf *out, const void *p, size_t n) {
-  if (out->len + n > out->cap) {
-    size_t cap = out->cap ? out->cap : 256;
-    while (cap < out->len + n) cap *= 2;
-    uint8_t *d = realloc(out->data, cap);
-    if (!d) return PW_ENOMEM;
-    out->data = d;
-    out->cap = cap;
-  }
+  if (pw__grow((void **)&out->data, &out->cap, out->len + n, 1, 256) != 0) return PW_ENOMEM;
   if (n) memcpy(out->data + out->len, p, n);
   out->len += n;
   return 0;
@@ -128,19 +121,16 @@ static pw_buf *compressed_for(pw__conn *c, pw_buf *const *msgs, unsigned n) {
   return b;
 }
 
-/* Queue b for c; with the own deflater, a message the queue refused (PW_SLOW_DROP_NEW) is
- * one the client will never inflate: the history must forget it too. */
-static int queue_tracked(pw__conn *c, pw_buf *b, int compressed_own) {
-  int r = pw__conn_queue_msg(c, b);
-  if (r == PW_EAGAIN && compressed_own && c->deflater) pw__deflater_reset(c->deflater);
-  return r;
+void pw__pmd_refused(pw__conn *c) {
+  if (c->deflater) pw__deflater_reset(c->deflater);
 }
 
-int pw__pmd_queue_msg(pw__conn *c, pw_buf *b) {
-  pw_buf *z = c->pmd_on && is_data_frame(b) ? compressed_for(c, &b, 1) : NULL;
-  if (!z) return pw__conn_queue_msg(c, b);
+pw_buf *pw__pmd_frame_for(pw__conn *c, pw_buf *b, int *own) {
+  pw_buf *z = is_data_frame(b) ? compressed_for(c, &b, 1) : NULL;
+  *own = z && uses_own_context(c);
+  if (!z) return b;
   pw_buf_unref(b);
-  return queue_tracked(c, z, uses_own_context(c));
+  return z;
 }
 
 /* ---- fan-out --------------------------------------------------------------------------------- */
@@ -169,13 +159,11 @@ static pw_buf *shared_for(pw__conn *c, pw__pmd_share *s) {
   return s->by_bits[bits];
 }
 
-int pw__pmd_queue_shared(pw__conn *c, pw__pmd_share *s) {
-  if (!c->pmd_on) {
-    pw_buf_ref(s->plain);
-    return pw__conn_queue_msg(c, s->plain);
-  }
-  if (!uses_own_context(c)) return pw__conn_queue_msg(c, shared_for(c, s));
+pw_buf *pw__pmd_shared_for(pw__conn *c, pw__pmd_share *s, int *own) {
+  *own = 0;
+  if (!uses_own_context(c)) return shared_for(c, s);
   pw_buf *z = compressed_for(c, s->msgs, s->nmsgs);
+  *own = z != NULL;
   if (!z) pw_buf_ref(s->plain), z = s->plain;
-  return queue_tracked(c, z, z != s->plain);
+  return z;
 }

@@ -1,6 +1,7 @@
-/* permessage-deflate glue (issue 7): what the connection, send and publish paths call to use
- * the pure RFC 7692 module (deflate.h), with options.deflate as its config, for one
- * connection. Loop thread only.
+/* permessage-deflate glue: what a connection asks of the pure RFC 7692 module (deflate.h),
+ * with options.deflate as its config. It makes buffers and never queues: conn.c is the only
+ * way into a queue, and asks here when the connection negotiated the extension. Loop thread
+ * only.
  * Design notes:
  * - Negotiated at the upgrade (http.c): the connection keeps the 5-byte agreement and a flag;
  *   its inflater and deflater are created on the first compressed message (none for a client
@@ -20,9 +21,13 @@
 #include "conn.h"
 #include "deflate.h"
 
-/* Queue a data message for c (takes the caller's reference): compressed first when c
- * negotiated the extension and the message is big enough; then pw__conn_queue_msg. */
-int pw__pmd_queue_msg(pw__conn *c, pw_buf *b);
+/* The frame c (which negotiated the extension) should get for message b, taking b's
+ * reference: a compressed frame when it is big enough and pays, else b itself. *own says it
+ * went through c's own context-takeover deflater (see pw__pmd_refused). */
+pw_buf *pw__pmd_frame_for(pw__conn *c, pw_buf *b, int *own);
+/* c's queue refused a buffer made by its own deflater (PW_SLOW_DROP_NEW): the client will
+ * never inflate it, so the deflater's history must forget it too. */
+void pw__pmd_refused(pw__conn *c);
 
 /* One fan-out: the plain buffer (a frame, or a publish batch's raw bytes) and the frames it
  * is made of, plus what was compressed for the subscribers seen so far. Zero-initialise
@@ -35,8 +40,10 @@ typedef struct pw__pmd_share {
 } pw__pmd_share;
 void pw__pmd_share_init(pw__pmd_share *s, pw_buf *plain, pw_buf *const *msgs, unsigned nmsgs);
 void pw__pmd_share_release(pw__pmd_share *s);
-/* Queue the fan-out for subscriber c (its own reference): plain, shared or own-compressed. */
-int pw__pmd_queue_shared(pw__conn *c, pw__pmd_share *s);
+/* What subscriber c (which negotiated the extension) gets of a fan-out, as a reference of
+ * its own: the shared compressed variant for its window, or its own compression (*own set),
+ * or the plain buffer when nothing was worth compressing. */
+pw_buf *pw__pmd_shared_for(pw__conn *c, pw__pmd_share *s, int *own);
 
 /* Free c's codec state (the connection reads and compresses no more). */
 void pw__pmd_free(pw__conn *c);

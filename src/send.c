@@ -54,7 +54,7 @@ static int send_owned(pw__loop *l, pw_conn_id id, pw_buf *buf, int flags) {
   if (pw__current_loop() == l) {
     pw__conn *c = pw__open_conn(l, id);
     if (!c) return pw_buf_unref(buf), PW_ENOCONN;
-    return pw__pmd_queue_msg(c, buf); /* compressed here, on the loop, if negotiated */
+    return pw__conn_send(c, buf);
   }
   pw__cmd cmd = {.kind = PW__CMD_SEND, .id = id, .charge = pw__buf_wire_len(buf), .u.buf = buf};
   int r = pw__send_cmd(l, &cmd, flags);

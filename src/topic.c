@@ -154,7 +154,7 @@ size_t pw__topic_publish(pw__loop *l, const char *name, size_t len, pw_buf *buf,
   for (uint32_t i = 0; p && i < p->nsubs; i++) {
     pw__conn *c = p->subs[i].conn;
     if (c->state != PW__S_OPEN) continue;
-    n += pw__pmd_queue_shared(c, &share) == 0;
+    n += pw__conn_send_shared(c, &share) == 0;
   }
   pw__pmd_share_release(&share);
   return n;

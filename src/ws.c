@@ -30,12 +30,7 @@ void pw__ws_free_buffers(pw__conn *c) {
 
 static int on_message(void *ctx, int opcode, const uint8_t *data, size_t len) {
   pw__conn *c = ctx;
-  pw_server *srv = c->loop->srv;
-  if (c->state != PW__S_OPEN) return read_mode(c);
-  if (srv->opt.deliver_message == PW_DELIVER_QUEUE)
-    pw__events_message(c, opcode == PW_OP_BINARY, data, len);
-  else if (srv->cb.on_message)
-    srv->cb.on_message(srv, c->id, data, len, opcode == PW_OP_BINARY, srv->user);
+  if (c->state == PW__S_OPEN) pw__notify_message(c, opcode == PW_OP_BINARY, data, len);
   return read_mode(c);
 }
 
