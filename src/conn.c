@@ -11,10 +11,12 @@
 #include "events.h"
 #include "pmd.h"
 #include "loop.h"
+#include "ws.h"
+#include "http.h"
 #include "server.h"
 #include "tls.h"
+#include "tlsglue.h"
 
-#define PW__IOV_MAX 64 /* buffers per writev: enough to batch, small enough for the stack */
 
 typedef struct pw__write_req {
   uv_write_t req;
@@ -23,7 +25,6 @@ typedef struct pw__write_req {
 
 static void on_closed(uv_handle_t *h);
 static void flush(pw__conn *c, int may_end);
-static void tls_read(pw__conn *c, uint8_t *p, size_t n);
 static void check_high_water(pw__conn *c);
 
 /* ---- read dispatch ---------------------------------------------------------------------- */
@@ -34,13 +35,13 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init((char *)c->loop->rbuf, PW__READ_BUF_SIZE);
 }
 
-static void on_eof(pw__conn *c) {
+void pw__conn_eof(pw__conn *c) {
   if (c->close_code == 0) c->close_code = PW_CLOSE_ABNORMAL;
   pw__conn_destroy(c);
 }
 
 /* n bytes of plaintext (from the socket, or out of the TLS engine) for the current state. */
-static void deliver(pw__conn *c, uint8_t *p, size_t n) {
+void pw__conn_deliver(pw__conn *c, uint8_t *p, size_t n) {
   pw__loop *l = c->loop;
   switch (c->state) {
   case PW__S_HTTP:
@@ -60,11 +61,11 @@ static void deliver(pw__conn *c, uint8_t *p, size_t n) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   pw__conn *c = s->data;
   pw__loop *l = c->loop;
-  if (nread < 0) return on_eof(c);
+  if (nread < 0) return pw__conn_eof(c);
   if (nread == 0) return;
   l->now_ms = uv_now(&l->uv);
-  if (c->tls) tls_read(c, (uint8_t *)buf->base, (size_t)nread);
-  else deliver(c, (uint8_t *)buf->base, (size_t)nread);
+  if (c->tls) pw__tlsglue_read(c, (uint8_t *)buf->base, (size_t)nread);
+  else pw__conn_deliver(c, (uint8_t *)buf->base, (size_t)nread);
   check_high_water(c);
 }
 
@@ -400,7 +401,7 @@ int pw__conn_send_frame(pw__conn *c, int opcode, const void *data, size_t len) {
 }
 
 /* Drop `bytes` written bytes from the front of the queue, releasing finished buffers. */
-static void q_advance(pw__conn *c, size_t bytes) {
+void pw__conn_advance(pw__conn *c, size_t bytes) {
   pw__sendq *q = &c->q;
   pw__loop_stats *st = &c->loop->stats;
   q_bytes_add(c, 0, bytes);
@@ -437,7 +438,7 @@ static void q_release_all(pw__conn *c) {
 
 /* Fill iov from the queue front; returns the iovec count, *bytes the total and *entries
  * the queue entries covered. */
-static int q_fill_iov(const pw__sendq *q, uv_buf_t *iov, size_t *bytes, uint32_t *entries) {
+int pw__conn_fill_iov(const pw__sendq *q, uv_buf_t *iov, size_t *bytes, uint32_t *entries) {
   int n = 0;
   size_t offset = q->offset;
   uint32_t i = 0;
@@ -452,7 +453,7 @@ static int q_fill_iov(const pw__sendq *q, uv_buf_t *iov, size_t *bytes, uint32_t
   return n;
 }
 
-static void write_failed(pw__conn *c) {
+void pw__conn_write_failed(pw__conn *c) {
   if (c->close_code == 0) c->close_code = PW_CLOSE_ABNORMAL;
   pw__conn_destroy(c);
 }
@@ -466,7 +467,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 
 /* The queue is written: the loop hears of it (a stopping server then sends an open client
  * its 1001, loop.c), and a connection that was ending shuts down. */
-static void drained(pw__conn *c) {
+void pw__conn_drained(pw__conn *c) {
   if (c->state == PW__S_OPEN) return pw__loop_queue_drained(c->loop, c);
   if (c->state != PW__S_DRAIN) return;
   uv_shutdown_t *req = malloc(sizeof *req);
@@ -487,8 +488,8 @@ static void on_written(uv_write_t *req, int status) {
   free(w);
   if (c->state == PW__S_DEAD) return; /* queue already released */
   c->q.inflight = 0;
-  if (status < 0) return write_failed(c);
-  q_advance(c, bytes);
+  if (status < 0) return pw__conn_write_failed(c);
+  pw__conn_advance(c, bytes);
   pw__conn_flush(c);
 }
 
@@ -497,20 +498,19 @@ static void on_written(uv_write_t *req, int status) {
 static void write_async(pw__conn *c) {
   uv_buf_t iov[PW__IOV_MAX];
   pw__write_req *w = malloc(sizeof *w);
-  if (!w) return write_failed(c);
+  if (!w) return pw__conn_write_failed(c);
   uint32_t entries;
-  int n = q_fill_iov(&c->q, iov, &w->bytes, &entries);
+  int n = pw__conn_fill_iov(&c->q, iov, &w->bytes, &entries);
   if (uv_write(&w->req, (uv_stream_t *)&c->tcp, iov, (unsigned)n, on_written) != 0) {
     free(w);
-    return write_failed(c);
+    return pw__conn_write_failed(c);
   }
   c->q.inflight = entries;
 }
 
-static void flush_tls(pw__conn *c, int may_end);
 
 /* A burst is over: give the big ring back. */
-static void q_shrink(pw__sendq *q) {
+void pw__conn_shrink(pw__sendq *q) {
   if (q->count == 0 && q->cap > 8) {
     free(q->ring);
     q->ring = NULL;
@@ -523,166 +523,24 @@ static void q_shrink(pw__sendq *q) {
  * callback (see queue_msg). A TLS connection goes through the engine (flush_tls). */
 static void flush(pw__conn *c, int may_end) {
   pw__sendq *q = &c->q;
-  if (c->tls && !c->tls_plain) return flush_tls(c, may_end);
+  if (c->tls && !c->tls_plain) return pw__tlsglue_flush(c, may_end);
   if (q->inflight || c->state == PW__S_DEAD) return;
   while (q->count > 0) {
     uv_buf_t iov[PW__IOV_MAX];
     size_t bytes;
     uint32_t entries;
-    int n = q_fill_iov(q, iov, &bytes, &entries);
+    int n = pw__conn_fill_iov(q, iov, &bytes, &entries);
     int r = uv_try_write((uv_stream_t *)&c->tcp, iov, (unsigned)n);
     if (r == UV_EAGAIN) r = 0;
-    if (r < 0) return may_end ? write_failed(c) : (void)0;
-    q_advance(c, (size_t)r);
+    if (r < 0) return may_end ? pw__conn_write_failed(c) : (void)0;
+    pw__conn_advance(c, (size_t)r);
     if ((size_t)r < bytes) return may_end ? write_async(c) : (void)0;
   }
-  q_shrink(q);
-  if (may_end) drained(c);
+  pw__conn_shrink(q);
+  if (may_end) pw__conn_drained(c);
 }
 
 void pw__conn_flush(pw__conn *c) { flush(c, 1); }
-
-/* ---- TLS (see tls.h, "what the connection glue must do") --------------------------------- */
-/* Design notes:
- * - Reads: the loop's buffer holds ciphertext; the engine copies it, so the same buffer then
- *   receives the plaintext, handed to the HTTP/WebSocket read path exactly as plain bytes.
- * - Writes: the send queue keeps plaintext (shared frames stay shared); a flush packs one
- *   batch of it (the iovec a plain writev would get) into full records, releases those
- *   buffers, and offers the ciphertext to the socket. Only what the socket did not take is
- *   copied, into one uv_write; no more is encrypted until it is written, so the ciphertext
- *   waiting per connection is at most one batch and the queue's byte limit (slow clients)
- *   keeps acting on the plaintext behind it.
- * - Failures (plain HTTP, bad certificate, garbage): logged at most once per
- *   PW__RATELOG_MS with a count, so a scan cannot flood the log; then the alert (or a
- *   plain 400 to plain HTTP) is written and the connection ends like an HTTP error. A client
- *   that stalls mid-handshake sits in the HTTP list from accept: the handshake timeout ends it.
- * - Close: our close_notify goes right before the FIN (state DRAIN). */
-
-_Static_assert(sizeof(uv_buf_t) == sizeof(struct iovec) &&
-                   offsetof(uv_buf_t, base) == offsetof(struct iovec, iov_base) &&
-                   offsetof(uv_buf_t, len) == offsetof(struct iovec, iov_len),
-               "uv_buf_t is passed to the TLS engine as struct iovec");
-
-static const char plain_on_tls_port[] =
-    "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    "Content-Length: 45\r\nConnection: close\r\n\r\n"
-    "This port speaks TLS: use https:// or wss://\n";
-
-typedef struct pw__tls_write {
-  uv_write_t req;
-  uint8_t data[]; /* the ciphertext the socket did not take at once */
-} pw__tls_write;
-
-static void report_tls_failure(pw__conn *c) {
-  pw__loop *l = c->loop;
-  char why[256], peer[64] = "?";
-  struct sockaddr_storage sa;
-  int len = sizeof sa;
-  uint64_t count;
-  if (!pw__ratelog_due(&l->tls_failures, l->now_ms, 1, &count)) return;
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0)
-    uv_ip_name((struct sockaddr *)&sa, peer, sizeof peer);
-  pw__log(l->srv, PW_LOG_WARN, "TLS connection from %s closed: %s (%llu TLS failure(s) since "
-          "the last report, at most one report every %d s)", peer,
-          pw__tls_conn_strerror(c->tls, why, sizeof why),
-          (unsigned long long)count, PW__RATELOG_MS / 1000);
-}
-
-/* The engine said no: log, answer (the alert it queued, or a plain 400 to plain HTTP: those
- * bytes were cleartext, so a cleartext answer is readable), end after the flush. */
-static void tls_failed(pw__conn *c, int r) {
-  report_tls_failure(c);
-  if (r == PW__TLS_EPLAIN) {
-    pw_buf *b = pw__buf_new_raw(plain_on_tls_port, sizeof plain_on_tls_port - 1);
-    c->tls_plain = 1;
-    if (b) pw__conn_queue(c, b);
-  }
-  pw__conn_end_after_flush(c);
-}
-
-static void tls_read(pw__conn *c, uint8_t *p, size_t n) {
-  const uint8_t *out;
-  long got = 0;
-  if (c->state >= PW__S_DRAIN) return; /* ending: input is discarded, as in plain */
-  int r = pw__tls_conn_feed(c->tls, p, n);
-  while (r == 0 && c->state < PW__S_DRAIN &&
-         (got = pw__tls_conn_read(c->tls, p, PW__READ_BUF_SIZE)) > 0)
-    deliver(c, p, (size_t)got);
-  if (r == 0 && got < 0) r = (int)got;
-  if (r == PW__TLS_EOF) return on_eof(c); /* the peer's close_notify: as TCP EOF */
-  if (r != 0) return c->state < PW__S_DRAIN ? tls_failed(c, r) : (void)0;
-  if (pw__tls_conn_out(c->tls, &out) > 0) pw__mark_dirty(c->loop, c); /* flights, tickets */
-}
-
-static void on_tls_written(uv_write_t *req, int status) {
-  pw__conn *c = req->handle->data;
-  free(req);
-  if (c->state == PW__S_DEAD) return;
-  c->tls_writing = 0;
-  if (status < 0) return write_failed(c);
-  pw__conn_flush(c);
-}
-
-/* Copy n bytes of ciphertext (the engine's output from p on, all of it) into a uv_write. */
-static void write_cipher_async(pw__conn *c, const uint8_t *p, size_t n) {
-  pw__tls_write *w = malloc(sizeof *w + n);
-  if (!w) return write_failed(c);
-  memcpy(w->data, p, n);
-  pw__tls_conn_out_consume(c->tls, pw__tls_conn_out(c->tls, &p));
-  uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
-  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_tls_written) != 0) {
-    free(w);
-    return write_failed(c);
-  }
-  c->tls_writing = 1;
-}
-
-/* Offer the engine's ciphertext to the socket: 1 if all of it went. Else 0: the rest is in a
- * uv_write (may_end), or stays in the engine for the next flush, or the write failed. */
-static int send_cipher(pw__conn *c, int may_end) {
-  const uint8_t *p;
-  size_t n = pw__tls_conn_out(c->tls, &p);
-  if (n == 0) return 1;
-  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-  int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-  if (r == UV_EAGAIN) r = 0;
-  if (r < 0) return may_end ? (write_failed(c), 0) : 0;
-  if ((size_t)r == n) return pw__tls_conn_out_consume(c->tls, n), 1;
-  if (may_end) write_cipher_async(c, p + r, n - (size_t)r);
-  else pw__tls_conn_out_consume(c->tls, (size_t)r);
-  return 0;
-}
-
-/* Encrypt one batch of the queue (packed into records) and release its buffers. */
-static int encrypt_batch(pw__conn *c) {
-  uv_buf_t iov[PW__IOV_MAX];
-  size_t bytes;
-  uint32_t entries;
-  int n = q_fill_iov(&c->q, iov, &bytes, &entries);
-  int r = pw__tls_conn_writev(c->tls, (const struct iovec *)iov, (size_t)n);
-  if (r == 0) q_advance(c, bytes);
-  return r;
-}
-
-/* The TLS flush: as flush() (same may_end rule), through the engine. */
-static void flush_tls(pw__conn *c, int may_end) {
-  pw__sendq *q = &c->q;
-  if (c->tls_writing || c->state == PW__S_DEAD) return;
-  while (send_cipher(c, may_end)) {
-    if (q->count > 0 && !c->tls_notified && pw__tls_conn_state(c->tls) == PW__TLS_OPEN) {
-      if (encrypt_batch(c) != 0) return may_end ? write_failed(c) : (void)0;
-      continue;
-    }
-    if (!may_end) return;
-    if (c->state == PW__S_DRAIN && !c->tls_notified) { /* close_notify, then the FIN */
-      c->tls_notified = 1;
-      pw__tls_conn_shutdown(c->tls);
-      continue;
-    }
-    q_shrink(q);
-    return drained(c);
-  }
-}
 
 /* ---- ending ------------------------------------------------------------------------------ */
 static void set_close(pw__conn *c, int code, const char *reason) {

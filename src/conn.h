@@ -121,15 +121,25 @@ void pw__conn_end_after_flush(pw__conn *c);
 /* Close the socket now (abnormal end or timeout). Idempotent. */
 void pw__conn_destroy(pw__conn *c);
 
-/* The WebSocket read path (ws.c): process n bytes of frames (p is writable: unmasked in place). */
-void pw__ws_read(pw__conn *c, uint8_t *p, size_t n);
 /* Become a WebSocket: assign the id, enter the OPEN list. 0 or PW_ENOMEM/PW_EAGAIN. */
 int pw__conn_upgrade(pw__conn *c);
-/* Release the reassembly/control buffers. */
-void pw__ws_free_buffers(pw__conn *c);
 
-/* HTTP phase (http.c): process n bytes of request data. */
-void pw__http_read(pw__conn *c, const uint8_t *p, size_t n);
-void pw__http_free(pw__conn *c);
+/* For the TLS glue (tlsglue.c), which reads and writes on the connection's behalf: */
+#define PW__IOV_MAX 64 /* buffers per writev: enough to batch, small enough for the stack */
+/* n bytes of plaintext for the connection's current phase (HTTP or WebSocket). */
+void pw__conn_deliver(pw__conn *c, uint8_t *p, size_t n);
+/* The peer ended the stream (EOF, or TLS close_notify). */
+void pw__conn_eof(pw__conn *c);
+/* A write failed: the connection ends now (1006 unless a code was set). */
+void pw__conn_write_failed(pw__conn *c);
+/* Everything queued is written (the loop hears of it; an ending connection shuts down). */
+void pw__conn_drained(pw__conn *c);
+/* Fill iov from the queue front: the iovec count, *bytes their total, *entries the queue
+ * entries they cover. */
+int pw__conn_fill_iov(const pw__sendq *q, uv_buf_t *iov, size_t *bytes, uint32_t *entries);
+/* `bytes` of the queue front are written: release the finished buffers. */
+void pw__conn_advance(pw__conn *c, size_t bytes);
+/* A burst is over: give a big, empty ring back. */
+void pw__conn_shrink(pw__sendq *q);
 
 #endif

@@ -14,6 +14,8 @@
 #include "handshake.h"
 #include "httphead.h"
 #include "loop.h"
+#include "ws.h"
+#include "http.h"
 #include "pmd.h"
 #include "server.h"
 #include "topic.h"

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "ws.h"
 #include "events.h"
 #include "loop.h"
 #include "pmd.h"
