@@ -2,7 +2,7 @@
  * the shape the page reads, demo_stop prompt (the threads wake at once, not after a period) and
  * final, misuse refused, a failing publish tolerated, and a restart after a stop.
  *
- * Checked to fail without each defence (edit demo.c, run ctest -R demo.source, revert):
+ * Checked to fail without each defence (edit demo.c, run ctest -R browser.demo_source, revert):
  *  - no pthread_cond_broadcast in stop_and_join: "demo_stop took 998 ms", over 500;
  *  - claim_running not checked: the second demo_start returned 0, not -1 (then a hang);
  *  - sine period 100 ms instead of 50: 16 sine values in 1.6 s, outside 20..40. */
