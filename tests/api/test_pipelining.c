@@ -18,7 +18,8 @@
 
 #include "../support/harness.h"
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 
 #define COUNT 100
 #define SIZE (64 * 1024)
@@ -96,7 +97,7 @@ static void test_pipelined_echoes(void) {
   size_t len;
   uint8_t *wire = build_frames(payloads, &seed, &len);
   int good = 0;
-  uint64_t t0 = wsc_now_ms();
+  uint64_t t0 = now_ms();
   while (good < RUNS && pipeline_once(port, wire, len, payloads)) good++;
   CHECK_EQ_INT(good, RUNS);
   pw_stats st;
@@ -104,7 +105,7 @@ static void test_pipelined_echoes(void) {
   /* How often the pause was needed depends on how much the kernel buffers: here 0-3 times
    * in 50 runs, and those were the runs that ended in 1008 without it. */
   fprintf(stderr, "  pipelined: %d of %d runs intact in %llu ms; reads paused for the send "
-          "queue %llu times\n", good, RUNS, (unsigned long long)(wsc_now_ms() - t0),
+          "queue %llu times\n", good, RUNS, (unsigned long long)(now_ms() - t0),
           (unsigned long long)st.reads_paused_sendq);
   CHECK_EQ_INT(st.slow_closed, 0);
   free(wire);
@@ -167,7 +168,7 @@ static void test_slow_reader(void) {
     if (!ok) fprintf(stderr, "  echo %d: opcode %d, %zu bytes\n", m, f.opcode, f.len);
     free(f.payload);
     if (!ok) break;
-    th_sleep_ms(1);
+    sleep_ms(1);
   }
   pthread_join(t, NULL);
   CHECK(w.ok);
@@ -226,8 +227,8 @@ static void test_pushes_still_close_slow_client(void) {
   pw_conn_id id = th_wait_open(1, 3000);
   CHECK(th_wait(paused_once, srv, 10000));
   uint8_t push[16384] = {0};
-  uint64_t end = wsc_now_ms() + 10000;
-  while (th_snapshot().closes == 0 && wsc_now_ms() < end)
+  uint64_t end = now_ms() + 10000;
+  while (th_snapshot().closes == 0 && now_ms() < end)
     if (pw_send(srv, id, push, sizeof push, PW_BINARY | PW_BLOCK) == PW_ENOCONN) break;
   CHECK(th_wait_closes(1, 5000));
   CHECK_EQ_INT(th_close_code(id), 1008);

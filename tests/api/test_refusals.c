@@ -12,7 +12,8 @@
 
 #include "../support/harness.h"
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 
 /* ---- what the callbacks saw (loop thread), read by the test under the lock ---------------- */
 enum { MAX_SEEN = 16 };
@@ -198,9 +199,9 @@ static void test_drop_new_counted_for_other_threads(void) {
 static _Atomic int hold_release, holding;
 
 static void hold_until_released(pw_server *srv, void *arg) {
-  uint64_t end = wsc_now_ms() + 3000;
+  uint64_t end = now_ms() + 3000;
   atomic_store(&holding, 1);
-  while (!atomic_load(&hold_release) && wsc_now_ms() < end) th_sleep_ms(1);
+  while (!atomic_load(&hold_release) && now_ms() < end) sleep_ms(1);
   atomic_store(&holding, 0);
 }
 

@@ -20,7 +20,8 @@
 
 #include "../support/harness.h"
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 /* A call in a thread of its own, so the test can give up on it instead of hanging. */
@@ -36,14 +37,14 @@ typedef struct async_call {
 static void *async_main(void *p) {
   async_call *a = p;
   a->result = a->fn(a->arg);
-  a->took_ms = wsc_now_ms() - a->started_ms;
+  a->took_ms = now_ms() - a->started_ms;
   atomic_store(&a->done, 1);
   return NULL;
 }
 
 static void async_start(async_call *a, int (*fn)(void *), void *arg) {
   memset(a, 0, sizeof *a);
-  a->fn = fn, a->arg = arg, a->started_ms = wsc_now_ms();
+  a->fn = fn, a->arg = arg, a->started_ms = now_ms();
   pthread_create(&a->thread, NULL, async_main, a);
 }
 
@@ -73,8 +74,8 @@ static int stop_begun(pw_server *srv) { return pw_call(srv, noop, NULL) == PW_ES
 /* A pw_call that holds the loop thread until the stop has begun (at most 10 s), so that
  * what producers send meanwhile is still in the inbox when the stop starts. */
 static void hold_loop_until_stop(pw_server *srv, void *arg) {
-  uint64_t end = wsc_now_ms() + 10000;
-  while (!stop_begun(srv) && wsc_now_ms() < end) usleep(500);
+  uint64_t end = now_ms() + 10000;
+  while (!stop_begun(srv) && now_ms() < end) usleep(500);
 }
 
 static int close_code_of(const wsc_frame *f) {
@@ -376,7 +377,7 @@ static int produce_until_refused(void *arg) {
                        : pw_send(p->srv, p->id, msg, sizeof msg, PW_BINARY | PW_BLOCK);
     if (r != 0) {
       p->last = r;
-      p->ended_ms = wsc_now_ms();
+      p->ended_ms = now_ms();
       return r;
     }
     atomic_fetch_add(&p->accepted, 1);
@@ -424,7 +425,7 @@ static void test_stop_beside_blocked_producers(void) {
   usleep(200 * 1000); /* both producers now wait for room (60 s send timeout) */
   CHECK_EQ_INT(atomic_load(&p[0].accepted), 3);
   CHECK_EQ_INT(atomic_load(&p[1].accepted), 0);
-  uint64_t stop_ms = wsc_now_ms();
+  uint64_t stop_ms = now_ms();
   atomic_store(&s.go, 1);
   for (int i = 0; i < 2; i++) {
     if (!async_wait(&pa[i], 5000)) die_stuck("a producer blocked in PW_BLOCK");
@@ -475,9 +476,9 @@ static _Atomic uint64_t task_stop_ms;
 static void publish_then_stop(pw_server *srv, void *arg) {
   for (int i = 0; i < 1000; i++)
     if (pw_publish(srv, "t", "m", 1, PW_TEXT | PW_BLOCK) == 0) atomic_fetch_add(&task_published, 1);
-  uint64_t t0 = wsc_now_ms();
+  uint64_t t0 = now_ms();
   atomic_store(&task_stop_result, pw_server_stop(srv));
-  atomic_store(&task_stop_ms, wsc_now_ms() - t0);
+  atomic_store(&task_stop_ms, now_ms() - t0);
 }
 
 static void sleeper(pw_server *srv, void *arg) {
@@ -569,9 +570,9 @@ static int tcp_connect(int port) {
 /* Read until EOF (or 5 s): the byte count, -1 on timeout. */
 static long read_to_eof(int fd, char *head, size_t head_cap) {
   long total = 0;
-  uint64_t end = wsc_now_ms() + 5000;
+  uint64_t end = now_ms() + 5000;
   char buf[65536];
-  while (wsc_now_ms() < end) {
+  while (now_ms() < end) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     if (poll(&p, 1, 100) <= 0) continue;
     ssize_t r = recv(fd, buf, sizeof buf, 0);
@@ -629,9 +630,9 @@ static void test_http_in_flight(void) {
 static _Atomic int hold_release, holding;
 
 static void hold_loop_until_released(pw_server *srv, void *arg) {
-  uint64_t end = wsc_now_ms() + 3000;
+  uint64_t end = now_ms() + 3000;
   atomic_store(&holding, 1);
-  while (!atomic_load(&hold_release) && wsc_now_ms() < end) usleep(500);
+  while (!atomic_load(&hold_release) && now_ms() < end) usleep(500);
   atomic_store(&holding, 0);
 }
 
@@ -657,10 +658,10 @@ static int fill_then_block(void *arg) {
   blocked_sender *b = arg;
   for (int i = 0; i < 4; i++)
     if (pw_send(b->srv, b->id, "accepted", 8, PW_TEXT | PW_BLOCK) != 0) return b->result = -100;
-  b->started_ms = wsc_now_ms();
+  b->started_ms = now_ms();
   atomic_store(&b->filled, 1);
   b->result = pw_send(b->srv, b->id, "blocked", 7, PW_TEXT | PW_BLOCK);
-  b->returned_ms = wsc_now_ms();
+  b->returned_ms = now_ms();
   return b->result;
 }
 
@@ -688,7 +689,7 @@ static void test_blocked_producer_released_at_stop(void) {
   async_start(&sender, fill_then_block, &b);
   CHECK(th_wait(has_filled, &b, 3000));
   usleep(50 * 1000); /* let it reach the wait (the outcome is the same either way) */
-  uint64_t stop_ms = wsc_now_ms();
+  uint64_t stop_ms = now_ms();
   async_start(&stop, stop_call, srv);
   int returned = async_wait(&sender, 1000);
   CHECK(returned);

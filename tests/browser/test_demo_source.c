@@ -9,9 +9,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 #include "demo.h"
 
 enum { SINE, CPU, LOG, COUNTER, NTOPICS };
@@ -23,17 +23,6 @@ static struct {
   unsigned long long last_counter;
   int fail; /* publish answers -1 (as a full or stopping server would) */
 } rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static unsigned long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (unsigned long long)ts.tv_sec * 1000u + (unsigned long long)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 static int topic_index(const char *topic) {
   for (int i = 0; i < NTOPICS; i++)
@@ -59,7 +48,7 @@ static void check_value(int topic, const char *json) {
                   level) == 3 && json[strlen(json) - 1] == '}';
       break;
   }
-  if (!ok || t + 5000 < now_ms() || t > now_ms() + 5000) PROBLEM("bad %s value: %s", topic_names[topic], json);
+  if (!ok || t + 5000 < wall_ms() || t > wall_ms() + 5000) PROBLEM("bad %s value: %s", topic_names[topic], json);
 }
 
 static int record(void *ctx, const char *topic, const char *json, size_t len) {

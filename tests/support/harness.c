@@ -3,9 +3,8 @@
 
 #include <pthread.h>
 #include <string.h>
-#include <time.h>
 
-#include "wsclient.h"
+#include "clock.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static th_events ev;
@@ -45,11 +44,6 @@ th_events th_snapshot(void) {
   return copy;
 }
 
-void th_sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 uint64_t th_rand(uint64_t *state) {
   uint64_t x = *state;
   x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
@@ -58,10 +52,10 @@ uint64_t th_rand(uint64_t *state) {
 }
 
 int th_wait(int (*cond)(void *arg), void *arg, int timeout_ms) {
-  uint64_t end = wsc_now_ms() + (uint64_t)timeout_ms;
+  uint64_t end = now_ms() + (uint64_t)timeout_ms;
   while (!cond(arg)) {
-    if (wsc_now_ms() >= end) return 0;
-    th_sleep_ms(1);
+    if (now_ms() >= end) return 0;
+    sleep_ms(1);
   }
   return 1;
 }

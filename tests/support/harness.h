@@ -31,7 +31,6 @@ int th_wait_closes(int n, int timeout_ms);
 int th_close_code(pw_conn_id id);
 /* Wait up to timeout_ms for cond(arg) to be true; 1 if it was. */
 int th_wait(int (*cond)(void *arg), void *arg, int timeout_ms);
-void th_sleep_ms(int ms);
 /* A fast pseudo-random sequence (xorshift64*) for tests that need repeatable randomness. */
 uint64_t th_rand(uint64_t *state);
 
