@@ -1,4 +1,6 @@
-/* pw-echo: a WebSocket echo server on pushwire, and the demo page at "/".
+/* pw-echo: the tests' and benchmarks' echo server (the conformance fixture), with a flag for
+ * every option they vary; the demo page (examples/www/echo.html) at "/". For a small echo
+ * server to read, see examples/echo.c.
  * Usage: pw-echo [PORT] [--max-message BYTES] [--idle-timeout MS] [--ping-interval MS]
  *                [--handshake-timeout MS] [--close-timeout MS] [--max-head BYTES] [--threads N]
  *                [--deflate 0|1] [--deflate-server-no-context 0|1]
@@ -17,7 +19,7 @@
  * SIGINT/SIGTERM, then stops it. Every complete message is echoed with its type. */
 #include <pushwire.h>
 
-#include "example.h"
+#include "../../examples/example.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
