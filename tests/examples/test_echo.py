@@ -23,7 +23,8 @@ async def echoes(r):
                 await ws.send(msg)
                 got = await asyncio.wait_for(ws.recv(), 10)
                 if got != msg:
-                    raise AssertionError("sent %s of %d, got %r" % (type(msg).__name__, n, got[:40]))
+                    raise AssertionError("sent %s of %d, got %r"
+                                         % (type(msg).__name__, n, got[:40]))
 
 
 async def each_client_its_own(r):
