@@ -78,6 +78,18 @@ static void hold_loop_until_stop(pw_server *srv, void *arg) {
   while (!stop_begun(srv) && now_ms() < end) usleep(500);
 }
 
+/* A server on o (the recording harness, no on_message) and one client connected to it: the
+ * server (NULL, counted, if it did not start), and in *id the client's id (0 if none). */
+static pw_server *start_with_client(pw_options *o, wsc *c, pw_conn_id *id) {
+  pw_server *srv = th_start(o, NULL);
+  CHECK(srv != NULL);
+  *id = 0;
+  if (!srv) return NULL;
+  CHECK_EQ_INT(wsc_connect(c, pw_server_port(srv), "/"), 0);
+  *id = th_wait_open(1, 3000);
+  return srv;
+}
+
 static int close_code_of(const wsc_frame *f) {
   return f->len >= 2 ? (f->payload[0] << 8 | f->payload[1]) : -1;
 }
@@ -129,11 +141,9 @@ static pw_stats stats_of(pw_server *srv) {
 static void test_drain_delivers_everything_accepted(void) {
   pw_options o = {.max_queued_bytes = 64u << 20, .close_timeout_ms = 300,
                   .drain_timeout_ms = 20000};
-  pw_server *srv = th_start(&o, NULL);
-  CHECK(srv != NULL);
   wsc c;
-  CHECK_EQ_INT(wsc_connect(&c, pw_server_port(srv), "/"), 0);
-  pw_conn_id id = th_wait_open(1, 3000);
+  pw_conn_id id;
+  pw_server *srv = start_with_client(&o, &c, &id);
   CHECK(id != 0);
   CHECK_EQ_INT(pw_call(srv, hold_loop_until_stop, NULL), 0);
   static uint8_t msg[DRAIN_MSG];
@@ -404,11 +414,9 @@ static int has_three(void *p) { return atomic_load(&((producer *)p)->accepted) =
 
 static void test_stop_beside_blocked_producers(void) {
   pw_options o = {.inbox_capacity = 4, .send_timeout_ms = 60000};
-  pw_server *srv = th_start(&o, NULL);
-  CHECK(srv != NULL);
   wsc c;
-  CHECK_EQ_INT(wsc_connect(&c, pw_server_port(srv), "/"), 0);
-  pw_conn_id id = th_wait_open(1, 3000);
+  pw_conn_id id;
+  pw_server *srv = start_with_client(&o, &c, &id);
   CHECK_EQ_INT(pw_subscribe(srv, id, "t"), 0);
   CHECK_EQ_INT(pw_call(srv, hold_loop_until_stop, NULL), 0);
   /* One after the other, so that each gets what this test means it to: the stopper one
@@ -490,11 +498,9 @@ static void sleeper(pw_server *srv, void *arg) {
 static int task_stop_returned(void *arg) { return atomic_load(&task_stop_result) != 99; }
 
 static void test_stop_from_a_task(void) {
-  pw_server *srv = th_start(NULL, NULL);
-  CHECK(srv != NULL);
   wsc c;
-  CHECK_EQ_INT(wsc_connect(&c, pw_server_port(srv), "/"), 0);
-  pw_conn_id id = th_wait_open(1, 3000);
+  pw_conn_id id;
+  pw_server *srv = start_with_client(NULL, &c, &id);
   CHECK_EQ_INT(pw_subscribe(srv, id, "t"), 0);
   CHECK_EQ_INT(pw_task_start(srv, "sleeper", sleeper, NULL), 0);
   CHECK_EQ_INT(pw_task_start(srv, "publisher", publish_then_stop, NULL), 0);
@@ -627,23 +633,8 @@ static void test_http_in_flight(void) {
  * Checked to fail: with pw__door_close only waking the loop (door_closed left to the loop's
  * begin_stop, as before) the producer was still blocked 1 s after the stop, and returned 0
  * once the hold ended: a message admitted after new sends were already refused. */
-static _Atomic int hold_release, holding;
-
-static void hold_loop_until_released(pw_server *srv, void *arg) {
-  uint64_t end = now_ms() + 3000;
-  atomic_store(&holding, 1);
-  while (!atomic_load(&hold_release) && now_ms() < end) usleep(500);
-  atomic_store(&holding, 0);
-}
-
-static int is_holding(void *arg) { return atomic_load(&holding); }
-
-/* Hold the loop thread until hold_release (or 3 s). */
-static void hold_loop(pw_server *srv) {
-  atomic_store(&hold_release, 0);
-  CHECK_EQ_INT(pw_call(srv, hold_loop_until_released, NULL), 0);
-  CHECK(th_wait(is_holding, NULL, 3000));
-}
+/* Hold the loop thread until th_release_loop (or 3 s). */
+static void hold_loop(pw_server *srv) { CHECK(th_hold_loop(srv)); }
 
 typedef struct blocked_sender {
   pw_server *srv;
@@ -678,11 +669,9 @@ static int count_until_close(wsc *c) {
 
 static void test_blocked_producer_released_at_stop(void) {
   pw_options o = {.inbox_capacity = 4, .send_timeout_ms = 10000};
-  pw_server *srv = th_start(&o, NULL);
-  CHECK(srv != NULL);
   wsc c;
-  CHECK_EQ_INT(wsc_connect(&c, pw_server_port(srv), "/"), 0);
-  pw_conn_id id = th_wait_open(1, 3000);
+  pw_conn_id id;
+  pw_server *srv = start_with_client(&o, &c, &id);
   hold_loop(srv);
   blocked_sender b = {.srv = srv, .id = id};
   async_call sender, stop;
@@ -693,8 +682,8 @@ static void test_blocked_producer_released_at_stop(void) {
   async_start(&stop, stop_call, srv);
   int returned = async_wait(&sender, 1000);
   CHECK(returned);
-  CHECK(atomic_load(&holding)); /* the loop never got to its stop meanwhile */
-  atomic_store(&hold_release, 1);
+  CHECK(th_loop_held()); /* the loop never got to its stop meanwhile */
+  th_release_loop();
   if (!returned && !async_wait(&sender, 10000)) die_stuck("a producer blocked in PW_BLOCK");
   fprintf(stderr, "  blocked producer: %s %llu ms after the stop call\n", pw_err_name(b.result),
           (unsigned long long)(b.returned_ms - stop_ms));
@@ -712,19 +701,17 @@ static void test_blocked_producer_released_at_stop(void) {
  * Checked to fail: before, pw_server_new refused send_timeout_ms = -1 (NULL). */
 static void test_negative_send_timeout_waits(void) {
   pw_options o = {.inbox_capacity = 4, .send_timeout_ms = -1};
-  pw_server *srv = th_start(&o, NULL);
-  CHECK(srv != NULL);
-  if (!srv) return;
   wsc c;
-  CHECK_EQ_INT(wsc_connect(&c, pw_server_port(srv), "/"), 0);
-  pw_conn_id id = th_wait_open(1, 3000);
+  pw_conn_id id;
+  pw_server *srv = start_with_client(&o, &c, &id);
+  if (!srv) return;
   hold_loop(srv);
   blocked_sender b = {.srv = srv, .id = id};
   async_call sender;
   async_start(&sender, fill_then_block, &b);
   CHECK(th_wait(has_filled, &b, 3000));
   CHECK(!async_wait(&sender, 1200)); /* still waiting, past the default timeout */
-  atomic_store(&hold_release, 1);
+  th_release_loop();
   if (!async_wait(&sender, 5000)) die_stuck("a PW_BLOCK send without a timeout");
   CHECK_EQ_INT(b.result, 0);
   CHECK(b.returned_ms - b.started_ms >= 1200);

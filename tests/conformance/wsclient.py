@@ -596,6 +596,15 @@ class WS:
                 resp.body = body
         return resp
 
+    def expect_response(self, data, status, timeout=DEFAULT_TIMEOUT, what=""):
+        """Send data (a plain request, or anything the server must answer with an HTTP
+        response) and read the response, which must have this status; the response."""
+        self.send(data)
+        r = self.read_http_response(timeout=timeout)
+        check(r.status == status,
+              f"{what + ': ' if what else ''}expected {status}, got {r.status}: {r}")
+        return r
+
     def request_bytes(self, path="/", key=None, version="13", protocols=None, extra_headers=(),
                       method="GET", http="HTTP/1.1", upgrade="websocket", connection="Upgrade",
                       host=True):

@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "clock.h"
@@ -43,6 +44,27 @@ th_events th_snapshot(void) {
   pthread_mutex_unlock(&lock);
   return copy;
 }
+
+static _Atomic int hold_release, holding;
+
+static void hold_until_released(pw_server *srv, void *arg) {
+  uint64_t end = now_ms() + 3000;
+  atomic_store(&holding, 1);
+  while (!atomic_load(&hold_release) && now_ms() < end) sleep_ms(1);
+  atomic_store(&holding, 0);
+}
+
+static int is_holding(void *arg) { return atomic_load(&holding); }
+
+int th_hold_loop(pw_server *srv) {
+  atomic_store(&hold_release, 0);
+  if (pw_call(srv, hold_until_released, NULL) != 0) return 0;
+  return th_wait(is_holding, NULL, 3000);
+}
+
+int th_loop_held(void) { return atomic_load(&holding); }
+
+void th_release_loop(void) { atomic_store(&hold_release, 1); }
 
 uint64_t th_rand(uint64_t *state) {
   uint64_t x = *state;
