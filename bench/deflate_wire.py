@@ -2,7 +2,9 @@
 """permessage-deflate figures against pw-echo --pubsub 1 (every message is published to all
 clients): bytes on the wire for a JSON feed, server RSS per connection, and fan-out time.
 
-Usage: /usr/bin/python3 bench/deflate_wire.py PATH_TO_PW_ECHO [--clients 200] [--messages 2000]
+Usage: /usr/bin/python3 bench/deflate_wire.py [PATH_TO_PW_ECHO] [--clients 200] [--messages 2000]
+(default $BUILD/tests/support/pw-echo, BUILD the benchmarks' build directory, default
+build-bench, a Release build: bench/README.md)
 
 For each mode (no extension; deflate with context takeover; deflate with
 server_no_context_takeover, the shared-frame path) it connects --clients raw clients, one
@@ -137,7 +139,8 @@ def run_mode(echo, name, flags, ext, clients, messages):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("echo")
+    build = os.environ.get("BUILD", "build-bench")
+    ap.add_argument("echo", nargs="?", default=os.path.join(build, "tests/support/pw-echo"))
     ap.add_argument("--clients", type=int, default=200)
     ap.add_argument("--messages", type=int, default=2000)
     a = ap.parse_args()

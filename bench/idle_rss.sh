@@ -2,20 +2,23 @@
 # Idle-connection memory benchmark: how much server memory does one idle WebSocket cost?
 #
 # Usage: bench/idle_rss.sh [PW_ECHO] [CONNS] [-- extra pw-bench idle options]
-#   PW_ECHO  path to the echo server (default build/examples/pw-echo)
+#   PW_ECHO  path to the echo server (default $BUILD/tests/support/pw-echo)
 #   CONNS    number of idle connections (default 10000)
-#   PW_BENCH=path overrides the client binary (default build/bench/pw-bench)
+#   PW_BENCH=path overrides the client binary (default $BUILD/bench/pw-bench)
+#   BUILD    the build directory, from the repository root (default build-bench, Release:
+#            bench/README.md)
 #
 # Builds nothing. Starts `PW_ECHO 0`, reads its port from
 # "pw-echo listening on port N", runs `pw-bench idle` with --server-pid against it,
 # prints the result and stops the server by its pid. Exits with pw-bench's status.
 set -euo pipefail
 
-ECHO=${1:-build/examples/pw-echo}
+BUILD=${BUILD:-build-bench}
+ECHO=${1:-$BUILD/tests/support/pw-echo}
 CONNS=${2:-10000}
 shift $(( $# >= 2 ? 2 : $# ))
 if [[ ${1:-} == "--" ]]; then shift; fi
-PW_BENCH=${PW_BENCH:-build/bench/pw-bench}
+PW_BENCH=${PW_BENCH:-$BUILD/bench/pw-bench}
 
 for f in "$ECHO" "$PW_BENCH"; do
   if [[ ! -x $f ]]; then

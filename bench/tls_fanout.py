@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Fan-out over TLS against plain: the server CPU each delivered message costs.
 
-Usage: bench/tls_fanout.py --server PATH_TO_PUSH_SERVER [--clients N] [--rate R] [--size S]
+Usage: bench/tls_fanout.py [--server PATH_TO_PUSH_SERVER] [--clients N] [--rate R] [--size S]
                            [--seconds D]
+(--server defaults to $BUILD/bench/push-server, BUILD the benchmarks' build directory, default
+build-bench, a Release build: bench/README.md)
 
 Runs bench/push-server twice, plain and with --tls-cert/--tls-key (a certificate made now with
 `openssl req`, removed at exit), each with N subscribers (Python sockets, ssl-wrapped for TLS,
@@ -80,7 +82,8 @@ def run(args, tls_args, ctx):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--server", required=True)
+    build = os.environ.get("BUILD", "build-bench")
+    ap.add_argument("--server", default=os.path.join(build, "bench/push-server"))
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--rate", type=int, default=1000)
     ap.add_argument("--size", type=int, default=64)

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "../support/harness.h"
-#include "../unit/check.h"
+#include "../support/check.h"
 
 static _Atomic int upgrade_calls;
 

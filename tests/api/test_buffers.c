@@ -10,7 +10,8 @@
 
 #include "../support/harness.h"
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 
 #define NBUF 256
 #define BIG (256 * 1024)
@@ -108,7 +109,7 @@ static void test_policy(pw_slow_policy policy, const char *name) {
   pw_server *srv = flood_non_reader(&o, &cl, N, &id);
   int r[2] = {0, N};
   pw_stats st;
-  th_sleep_ms(200);
+  sleep_ms(200);
   pw_server_stats(srv, &st);
   fprintf(stderr, "  %s: dropped_new %llu dropped_oldest %llu dropped_closed %llu slow_closed %llu queued %llu\n",
           name, (unsigned long long)st.dropped_new, (unsigned long long)st.dropped_oldest,

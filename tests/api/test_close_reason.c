@@ -9,7 +9,7 @@
 
 #include "../support/harness.h"
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
 
 static const char *bad_reasons[] = {
     "\xff",               /* never valid */

@@ -11,7 +11,7 @@
 
 #include "../support/harness.h"
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
 
 typedef struct state {
   pw_conn_id id;

@@ -11,7 +11,8 @@
 
 #include "../support/harness.h"
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 
 static const char *const KEEP_HEADERS[] = {"Host", NULL};
 
@@ -32,7 +33,7 @@ static int fd_readable(pw_server *srv) {
 }
 
 static void *post_later(void *srv) {
-  th_sleep_ms(50);
+  sleep_ms(50);
   pw_post_event(srv, 7, NULL);
   return NULL;
 }
@@ -52,9 +53,9 @@ static void test_fd_readiness(void) {
     pw_event_release(&ev); /* twice is fine */
   }
   CHECK(!fd_readable(srv)); /* drained exactly when the queue is empty */
-  uint64_t t0 = wsc_now_ms();
+  uint64_t t0 = now_ms();
   CHECK_EQ_INT(pw_next_event(srv, &ev, 50), 0);
-  CHECK(wsc_now_ms() - t0 >= 45);
+  CHECK(now_ms() - t0 >= 45);
   pthread_t t;
   pthread_create(&t, NULL, post_later, srv);
   CHECK_EQ_INT(pw_next_event(srv, &ev, -1), 1); /* waits for it */
@@ -187,7 +188,7 @@ static void test_pause_bounds_memory(void) {
       int seq;
       memcpy(&seq, pw_buf_data(ev.buf), sizeof seq);
       bad += seq != next++ || pw_buf_len(ev.buf) != SLOW_SIZE || !ev.is_binary;
-      if (next % 4 == 0) th_sleep_ms(1); /* the owner is slow */
+      if (next % 4 == 0) sleep_ms(1); /* the owner is slow */
     }
     pw_event_release(&ev);
   }
@@ -265,8 +266,8 @@ static int paused_for_both(void *srv) {
 static int next_message(pw_server *srv, const char *want, size_t len, int timeout_ms) {
   pw_event ev;
   int got = 0;
-  uint64_t end = wsc_now_ms() + (uint64_t)timeout_ms;
-  while (!got && wsc_now_ms() < end && pw_next_event(srv, &ev, (int)(end - wsc_now_ms())) == 1) {
+  uint64_t end = now_ms() + (uint64_t)timeout_ms;
+  while (!got && now_ms() < end && pw_next_event(srv, &ev, (int)(end - now_ms())) == 1) {
     got = ev.type == PW_EV_MESSAGE && pw_buf_len(ev.buf) == len &&
           memcmp(pw_buf_data(ev.buf), want, len) == 0;
     pw_event_release(&ev);
@@ -427,9 +428,9 @@ static void test_next_event_after_stop(void) {
   CHECK_EQ_INT(atomic_load(&w.closes), 1); /* the close of the stop came before the end */
   CHECK(fd_readable(srv));   /* readable with an empty queue: the end is news too */
   CHECK_EQ_INT(pw_next_event(srv, &ev, 0), PW_ESTOPPED);
-  uint64_t t0 = wsc_now_ms();
+  uint64_t t0 = now_ms();
   CHECK_EQ_INT(pw_next_event(srv, &ev, 5000), PW_ESTOPPED);
-  CHECK(wsc_now_ms() - t0 < 1000); /* at once, not after the timeout */
+  CHECK(now_ms() - t0 < 1000); /* at once, not after the timeout */
   CHECK_EQ_INT(pw_post_event(srv, 5, NULL), 0);
   CHECK_EQ_INT(pw_next_event(srv, &ev, -1), 1); /* what is left is taken first */
   CHECK_EQ_INT(ev.user_type, 5);
@@ -440,9 +441,9 @@ static void test_next_event_after_stop(void) {
 
   pw_options o = {.deliver_close = PW_DELIVER_QUEUE};
   srv = pw_server_new(&o, NULL, NULL); /* never started */
-  t0 = wsc_now_ms();
+  t0 = now_ms();
   CHECK_EQ_INT(pw_next_event(srv, &ev, 50), 0); /* before start: waits, as always */
-  CHECK(wsc_now_ms() - t0 >= 45);
+  CHECK(now_ms() - t0 >= 45);
   CHECK(!fd_readable(srv));
   CHECK_EQ_INT(pw_server_stop(srv), 0);
   CHECK_EQ_INT(pw_next_event(srv, &ev, -1), PW_ESTOPPED);

@@ -26,7 +26,8 @@
 #include <unistd.h>
 
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 #include <pushwire.h>
 
 static char long_type[3001]; /* "text/x-" and 'a's: longer than any fixed head buffer */
@@ -195,8 +196,8 @@ static void test_invalid_answers(int port) {
 static void test_log_count(int port) {
   char out[4096], line[512], want[64];
   int sent = 0;
-  uint64_t deadline = wsc_now_ms() + 15000;
-  while (warns(NULL, 0) < 2 && wsc_now_ms() < deadline) {
+  uint64_t deadline = now_ms() + 15000;
+  while (warns(NULL, 0) < 2 && now_ms() < deadline) {
     exchange(port, "GET /status-600 HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof out);
     sent++;
   }

@@ -13,7 +13,8 @@
 #include <unistd.h>
 
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 
 /* What the callbacks saw; written on the loop thread, read by the test under the lock. */
 typedef struct seen {
@@ -82,8 +83,8 @@ static int read_int(int *p) {
 
 /* Wait up to 3 s for *p to reach want. */
 static int wait_for(int *p, int want) {
-  uint64_t end = wsc_now_ms() + 3000;
-  while (read_int(p) < want && wsc_now_ms() < end) usleep(1000);
+  uint64_t end = now_ms() + 3000;
+  while (read_int(p) < want && now_ms() < end) usleep(1000);
   return read_int(p) >= want;
 }
 
@@ -241,8 +242,8 @@ static void test_run_in_caller_thread(void) {
   pw_server *srv = pw_server_new(NULL, &CB, NULL);
   pthread_t t;
   pthread_create(&t, NULL, run_thread, srv);
-  uint64_t end = wsc_now_ms() + 3000;
-  while (pw_server_port(srv) < 0 && wsc_now_ms() < end) usleep(1000);
+  uint64_t end = now_ms() + 3000;
+  while (pw_server_port(srv) < 0 && now_ms() < end) usleep(1000);
   wsc c;
   CHECK_EQ_INT(wsc_connect(&c, pw_server_port(srv), "/"), 0);
   wsc_send(&c, 2, 1, "\x01\x02", 2);

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../unit/check.h"
+#include "../support/check.h"
 
 static char logged[512];
 

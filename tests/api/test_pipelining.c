@@ -18,7 +18,8 @@
 
 #include "../support/harness.h"
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 
 #define COUNT 100
 #define SIZE (64 * 1024)
@@ -96,7 +97,7 @@ static void test_pipelined_echoes(void) {
   size_t len;
   uint8_t *wire = build_frames(payloads, &seed, &len);
   int good = 0;
-  uint64_t t0 = wsc_now_ms();
+  uint64_t t0 = now_ms();
   while (good < RUNS && pipeline_once(port, wire, len, payloads)) good++;
   CHECK_EQ_INT(good, RUNS);
   pw_stats st;
@@ -104,7 +105,7 @@ static void test_pipelined_echoes(void) {
   /* How often the pause was needed depends on how much the kernel buffers: here 0-3 times
    * in 50 runs, and those were the runs that ended in 1008 without it. */
   fprintf(stderr, "  pipelined: %d of %d runs intact in %llu ms; reads paused for the send "
-          "queue %llu times\n", good, RUNS, (unsigned long long)(wsc_now_ms() - t0),
+          "queue %llu times\n", good, RUNS, (unsigned long long)(now_ms() - t0),
           (unsigned long long)st.reads_paused_sendq);
   CHECK_EQ_INT(st.slow_closed, 0);
   free(wire);
@@ -167,7 +168,7 @@ static void test_slow_reader(void) {
     if (!ok) fprintf(stderr, "  echo %d: opcode %d, %zu bytes\n", m, f.opcode, f.len);
     free(f.payload);
     if (!ok) break;
-    th_sleep_ms(1);
+    sleep_ms(1);
   }
   pthread_join(t, NULL);
   CHECK(w.ok);
@@ -187,19 +188,14 @@ static void test_slow_reader(void) {
 }
 
 /* ---- the policy and the idle timeout still reach a paused client ---------------------------- */
-/* A client that pipelines and reads nothing: paused, its writer thread blocked by TCP. Once
- * all is written, it says goodbye (close 1000, FIN) without having read a byte. */
-static void start_stuck_client(pw_server *srv, wsc *c, writer *w, pthread_t *t, uint8_t *pl) {
-  uint64_t seed = 7;
-  memset(w, 0, sizeof *w);
-  w->reps = SLOW_REPS;
-  w->then_close = 1;
-  w->wire = build_frames(pl, &seed, &w->len);
-  CHECK_EQ_INT(wsc_connect_rcvbuf(c, pw_server_port(srv), "/", 4096), 0);
-  send_timeout(c->fd, 10000); /* the server closes it long before */
-  w->fd = c->fd;
-  pthread_create(t, NULL, write_all, w);
-}
+/* A client that pipelines and reads nothing, its writer thread blocked by TCP. Once all is
+ * written, it says goodbye (close 1000, FIN) without having read a byte. */
+typedef struct stuck_client {
+  wsc c;
+  writer w;
+  pthread_t t;
+  uint8_t *payloads;
+} stuck_client;
 
 static int paused_once(void *srv) {
   pw_stats st;
@@ -207,35 +203,47 @@ static int paused_once(void *srv) {
   return st.reads_paused_sendq > 0;
 }
 
-static void end_stuck_client(wsc *c, writer *w, pthread_t t, int joined) {
-  shutdown(c->fd, SHUT_RDWR); /* wakes a writer still blocked */
-  if (!joined) pthread_join(t, NULL);
-  wsc_close(c);
-  free((void *)w->wire);
+/* Connect it and start its writer; its id once the server has paused reading it. */
+static pw_conn_id start_stuck_client(pw_server *srv, stuck_client *s) {
+  uint64_t seed = 7;
+  memset(s, 0, sizeof *s);
+  s->payloads = malloc((size_t)COUNT * SIZE);
+  s->w.reps = SLOW_REPS;
+  s->w.then_close = 1;
+  s->w.wire = build_frames(s->payloads, &seed, &s->w.len);
+  CHECK_EQ_INT(wsc_connect_rcvbuf(&s->c, pw_server_port(srv), "/", 4096), 0);
+  send_timeout(s->c.fd, 10000); /* the server closes it long before */
+  s->w.fd = s->c.fd;
+  pthread_create(&s->t, NULL, write_all, &s->w);
+  pw_conn_id id = th_wait_open(1, 3000);
+  CHECK(th_wait(paused_once, srv, 10000));
+  return id;
+}
+
+static void end_stuck_client(stuck_client *s, int joined) {
+  shutdown(s->c.fd, SHUT_RDWR); /* wakes a writer still blocked */
+  if (!joined) pthread_join(s->t, NULL);
+  wsc_close(&s->c);
+  free((void *)s->w.wire);
+  free(s->payloads);
 }
 
 /* Pushes it does not read fill its queue to the limit: 1008, as for any slow consumer. */
 static void test_pushes_still_close_slow_client(void) {
   pw_server *srv = th_start(NULL, echo);
   CHECK(srv != NULL);
-  uint8_t *pl = malloc((size_t)COUNT * SIZE);
-  wsc c;
-  writer w;
-  pthread_t t;
-  start_stuck_client(srv, &c, &w, &t, pl);
-  pw_conn_id id = th_wait_open(1, 3000);
-  CHECK(th_wait(paused_once, srv, 10000));
+  stuck_client s;
+  pw_conn_id id = start_stuck_client(srv, &s);
   uint8_t push[16384] = {0};
-  uint64_t end = wsc_now_ms() + 10000;
-  while (th_snapshot().closes == 0 && wsc_now_ms() < end)
+  uint64_t end = now_ms() + 10000;
+  while (th_snapshot().closes == 0 && now_ms() < end)
     if (pw_send(srv, id, push, sizeof push, PW_BINARY | PW_BLOCK) == PW_ENOCONN) break;
   CHECK(th_wait_closes(1, 5000));
   CHECK_EQ_INT(th_close_code(id), 1008);
   pw_stats st;
   pw_server_stats(srv, &st);
   CHECK_EQ_INT(st.slow_closed, 1);
-  end_stuck_client(&c, &w, t, 0);
-  free(pl);
+  end_stuck_client(&s, 0);
   pw_server_free(srv);
 }
 
@@ -248,19 +256,13 @@ static void test_idle_timeout_reaches_paused_client(void) {
   pw_options o = {.idle_timeout_ms = 300, .ping_interval_ms = -1, .close_timeout_ms = 10000};
   pw_server *srv = th_start(&o, echo);
   CHECK(srv != NULL);
-  uint8_t *pl = malloc((size_t)COUNT * SIZE);
-  wsc c;
-  writer w;
-  pthread_t t;
-  start_stuck_client(srv, &c, &w, &t, pl);
-  pw_conn_id id = th_wait_open(1, 3000);
-  CHECK(th_wait(paused_once, srv, 10000));
+  stuck_client s;
+  pw_conn_id id = start_stuck_client(srv, &s);
   CHECK(th_wait_closes(1, 5000));
   CHECK_EQ_INT(th_close_code(id), 1001);
-  pthread_join(t, NULL);
-  CHECK(w.ok); /* read again after the 1001: all of it, and its close, got in */
-  end_stuck_client(&c, &w, t, 1);
-  free(pl);
+  pthread_join(s.t, NULL);
+  CHECK(s.w.ok); /* read again after the 1001: all of it, and its close, got in */
+  end_stuck_client(&s, 1);
   pw_server_free(srv);
 }
 

@@ -12,7 +12,8 @@
 
 #include "../support/harness.h"
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 
 /* ---- what the callbacks saw (loop thread), read by the test under the lock ---------------- */
 enum { MAX_SEEN = 16 };
@@ -195,17 +196,6 @@ static void test_drop_new_counted_for_other_threads(void) {
  * next small one gets PW_EAGAIN (counted in rejected), and a PW_BLOCK send waits until the
  * loop has drained, then gets in; the client receives both, in order.
  * (No fix behind this one: documented behaviour, pinned here.) */
-static _Atomic int hold_release, holding;
-
-static void hold_until_released(pw_server *srv, void *arg) {
-  uint64_t end = wsc_now_ms() + 3000;
-  atomic_store(&holding, 1);
-  while (!atomic_load(&hold_release) && wsc_now_ms() < end) th_sleep_ms(1);
-  atomic_store(&holding, 0);
-}
-
-static int is_holding(void *arg) { return atomic_load(&holding); }
-
 typedef struct blocked_send {
   pw_server *srv;
   pw_conn_id id;
@@ -225,9 +215,7 @@ static void test_big_message_into_empty_inbox(void) {
   pw_server *srv = start(&o);
   wsc c;
   pw_conn_id id = connect_one(srv, &c, 0);
-  atomic_store(&hold_release, 0);
-  CHECK_EQ_INT(pw_call(srv, hold_until_released, NULL), 0);
-  CHECK(th_wait(is_holding, NULL, 3000));
+  CHECK(th_hold_loop(srv));
   static uint8_t big[16 * 1024];
   CHECK_EQ_INT(pw_send(srv, id, big, sizeof big, PW_BINARY), 0); /* alone: it fits */
   CHECK_EQ_INT(pw_send(srv, id, "small", 5, PW_TEXT), PW_EAGAIN); /* beside it: no */
@@ -236,7 +224,7 @@ static void test_big_message_into_empty_inbox(void) {
   pthread_t t;
   pthread_create(&t, NULL, send_blocking, &b);
   CHECK(!th_wait(send_returned, &b, 100)); /* waits for the drain */
-  atomic_store(&hold_release, 1);
+  th_release_loop();
   CHECK(th_wait(send_returned, &b, 3000));
   pthread_join(t, NULL);
   CHECK_EQ_INT(atomic_load(&b.result), 0);

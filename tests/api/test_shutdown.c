@@ -20,7 +20,8 @@
 
 #include "../support/harness.h"
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 /* A call in a thread of its own, so the test can give up on it instead of hanging. */
@@ -36,14 +37,14 @@ typedef struct async_call {
 static void *async_main(void *p) {
   async_call *a = p;
   a->result = a->fn(a->arg);
-  a->took_ms = wsc_now_ms() - a->started_ms;
+  a->took_ms = now_ms() - a->started_ms;
   atomic_store(&a->done, 1);
   return NULL;
 }
 
 static void async_start(async_call *a, int (*fn)(void *), void *arg) {
   memset(a, 0, sizeof *a);
-  a->fn = fn, a->arg = arg, a->started_ms = wsc_now_ms();
+  a->fn = fn, a->arg = arg, a->started_ms = now_ms();
   pthread_create(&a->thread, NULL, async_main, a);
 }
 
@@ -73,8 +74,20 @@ static int stop_begun(pw_server *srv) { return pw_call(srv, noop, NULL) == PW_ES
 /* A pw_call that holds the loop thread until the stop has begun (at most 10 s), so that
  * what producers send meanwhile is still in the inbox when the stop starts. */
 static void hold_loop_until_stop(pw_server *srv, void *arg) {
-  uint64_t end = wsc_now_ms() + 10000;
-  while (!stop_begun(srv) && wsc_now_ms() < end) usleep(500);
+  uint64_t end = now_ms() + 10000;
+  while (!stop_begun(srv) && now_ms() < end) usleep(500);
+}
+
+/* A server on o (the recording harness, no on_message) and one client connected to it: the
+ * server (NULL, counted, if it did not start), and in *id the client's id (0 if none). */
+static pw_server *start_with_client(pw_options *o, wsc *c, pw_conn_id *id) {
+  pw_server *srv = th_start(o, NULL);
+  CHECK(srv != NULL);
+  *id = 0;
+  if (!srv) return NULL;
+  CHECK_EQ_INT(wsc_connect(c, pw_server_port(srv), "/"), 0);
+  *id = th_wait_open(1, 3000);
+  return srv;
 }
 
 static int close_code_of(const wsc_frame *f) {
@@ -128,11 +141,9 @@ static pw_stats stats_of(pw_server *srv) {
 static void test_drain_delivers_everything_accepted(void) {
   pw_options o = {.max_queued_bytes = 64u << 20, .close_timeout_ms = 300,
                   .drain_timeout_ms = 20000};
-  pw_server *srv = th_start(&o, NULL);
-  CHECK(srv != NULL);
   wsc c;
-  CHECK_EQ_INT(wsc_connect(&c, pw_server_port(srv), "/"), 0);
-  pw_conn_id id = th_wait_open(1, 3000);
+  pw_conn_id id;
+  pw_server *srv = start_with_client(&o, &c, &id);
   CHECK(id != 0);
   CHECK_EQ_INT(pw_call(srv, hold_loop_until_stop, NULL), 0);
   static uint8_t msg[DRAIN_MSG];
@@ -376,7 +387,7 @@ static int produce_until_refused(void *arg) {
                        : pw_send(p->srv, p->id, msg, sizeof msg, PW_BINARY | PW_BLOCK);
     if (r != 0) {
       p->last = r;
-      p->ended_ms = wsc_now_ms();
+      p->ended_ms = now_ms();
       return r;
     }
     atomic_fetch_add(&p->accepted, 1);
@@ -403,11 +414,9 @@ static int has_three(void *p) { return atomic_load(&((producer *)p)->accepted) =
 
 static void test_stop_beside_blocked_producers(void) {
   pw_options o = {.inbox_capacity = 4, .send_timeout_ms = 60000};
-  pw_server *srv = th_start(&o, NULL);
-  CHECK(srv != NULL);
   wsc c;
-  CHECK_EQ_INT(wsc_connect(&c, pw_server_port(srv), "/"), 0);
-  pw_conn_id id = th_wait_open(1, 3000);
+  pw_conn_id id;
+  pw_server *srv = start_with_client(&o, &c, &id);
   CHECK_EQ_INT(pw_subscribe(srv, id, "t"), 0);
   CHECK_EQ_INT(pw_call(srv, hold_loop_until_stop, NULL), 0);
   /* One after the other, so that each gets what this test means it to: the stopper one
@@ -424,7 +433,7 @@ static void test_stop_beside_blocked_producers(void) {
   usleep(200 * 1000); /* both producers now wait for room (60 s send timeout) */
   CHECK_EQ_INT(atomic_load(&p[0].accepted), 3);
   CHECK_EQ_INT(atomic_load(&p[1].accepted), 0);
-  uint64_t stop_ms = wsc_now_ms();
+  uint64_t stop_ms = now_ms();
   atomic_store(&s.go, 1);
   for (int i = 0; i < 2; i++) {
     if (!async_wait(&pa[i], 5000)) die_stuck("a producer blocked in PW_BLOCK");
@@ -475,9 +484,9 @@ static _Atomic uint64_t task_stop_ms;
 static void publish_then_stop(pw_server *srv, void *arg) {
   for (int i = 0; i < 1000; i++)
     if (pw_publish(srv, "t", "m", 1, PW_TEXT | PW_BLOCK) == 0) atomic_fetch_add(&task_published, 1);
-  uint64_t t0 = wsc_now_ms();
+  uint64_t t0 = now_ms();
   atomic_store(&task_stop_result, pw_server_stop(srv));
-  atomic_store(&task_stop_ms, wsc_now_ms() - t0);
+  atomic_store(&task_stop_ms, now_ms() - t0);
 }
 
 static void sleeper(pw_server *srv, void *arg) {
@@ -489,11 +498,9 @@ static void sleeper(pw_server *srv, void *arg) {
 static int task_stop_returned(void *arg) { return atomic_load(&task_stop_result) != 99; }
 
 static void test_stop_from_a_task(void) {
-  pw_server *srv = th_start(NULL, NULL);
-  CHECK(srv != NULL);
   wsc c;
-  CHECK_EQ_INT(wsc_connect(&c, pw_server_port(srv), "/"), 0);
-  pw_conn_id id = th_wait_open(1, 3000);
+  pw_conn_id id;
+  pw_server *srv = start_with_client(NULL, &c, &id);
   CHECK_EQ_INT(pw_subscribe(srv, id, "t"), 0);
   CHECK_EQ_INT(pw_task_start(srv, "sleeper", sleeper, NULL), 0);
   CHECK_EQ_INT(pw_task_start(srv, "publisher", publish_then_stop, NULL), 0);
@@ -569,9 +576,9 @@ static int tcp_connect(int port) {
 /* Read until EOF (or 5 s): the byte count, -1 on timeout. */
 static long read_to_eof(int fd, char *head, size_t head_cap) {
   long total = 0;
-  uint64_t end = wsc_now_ms() + 5000;
+  uint64_t end = now_ms() + 5000;
   char buf[65536];
-  while (wsc_now_ms() < end) {
+  while (now_ms() < end) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     if (poll(&p, 1, 100) <= 0) continue;
     ssize_t r = recv(fd, buf, sizeof buf, 0);
@@ -626,23 +633,8 @@ static void test_http_in_flight(void) {
  * Checked to fail: with pw__door_close only waking the loop (door_closed left to the loop's
  * begin_stop, as before) the producer was still blocked 1 s after the stop, and returned 0
  * once the hold ended: a message admitted after new sends were already refused. */
-static _Atomic int hold_release, holding;
-
-static void hold_loop_until_released(pw_server *srv, void *arg) {
-  uint64_t end = wsc_now_ms() + 3000;
-  atomic_store(&holding, 1);
-  while (!atomic_load(&hold_release) && wsc_now_ms() < end) usleep(500);
-  atomic_store(&holding, 0);
-}
-
-static int is_holding(void *arg) { return atomic_load(&holding); }
-
-/* Hold the loop thread until hold_release (or 3 s). */
-static void hold_loop(pw_server *srv) {
-  atomic_store(&hold_release, 0);
-  CHECK_EQ_INT(pw_call(srv, hold_loop_until_released, NULL), 0);
-  CHECK(th_wait(is_holding, NULL, 3000));
-}
+/* Hold the loop thread until th_release_loop (or 3 s). */
+static void hold_loop(pw_server *srv) { CHECK(th_hold_loop(srv)); }
 
 typedef struct blocked_sender {
   pw_server *srv;
@@ -657,10 +649,10 @@ static int fill_then_block(void *arg) {
   blocked_sender *b = arg;
   for (int i = 0; i < 4; i++)
     if (pw_send(b->srv, b->id, "accepted", 8, PW_TEXT | PW_BLOCK) != 0) return b->result = -100;
-  b->started_ms = wsc_now_ms();
+  b->started_ms = now_ms();
   atomic_store(&b->filled, 1);
   b->result = pw_send(b->srv, b->id, "blocked", 7, PW_TEXT | PW_BLOCK);
-  b->returned_ms = wsc_now_ms();
+  b->returned_ms = now_ms();
   return b->result;
 }
 
@@ -677,23 +669,21 @@ static int count_until_close(wsc *c) {
 
 static void test_blocked_producer_released_at_stop(void) {
   pw_options o = {.inbox_capacity = 4, .send_timeout_ms = 10000};
-  pw_server *srv = th_start(&o, NULL);
-  CHECK(srv != NULL);
   wsc c;
-  CHECK_EQ_INT(wsc_connect(&c, pw_server_port(srv), "/"), 0);
-  pw_conn_id id = th_wait_open(1, 3000);
+  pw_conn_id id;
+  pw_server *srv = start_with_client(&o, &c, &id);
   hold_loop(srv);
   blocked_sender b = {.srv = srv, .id = id};
   async_call sender, stop;
   async_start(&sender, fill_then_block, &b);
   CHECK(th_wait(has_filled, &b, 3000));
   usleep(50 * 1000); /* let it reach the wait (the outcome is the same either way) */
-  uint64_t stop_ms = wsc_now_ms();
+  uint64_t stop_ms = now_ms();
   async_start(&stop, stop_call, srv);
   int returned = async_wait(&sender, 1000);
   CHECK(returned);
-  CHECK(atomic_load(&holding)); /* the loop never got to its stop meanwhile */
-  atomic_store(&hold_release, 1);
+  CHECK(th_loop_held()); /* the loop never got to its stop meanwhile */
+  th_release_loop();
   if (!returned && !async_wait(&sender, 10000)) die_stuck("a producer blocked in PW_BLOCK");
   fprintf(stderr, "  blocked producer: %s %llu ms after the stop call\n", pw_err_name(b.result),
           (unsigned long long)(b.returned_ms - stop_ms));
@@ -711,19 +701,17 @@ static void test_blocked_producer_released_at_stop(void) {
  * Checked to fail: before, pw_server_new refused send_timeout_ms = -1 (NULL). */
 static void test_negative_send_timeout_waits(void) {
   pw_options o = {.inbox_capacity = 4, .send_timeout_ms = -1};
-  pw_server *srv = th_start(&o, NULL);
-  CHECK(srv != NULL);
-  if (!srv) return;
   wsc c;
-  CHECK_EQ_INT(wsc_connect(&c, pw_server_port(srv), "/"), 0);
-  pw_conn_id id = th_wait_open(1, 3000);
+  pw_conn_id id;
+  pw_server *srv = start_with_client(&o, &c, &id);
+  if (!srv) return;
   hold_loop(srv);
   blocked_sender b = {.srv = srv, .id = id};
   async_call sender;
   async_start(&sender, fill_then_block, &b);
   CHECK(th_wait(has_filled, &b, 3000));
   CHECK(!async_wait(&sender, 1200)); /* still waiting, past the default timeout */
-  atomic_store(&hold_release, 1);
+  th_release_loop();
   if (!async_wait(&sender, 5000)) die_stuck("a PW_BLOCK send without a timeout");
   CHECK_EQ_INT(b.result, 0);
   CHECK(b.returned_ms - b.started_ms >= 1200);

@@ -12,7 +12,8 @@
 
 #include "../support/harness.h"
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 
 #define MSG 16384
 #define LIMIT (128 * 1024)
@@ -36,8 +37,8 @@ static void *producer(void *arg) {
   memset(msg, 0xAB, sizeof msg);
   for (uint32_t seq = 0; seq < COUNT; seq++) {
     /* The reading client keeps up (as a normal client does); the slow one never reads. */
-    uint64_t give_up = wsc_now_ms() + 10000;
-    while ((int)seq - atomic_load(&r->fast_got) > WINDOW && wsc_now_ms() < give_up) sched_yield();
+    uint64_t give_up = now_ms() + 10000;
+    while ((int)seq - atomic_load(&r->fast_got) > WINDOW && now_ms() < give_up) sched_yield();
     memcpy(msg, &seq, sizeof seq);
     pw_send(r->srv, r->slow, msg, sizeof msg, PW_BINARY | PW_BLOCK); /* may be dropped */
     if (pw_send(r->srv, r->fast, msg, sizeof msg, PW_BINARY | PW_BLOCK) == 0) r->sent_fast++;
@@ -54,7 +55,7 @@ static void *sampler(void *arg) {
     pw_server_stats(r->srv, &st);
     uint64_t q = st.queued_bytes + st.inbox_bytes;
     if (q > atomic_load(&r->max_queued)) atomic_store(&r->max_queued, q);
-    th_sleep_ms(1);
+    sleep_ms(1);
   }
   return NULL;
 }

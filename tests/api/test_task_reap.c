@@ -12,7 +12,8 @@
 
 #include "../support/harness.h"
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 
 /* Thread creation costs 10-50 times more under ASan/TSan: fewer rounds keep each run well
  * under a minute; a leak of one stack per task (8 MiB, 2 mappings) still shows at once. */
@@ -223,7 +224,7 @@ static void test_post_then_restart(void) {
     if (i == CYCLES - 1) break;
     int r;
     while ((r = pw_task_start(srv, "cycle", posts_then_returns, NULL)) == PW_EALREADY)
-      refused++, th_sleep_ms(1); /* keep the test going to count every refusal */
+      refused++, sleep_ms(1); /* keep the test going to count every refusal */
     CHECK_EQ_INT(r, 0);
   }
   printf("post-then-restart: %d events, %d starts refused\n", events, refused);
@@ -243,7 +244,7 @@ static void race_run(pw_server *srv, void *arg) {
   atomic_fetch_add(&race_runs, 1);
   sched_yield();
   pw_post_event(srv, DONE_EVENT, NULL); /* reported: a racing start may wait for the return */
-  th_sleep_ms(1); /* work after the report (cleanup): a start that did not wait would overlap */
+  sleep_ms(1); /* work after the report (cleanup): a start that did not wait would overlap */
   atomic_fetch_sub(&in_progress, 1);
 }
 
@@ -254,7 +255,7 @@ typedef struct racer {
 
 static void *race_starts(void *arg) {
   racer *r = arg;
-  for (uint64_t end = wsc_now_ms() + RACE_MS; wsc_now_ms() < end;) {
+  for (uint64_t end = now_ms() + RACE_MS; now_ms() < end;) {
     int rc = pw_task_start(r->srv, "race", race_run, NULL);
     r->started += rc == 0;
     r->refused += rc == PW_EALREADY;
@@ -305,14 +306,14 @@ static void test_long_runner_waits_once(void) {
   pw_server *srv = th_start(NULL, NULL);
   CHECK_EQ_INT(pw_task_start(srv, "long", posts_then_runs, NULL), 0);
   CHECK(th_wait(has_event, srv, 3000));
-  uint64_t t0 = wsc_now_ms();
+  uint64_t t0 = now_ms();
   CHECK_EQ_INT(pw_task_start(srv, "long", posts_then_runs, NULL), PW_EALREADY);
-  uint64_t waited = wsc_now_ms() - t0;
+  uint64_t waited = now_ms() - t0;
   CHECK(waited >= 90); /* it had reported: the start gave it the bound (100 ms) to return */
-  t0 = wsc_now_ms();
+  t0 = now_ms();
   for (int i = 0; i < 10; i++)
     CHECK_EQ_INT(pw_task_start(srv, "long", posts_then_runs, NULL), PW_EALREADY);
-  uint64_t ten = wsc_now_ms() - t0;
+  uint64_t ten = now_ms() - t0;
   printf("long runner: first start %llu ms, ten more %llu ms\n", (unsigned long long)waited,
          (unsigned long long)ten);
   CHECK(ten < 500); /* no report since: no more waiting */

@@ -9,7 +9,8 @@
 
 #include "../support/harness.h"
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 
 static _Atomic int runs, exits;
 
@@ -51,7 +52,7 @@ static void test_sixteen_threads_start_one(void) {
   }
   CHECK_EQ_INT(started, 1);
   CHECK_EQ_INT(already, N - 1);
-  th_sleep_ms(20);
+  sleep_ms(20);
   CHECK_EQ_INT(atomic_load(&runs), 1);
   CHECK_EQ_INT(pw_task_running(srv, "feed"), 1);
   CHECK_EQ_INT(pw_task_stop(srv, "feed"), 0); /* asks and joins */
@@ -66,12 +67,12 @@ static void test_restart_after_return(void) {
   atomic_store(&runs, 0);
   pw_server *srv = th_start(NULL, NULL);
   CHECK_EQ_INT(pw_task_start(srv, "job", quick, NULL), 0);
-  uint64_t end = wsc_now_ms() + 3000;
-  while (pw_task_running(srv, "job") && wsc_now_ms() < end) th_sleep_ms(1);
+  uint64_t end = now_ms() + 3000;
+  while (pw_task_running(srv, "job") && now_ms() < end) sleep_ms(1);
   CHECK_EQ_INT(pw_task_running(srv, "job"), 0);
   CHECK_EQ_INT(pw_task_start(srv, "job", quick, NULL), 0); /* returned: may start again */
-  end = wsc_now_ms() + 3000;
-  while (atomic_load(&runs) < 2 && wsc_now_ms() < end) th_sleep_ms(1);
+  end = now_ms() + 3000;
+  while (atomic_load(&runs) < 2 && now_ms() < end) sleep_ms(1);
   CHECK_EQ_INT(atomic_load(&runs), 2);
   CHECK_EQ_INT(pw_task_start(srv, NULL, quick, NULL), PW_EINVAL);
   CHECK_EQ_INT(pw_task_start(srv, "x", NULL, NULL), PW_EINVAL);
@@ -86,10 +87,10 @@ static void test_sleep_wakes_on_stop(void) {
   atomic_store(&exits, 0);
   pw_server *srv = th_start(NULL, NULL);
   CHECK_EQ_INT(pw_task_start(srv, "sleepy", long_sleeper, NULL), 0);
-  th_sleep_ms(20);
-  uint64_t t0 = wsc_now_ms();
+  sleep_ms(20);
+  uint64_t t0 = now_ms();
   CHECK_EQ_INT(pw_task_stop(srv, "sleepy"), 0);
-  CHECK(wsc_now_ms() - t0 < 2000);
+  CHECK(now_ms() - t0 < 2000);
   CHECK_EQ_INT(atomic_load(&exits), 1);
   pw_server_free(srv);
 }
@@ -115,8 +116,8 @@ static void test_task_stops_server(void) {
   atomic_store(&runs, 0);
   pw_server *srv = th_start(NULL, NULL);
   CHECK_EQ_INT(pw_task_start(srv, "self", stops_server, NULL), 0);
-  uint64_t end = wsc_now_ms() + 5000;
-  while (atomic_load(&runs) == 0 && wsc_now_ms() < end) th_sleep_ms(1);
+  uint64_t end = now_ms() + 5000;
+  while (atomic_load(&runs) == 0 && now_ms() < end) sleep_ms(1);
   CHECK_EQ_INT(atomic_load(&runs), 1);
   pw_server_free(srv); /* joins the task */
 }
@@ -127,7 +128,7 @@ static void done_early(pw_server *srv, void *arg) {
   atomic_fetch_add(&runs, 1);
   atomic_store(&done_result, pw_task_done()); /* checked by the main thread: CHECK is not thread-safe */
   atomic_store(&done_called, 1);
-  th_sleep_ms(100); /* still returning: a new start must wait for it, not refuse */
+  sleep_ms(100); /* still returning: a new start must wait for it, not refuse */
 }
 
 static int done_was_called(void *arg) { return atomic_load(&done_called); }

@@ -9,7 +9,8 @@
 
 #include "../support/harness.h"
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 
 enum { N = 20 };
 
@@ -273,13 +274,13 @@ static void test_on_demand(void) {
   CHECK_EQ_INT(atomic_load(&starts), 1);   /* eight concurrent first subscribers, one start */
   for (int i = 0; i < M - 1; i++) pw_unsubscribe(srv, ids[i], "tick:x");
   CHECK(th_wait_subscribers(srv, "tick:x", 1, 3000));
-  th_sleep_ms(50);
+  sleep_ms(50);
   CHECK_EQ_INT(atomic_load(&running), 1); /* one subscriber left: still running */
   wsc_close(&c[M - 1]);                   /* the last one disconnects */
   CHECK(th_wait(none_running, NULL, 3000));
   for (int round = 0; round < 30; round++) { /* churn: never two producers at once */
     pw_subscribe(srv, ids[round % (M - 1)], "tick:x");
-    if (round % 3 == 0) th_sleep_ms(2);
+    if (round % 3 == 0) sleep_ms(2);
     pw_unsubscribe(srv, ids[round % (M - 1)], "tick:x");
   }
   CHECK(th_wait(none_running, NULL, 3000));

@@ -36,7 +36,7 @@
 #include <unistd.h>
 
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
 #include <pushwire.h>
 
 enum { MAX_SUBS = 4, RUN = 3000 };

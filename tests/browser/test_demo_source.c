@@ -2,16 +2,16 @@
  * the shape the page reads, demo_stop prompt (the threads wake at once, not after a period) and
  * final, misuse refused, a failing publish tolerated, and a restart after a stop.
  *
- * Checked to fail without each defence (edit demo.c, run ctest -R demo.source, revert):
+ * Checked to fail without each defence (edit demo.c, run ctest -R browser.demo_source, revert):
  *  - no pthread_cond_broadcast in stop_and_join: "demo_stop took 998 ms", over 500;
  *  - claim_running not checked: the second demo_start returned 0, not -1 (then a hang);
  *  - sine period 100 ms instead of 50: 16 sine values in 1.6 s, outside 20..40. */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 #include "demo.h"
 
 enum { SINE, CPU, LOG, COUNTER, NTOPICS };
@@ -23,17 +23,6 @@ static struct {
   unsigned long long last_counter;
   int fail; /* publish answers -1 (as a full or stopping server would) */
 } rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static unsigned long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (unsigned long long)ts.tv_sec * 1000u + (unsigned long long)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 static int topic_index(const char *topic) {
   for (int i = 0; i < NTOPICS; i++)
@@ -59,7 +48,7 @@ static void check_value(int topic, const char *json) {
                   level) == 3 && json[strlen(json) - 1] == '}';
       break;
   }
-  if (!ok || t + 5000 < now_ms() || t > now_ms() + 5000) PROBLEM("bad %s value: %s", topic_names[topic], json);
+  if (!ok || t + 5000 < wall_ms() || t > wall_ms() + 5000) PROBLEM("bad %s value: %s", topic_names[topic], json);
 }
 
 static int record(void *ctx, const char *topic, const char *json, size_t len) {

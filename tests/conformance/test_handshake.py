@@ -14,6 +14,10 @@ from wsclient import (OP_BINARY, OP_PING, OP_PONG, OP_TEXT, Tests, accept_for, b
 
 T = Tests("handshake")
 
+# Plain requests (no Upgrade): pw-echo serves its page at "/" and nothing else.
+GET_ROOT = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+GET_NOPE = b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
 
 @T.case
 def test_valid_upgrade_101(ctx):
@@ -118,20 +122,17 @@ T.add("key_not_base64_400", make_bad_key_case("!!!!!!!!!!!!!!!!!!!!!!=="))
 T.add("key_empty_400", make_bad_key_case(""))
 
 
-@T.case
-def test_version_8_426(ctx):
-    c = ctx.raw()
-    r = c.handshake(version="8", expect=426)
-    check("13" in r.tokens("Sec-WebSocket-Version"),
-          f"426 without 'Sec-WebSocket-Version: 13': {r}")
+def make_other_version_case(version):
+    def fn(ctx):
+        c = ctx.raw()
+        r = c.handshake(version=version, expect=426)
+        check("13" in r.tokens("Sec-WebSocket-Version"),
+              f"426 without 'Sec-WebSocket-Version: 13': {r}")
+    return fn
 
 
-@T.case
-def test_version_14_426(ctx):
-    c = ctx.raw()
-    r = c.handshake(version="14", expect=426)
-    check("13" in r.tokens("Sec-WebSocket-Version"),
-          f"426 without 'Sec-WebSocket-Version: 13': {r}")
+T.add("version_8_426", make_other_version_case("8"))
+T.add("version_14_426", make_other_version_case("14"))
 
 
 @T.case
@@ -157,18 +158,14 @@ def test_http10_upgrade_400(ctx):
 @T.case
 def test_garbage_request_line_400_and_close(ctx):
     c = ctx.raw()
-    c.send(b"THIS IS NOT HTTP AT ALL\r\n\r\n")
-    r = c.read_http_response()
-    check(r.status == 400, f"expected 400, got {r.status}: {r}")
+    c.expect_response(b"THIS IS NOT HTTP AT ALL\r\n\r\n", 400)
     c.expect_eof(3, allow_reset=True, discard=True)
 
 
 @T.case
 def test_garbage_bytes_400_and_close(ctx):
     c = ctx.raw()
-    c.send(b"\x00\x01\x02\xff\xfe garbage \x7f\r\nmore\r\n\r\n")
-    r = c.read_http_response()
-    check(r.status == 400, f"expected 400, got {r.status}: {r}")
+    c.expect_response(b"\x00\x01\x02\xff\xfe garbage \x7f\r\nmore\r\n\r\n", 400)
     c.expect_eof(3, allow_reset=True, discard=True)
 
 
@@ -189,9 +186,7 @@ def test_head_too_large_431(ctx):
     c = ctx.raw(srv)
     req = c.request_bytes(extra_headers=["X-Filler: " + "f" * 2000])
     check(len(req) > 2000, "test bug")
-    c.send(req)
-    r = c.read_http_response()
-    check(r.status == 431, f"expected 431, got {r.status}: {r}")
+    c.expect_response(req, 431)
     c.expect_eof(3, allow_reset=True, discard=True)
 
 
@@ -208,9 +203,7 @@ def test_head_under_max_head_ok(ctx):
 @T.case
 def test_plain_get_root_200_html(ctx):
     c = ctx.raw()
-    c.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    r = c.read_http_response()
-    check(r.status == 200, f"expected 200, got {r.status}: {r}")
+    r = c.expect_response(GET_ROOT, 200)
     ct = (r.header("Content-Type") or "").lower()
     check(ct.startswith("text/html"), f"Content-Type {ct!r}, expected text/html")
     check(len(r.body) > 0 and b"<" in r.body, f"empty or non-HTML body {r.body[:80]!r}")
@@ -219,30 +212,22 @@ def test_plain_get_root_200_html(ctx):
 @T.case
 def test_plain_get_unknown_404(ctx):
     c = ctx.raw()
-    c.send(b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    r = c.read_http_response()
-    check(r.status == 404, f"expected 404, got {r.status}: {r}")
+    c.expect_response(GET_NOPE, 404)
 
 
 @T.case
 def test_plain_keepalive_two_requests(ctx):
     c = ctx.raw()
-    c.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    r1 = c.read_http_response()
-    check(r1.status == 200, f"first request: expected 200, got {r1.status}: {r1}")
+    r1 = c.expect_response(GET_ROOT, 200, what="first request")
     check(r1.header("Content-Length") is not None or "chunked" in r1.tokens("Transfer-Encoding"),
           "keep-alive response without Content-Length or chunked encoding")
-    c.send(b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    r2 = c.read_http_response()
-    check(r2.status == 404, f"second request: expected 404, got {r2.status}: {r2}")
+    c.expect_response(GET_NOPE, 404, what="second request")
 
 
 @T.case
 def test_plain_request_then_upgrade_on_same_connection(ctx):
     c = ctx.raw()
-    c.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    r = c.read_http_response()
-    check(r.status == 200, f"plain request: expected 200, got {r.status}: {r}")
+    c.expect_response(GET_ROOT, 200, what="plain request")
     c.handshake(path="/ws")
     c.echo_roundtrip(OP_TEXT, b"upgraded after a plain request")
 
@@ -323,9 +308,7 @@ def expect_prompt_400(ctx, data):
     """Send data; the 400 must arrive within PROMPT seconds and TCP close right after."""
     c = ctx.raw(ctx.server(*SLOW_HANDSHAKE))
     t0 = time.monotonic()
-    c.send(data)
-    r = c.read_http_response(timeout=PROMPT)
-    check(r.status == 400, f"expected 400, got {r.status}: {r}")
+    r = c.expect_response(data, 400, timeout=PROMPT)
     c.expect_eof(PROMPT, allow_reset=True, discard=True)
     check(time.monotonic() - t0 < 2 * PROMPT, "400 and close took too long")
     return r
@@ -356,9 +339,7 @@ def test_plain_http11_without_host_400(ctx):
 def test_plain_http10_without_host_served(ctx):
     # RFC 9112 3.2 asks Host of HTTP/1.1 only: an HTTP/1.0 page request is still served.
     c = ctx.raw()
-    c.send(b"GET / HTTP/1.0\r\n\r\n")
-    r = c.read_http_response()
-    check(r.status == 200, f"expected 200, got {r.status}: {r}")
+    c.expect_response(b"GET / HTTP/1.0\r\n\r\n", 200)
 
 
 @T.case
@@ -414,9 +395,7 @@ def test_tls_client_hello_on_plain_port_400(ctx):
 def test_empty_line_before_request_served(ctx):
     # RFC 9112 2.2: a server SHOULD ignore an empty line before the request line.
     c = ctx.raw()
-    c.send(b"\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
-    r = c.read_http_response()
-    check(r.status == 404, f"expected 404, got {r.status}: {r}")
+    c.expect_response(b"\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404)
 
 
 @T.case
@@ -424,7 +403,7 @@ def test_keepalive_gets_after_new_checks(ctx):
     # Plain GETs without Upgrade keep getting the page on one connection.
     c = ctx.raw()
     for _ in range(3):
-        c.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        c.send(GET_ROOT)
         r = c.read_http_response()
         check(r.status == 200 and b"<" in r.body, f"expected the page, got {r.status}: {r}")
 

@@ -1,7 +1,8 @@
 """Shared pieces of the pushwire conformance suite (Python 3 stdlib only).
 
-* Server: starts the pw-echo example on port 0 with extra arguments, reads its
-  "pw-echo listening on port N" line and always kills it by pid (try/finally + atexit).
+* Server: starts pw-echo (tests/support/pw_echo.c) on port 0 with extra arguments, reads its
+  "pw-echo listening on port N" line and always kills it by pid (try/finally + atexit): a
+  subclass of tests/support/server_proc.py's Server.
 * WS: a raw-socket WebSocket client. It builds any frame (FIN, RSV, opcode, mask,
   7/16/64-bit length encodings), sends bytes whole or chopped, reads frames with a timeout
   and checks what the server sent byte for byte.
@@ -19,15 +20,16 @@ import hashlib
 import os
 import random
 import re
-import select
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
 import traceback
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import server_proc  # noqa: E402
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -45,7 +47,6 @@ TLS = None
 
 def enable_tls():
     global TLS
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
     import tls_certs
     certs = tls_certs.make_certs()
     TLS = {"args": tls_certs.server_args(certs), "ctx": tls_certs.client_context(certs)}
@@ -145,69 +146,33 @@ for _sig in (signal.SIGTERM, signal.SIGHUP):
         pass
 
 
-class Server:
-    """pw-echo started with PORT 0 and extra args; .port is the port it printed."""
+class Server(server_proc.Server):
+    """pw-echo started with PORT 0 and extra args (plus the TLS flags under --tls) as soon as
+    it is made; .port is the port it printed. Beside server_proc.Server: a failed start is a
+    TestFailure, every server still running at exit is stopped (atexit), and a test that stops
+    one on purpose says so (expect_exit)."""
 
     def __init__(self, path, args=(), start_timeout=10.0):
-        self.path = path
-        self.args = [str(a) for a in args] + (TLS["args"] if TLS else [])
-        self.proc = subprocess.Popen([path, "0", *self.args], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=None, close_fds=True)
-        self.pid = self.proc.pid
+        super().__init__(path, "pw-echo", args=[*args, *(TLS["args"] if TLS else [])])
         self.expect_exit = False  # set by a test that stops the server on purpose
-        self.stdout_rest = b""    # stdout after the "listening" line
         with _SERVERS_LOCK:
             _SERVERS.add(self)
         try:
-            self.port = self._read_port(start_timeout)
+            self.start(start_timeout)
         except BaseException:
             self.stop(timeout=1)
             raise
-        threading.Thread(target=self._drain_stdout, daemon=True).start()
+
+    def fail(self, msg):
+        fail("%s: %s" % (self.describe(), msg))
 
     def describe(self):
         return "pw-echo " + " ".join(["0"] + self.args)
 
-    def _read_port(self, timeout):
-        fd = self.proc.stdout.fileno()
-        buf = b""
-        deadline = time.monotonic() + timeout
-        while b"\n" not in buf:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                fail(f"{self.describe()}: no 'listening' line within {timeout}s (stdout {buf!r})")
-            r, _, _ = select.select([fd], [], [], remaining)
-            if not r:
-                continue
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                rc = self.proc.wait(timeout=5)
-                fail(f"{self.describe()}: exited (rc={rc}) before listening (stdout {buf!r})")
-            buf += chunk
-        first, self.stdout_rest = buf.split(b"\n", 1)
-        line = first.decode("utf-8", "replace").strip()
-        m = re.fullmatch(r"pw-echo listening on port (\d+)", line)
-        if not m:
-            fail(f"{self.describe()}: unexpected first stdout line {line!r}")
-        port = int(m.group(1))
-        check(0 < port < 65536, f"bad port {port}")
-        return port
-
-    def _drain_stdout(self):
-        """Keep reading stdout (so the server never blocks on it); keep the first 64 KiB."""
-        try:
-            fd = self.proc.stdout.fileno()
-            while True:
-                d = os.read(fd, 65536)
-                if not d:
-                    break
-                if len(self.stdout_rest) < 65536:
-                    self.stdout_rest += d
-        except (OSError, ValueError):
-            pass
-
-    def alive(self):
-        return self.proc.poll() is None
+    @property
+    def stdout_rest(self):
+        """What pw-echo printed after its "listening" line."""
+        return "".join(line + "\n" for line in self.lines).encode()
 
     def returncode(self):
         return self.proc.poll()
@@ -215,27 +180,10 @@ class Server:
     def stop(self, sig=signal.SIGTERM, timeout=3.0):
         """Signal the server by pid, wait, then SIGKILL. Returns the exit status."""
         try:
-            if self.proc.poll() is None:
-                try:
-                    os.kill(self.pid, sig)
-                except ProcessLookupError:
-                    pass
-                try:
-                    self.proc.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    try:
-                        os.kill(self.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                    self.proc.wait(timeout=5)
-            return self.proc.returncode
+            return super().stop(sig, timeout)
         finally:
             with _SERVERS_LOCK:
                 _SERVERS.discard(self)
-            try:
-                self.proc.stdout.close()
-            except Exception:
-                pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -647,6 +595,15 @@ class WS:
                         break
                 resp.body = body
         return resp
+
+    def expect_response(self, data, status, timeout=DEFAULT_TIMEOUT, what=""):
+        """Send data (a plain request, or anything the server must answer with an HTTP
+        response) and read the response, which must have this status; the response."""
+        self.send(data)
+        r = self.read_http_response(timeout=timeout)
+        check(r.status == status,
+              f"{what + ': ' if what else ''}expected {status}, got {r.status}: {r}")
+        return r
 
     def request_bytes(self, path="/", key=None, version="13", protocols=None, extra_headers=(),
                       method="GET", http="HTTP/1.1", upgrade="websocket", connection="Upgrade",

@@ -12,7 +12,6 @@ import http.client
 import json
 import os
 import re
-import select
 import subprocess
 import sys
 import tempfile
@@ -47,43 +46,25 @@ class Daemon(Server):
         self.env = env
         self.listen = listen
 
-    def start(self):
+    def command(self):
+        return [self.path, "--listen", self.listen] + self.args
+
+    def popen_kwargs(self):
         env = dict(os.environ)
         for k in list(env):
             if k.startswith("PUSHWIRED_"):
                 del env[k]  # the tests choose every PUSHWIRED_* themselves
         env.update(self.env or {})
-        self.proc = subprocess.Popen(
-            [self.path, "--listen", self.listen] + self.args, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            stdin=subprocess.PIPE if self.stdin_pipe else subprocess.DEVNULL)
-        fd = self.proc.stderr.fileno()
-        buf = b""
-        deadline = time.monotonic() + 20
-        while True:
-            m = PORT_LINE.search(buf.decode("utf-8", "replace"))
-            if m:
-                break
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RuntimeError("no 'listening on port' line within 20 s (got %r)" % buf)
-            r, _, _ = select.select([fd], [], [], left)
-            if r:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    raise RuntimeError("pushwired exited before listening (rc=%s): %r"
-                                       % (self.proc.wait(), buf))
-                buf += chunk
-        self.port = int(m.group(1))
-        head, _, rest = buf.partition(b"\n")
-        self.lines.append(head.decode("utf-8", "replace"))
-        self._start_drain(fd, rest)
-        return self
+        return {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE,
+                "stdin": subprocess.PIPE if self.stdin_pipe else subprocess.DEVNULL}
 
-    def _start_drain(self, fd, rest):
-        import threading
-        self._drainer = threading.Thread(target=self._drain, args=(fd, rest), daemon=True)
-        self._drainer.start()
+    def port_stream(self):
+        return self.proc.stderr  # the port is in a log line
+
+    def find_port(self, buf):
+        """The port once a log line names it; every line read so far goes to .lines."""
+        m = PORT_LINE.search(buf.decode("utf-8", "replace"))
+        return (int(m.group(1)), buf) if m else None
 
     def stop(self):
         rc = super().stop()

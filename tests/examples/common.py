@@ -12,7 +12,8 @@ import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from server_proc import RunnerBase, Server, require_websockets  # noqa: E402  (shared with tests/interop)
+# tests/support/server_proc.py: shared with tests/interop and tests/daemon
+from server_proc import RunnerBase, Server, require_websockets, start_and_announce  # noqa: E402
 
 websockets = require_websockets()
 
@@ -39,14 +40,8 @@ def main(name, description, cases, after_stop=None, stdin_pipe=False):
     server = Server(args.server, name, stdin_pipe)
     runner = None
     try:
-        try:
-            server.start()
-        except Exception as e:  # noqa: BLE001
-            print("FAIL start server: %s" % e, flush=True)
-            print("0 passed, 1 failed")
+        if not start_and_announce(server, args.server):
             return 1
-        print("server %s on port %d (pid %d)" % (args.server, server.port, server.proc.pid),
-              flush=True)
         runner = Runner(server)
         asyncio.run(cases(runner))
     finally:

@@ -39,8 +39,5 @@ uint32_t loop_live_conns(pw_server *srv);
 int loop_cpu_clock(pw_server *srv, clockid_t *clock);
 /* Nanoseconds of CPU time on that clock. */
 uint64_t cpu_ns(clockid_t clock);
-/* Milliseconds on a monotonic clock. */
-uint64_t now_ms(void);
-void sleep_ms(int ms);
 
 #endif

@@ -29,7 +29,8 @@
 #include <unistd.h>
 
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 #include "raw.h"
 #include "server.h" /* white box: the loop's reserve descriptors, to simulate losing them */
 

@@ -18,7 +18,8 @@
 
 #include "../support/harness.h"
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 #include "raw.h"
 
 static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len,

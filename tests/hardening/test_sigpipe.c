@@ -23,7 +23,8 @@
 #include <unistd.h>
 
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 #include "raw.h"
 
 static _Atomic pw_conn_id last_open;

@@ -29,7 +29,8 @@
 #include <unistd.h>
 
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 #include "raw.h"
 
 #define CROWD 5000

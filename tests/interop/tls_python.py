@@ -35,7 +35,6 @@ import shutil
 import signal
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,6 +42,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import server_proc  # noqa: E402
 import tls_certs  # noqa: E402
 
 import websockets  # noqa: E402  (Debian's python3-websockets)
@@ -50,39 +50,31 @@ import websockets  # noqa: E402  (Debian's python3-websockets)
 HANDSHAKE_TIMEOUT_MS = 1000
 
 
-class Echo:
-    """pw-echo with TLS flags; stderr to a file (log lines, sanitizer reports)."""
+class Echo(server_proc.Server):
+    """pw-echo with TLS flags, started at once; stderr to a file (log lines, sanitizer reports)."""
 
     def __init__(self, path, args):
         self.errfile = tempfile.NamedTemporaryFile(prefix="pw-tls-err-", delete=False)
-        self.proc = subprocess.Popen([path, "0", *args], stdout=subprocess.PIPE,
-                                     stderr=self.errfile, stdin=subprocess.DEVNULL)
-        self.lines = []
-        line = self.proc.stdout.readline().decode()
-        if not line.startswith("pw-echo listening on port "):
-            raise RuntimeError("no port line: %r (stderr: %s)" % (line, self.stderr()))
-        self.port = int(line.split()[-1])
-        threading.Thread(target=self._drain, daemon=True).start()
+        super().__init__(path, "pw-echo", args=args, stderr=self.errfile)
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
 
-    def _drain(self):
-        for raw in self.proc.stdout:
-            self.lines.append(raw.decode().strip())
+    def fail(self, msg):
+        raise RuntimeError("%s (stderr: %s)" % (msg, self.stderr()))
 
     def stderr(self):
         with open(self.errfile.name, "r", errors="replace") as f:
             return f.read()
 
     def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        rc = super().stop()
         err = self.stderr()
-        os.unlink(self.errfile.name)
-        return self.proc.returncode, err
+        if os.path.exists(self.errfile.name):
+            os.unlink(self.errfile.name)
+        return rc, err
 
 
 def ws_request(host_port):

@@ -18,7 +18,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from server_proc import RunnerBase, Server, require_websockets  # noqa: E402  (shared with tests/examples)
+# tests/support/server_proc.py: shared with tests/examples and tests/daemon
+from server_proc import RunnerBase, Server, require_websockets, start_and_announce  # noqa: E402
 
 websockets = require_websockets()
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK  # noqa: E402
@@ -225,13 +226,8 @@ def main():
     runner = None
     rc = None
     try:
-        try:
-            server.start()
-        except Exception as e:  # noqa: BLE001
-            print("FAIL start server: %s" % e, flush=True)
-            print("0 passed, 1 failed")
+        if not start_and_announce(server, args.server):
             return 1
-        print("server %s on port %d (pid %d)" % (args.server, server.port, server.proc.pid), flush=True)
         runner = Runner(server, ssl_context)
         asyncio.run(runner.all())
     finally:

@@ -15,9 +15,7 @@ on compressed frames (pmd.c) websockets fails the echoes ("invalid UTF-8" / mism
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
-import threading
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -41,30 +39,6 @@ SETS = [
      {"server_no_context_takeover": True, "client_no_context_takeover": True,
       "client_max_window_bits": 11}),
 ]
-
-
-class Echo:
-    """pw-echo with flags on port 0 (the shared launcher predates extra arguments)."""
-
-    def __init__(self, path, args):
-        self.proc = subprocess.Popen([path, "0", *args], stdout=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL)
-        line = self.proc.stdout.readline().decode()
-        if not line.startswith("pw-echo listening on port "):
-            self.stop()
-            raise RuntimeError("pw-echo %s printed %r" % (args, line))
-        self.port = int(line.rsplit(" ", 1)[1])
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
 
 
 def agreed(ws):
@@ -115,8 +89,10 @@ def main():
     for name, flags, offer, expect in SETS:
         for pubsub in (False, True):
             label = name + (" pubsub" if pubsub else "")
-            server = Echo(args.server, flags + (["--pubsub", "1"] if pubsub else []))
+            server = ws_python.Server(args.server, "pw-echo",
+                                      args=flags + (["--pubsub", "1"] if pubsub else []))
             try:
+                server.start()
                 runner = make_runner(server, label, offer, expect)
                 if pubsub:  # one client at a time: every publish comes back to its sender
                     async def cases(r=runner):

@@ -27,7 +27,8 @@
 
 #include "../support/harness.h"
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 
 enum {
   NPROD = 8,          /* producer threads */
@@ -175,13 +176,13 @@ static int send_masked(int fd, int opcode, const uint8_t *payload, size_t len) {
   memcpy(f + 2, mask, 4);
   for (size_t i = 0; i < len; i++) f[6 + i] = payload[i] ^ mask[i & 3];
   size_t off = 0, total = 6 + len;
-  uint64_t deadline = wsc_now_ms() + 5000;
+  uint64_t deadline = now_ms() + 5000;
   while (off < total) {
     ssize_t w = send(fd, f + off, total - off, MSG_NOSIGNAL);
     if (w > 0) {
       off += (size_t)w;
     } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-      if (wsc_now_ms() > deadline) return -1;
+      if (now_ms() > deadline) return -1;
       struct pollfd p = {.fd = fd, .events = POLLOUT};
       poll(&p, 1, 10);
     } else {
@@ -321,9 +322,9 @@ typedef struct cconn {
 
 /* Read frames until the server's close frame (answering it if `answer`), then wait for EOF. */
 static void finish_close(cconn *c, int answer) {
-  uint64_t deadline = wsc_now_ms() + 4000;
+  uint64_t deadline = now_ms() + 4000;
   for (;;) {
-    uint64_t now = wsc_now_ms();
+    uint64_t now = now_ms();
     if (now >= deadline) break;
     wsc_frame f;
     if (wsc_recv(&c->w, &f, (int)(deadline - now)) != 0) break;
@@ -413,7 +414,7 @@ static void *churn_main(void *arg) {
           PROBLEM("churn: pw_close returned %s", pw_err_name(r));
       }
     }
-    th_sleep_ms(1 + (int)(th_rand(&rng) % 8));
+    sleep_ms(1 + (int)(th_rand(&rng) % 8));
   }
   while (npool > 0) end_churn(&pool[--npool], &rng);
   return NULL;
@@ -434,14 +435,14 @@ static int all_delivered(uint64_t *got, uint64_t *want) {
   return done;
 }
 
-static double secs_since(uint64_t t0) { return (double)(wsc_now_ms() - t0) / 1000.0; }
+static double secs_since(uint64_t t0) { return (double)(now_ms() - t0) / 1000.0; }
 
 int main(void) {
   const char *env = getenv("PW_STRESS_MESSAGES");
   if (env && atol(env) > 0) messages_per_producer = atol(env);
   printf("stress: %d producers x %ld messages to %d connections\n", NPROD,
          messages_per_producer, NSTABLE);
-  uint64_t t_start = wsc_now_ms();
+  uint64_t t_start = now_ms();
 
   pw_options o = {.port = 0, .max_queued_bytes = 256u << 20};
   pw_callbacks cb = {.on_open = on_open, .on_close = on_close, .on_message = on_message};
@@ -468,8 +469,8 @@ int main(void) {
     free(w.buf);
     fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
   }
-  uint64_t end = wsc_now_ms() + 5000;
-  while (atomic_load(&stable_opens) < NSTABLE && wsc_now_ms() < end) th_sleep_ms(1);
+  uint64_t end = now_ms() + 5000;
+  while (atomic_load(&stable_opens) < NSTABLE && now_ms() < end) sleep_ms(1);
   CHECK_EQ_INT(atomic_load(&stable_opens), NSTABLE);
   for (int k = 0; k < NSTABLE; k++) CHECK(atomic_load(&stable_ids[k]) != 0);
 
@@ -480,18 +481,18 @@ int main(void) {
     producers[p].index = p;
     pthread_create(&producers[p].thread, NULL, producer_main, &producers[p]);
   }
-  uint64_t t_go = wsc_now_ms();
+  uint64_t t_go = now_ms();
   atomic_store(&go, 1);
   for (int p = 0; p < NPROD; p++) pthread_join(producers[p].thread, NULL);
   double t_produce = secs_since(t_go);
   atomic_store(&producers_done, 1);
 
   /* Every accepted message to a stable connection must arrive (churn may still be going). */
-  uint64_t got = 0, want = 0, t_wait = wsc_now_ms();
+  uint64_t got = 0, want = 0, t_wait = now_ms();
   int complete = 0;
-  while (!(complete = all_delivered(&got, &want)) && wsc_now_ms() - t_wait < DELIVERY_TIMEOUT_MS &&
+  while (!(complete = all_delivered(&got, &want)) && now_ms() - t_wait < DELIVERY_TIMEOUT_MS &&
          check_problems() == 0)
-    th_sleep_ms(5);
+    sleep_ms(5);
   double t_deliver = secs_since(t_go);
   pthread_join(churn, NULL);
   CHECK(complete);
@@ -513,8 +514,8 @@ int main(void) {
   /* Stop: the server sends 1001 to every stable connection; the client echoes, sees EOF. */
   atomic_store(&stopping, 1);
   CHECK_EQ_INT(pw_server_stop(srv), 0);
-  end = wsc_now_ms() + 5000;
-  while (atomic_load(&client_eofs) < NSTABLE && wsc_now_ms() < end) th_sleep_ms(2);
+  end = now_ms() + 5000;
+  while (atomic_load(&client_eofs) < NSTABLE && now_ms() < end) sleep_ms(2);
   CHECK_EQ_INT(atomic_load(&client_eofs), NSTABLE);
   atomic_store(&client_quit, 1);
   pthread_join(client, NULL);

@@ -27,7 +27,8 @@
 
 #include "../support/harness.h"
 #include "../support/wsclient.h"
-#include "../unit/check.h"
+#include "../support/check.h"
+#include "../support/clock.h"
 
 enum {
   NHAMMER = 6,
@@ -278,9 +279,9 @@ static void churn_end(wsc *w, int n, uint64_t *rng) {
   }
   if (how == 1 || how == 3) { /* a close handshake (ours, or answering the server's) */
     if (how == 1) wsc_send(w, 8, 1, "\x03\xe8", 2);
-    uint64_t deadline = wsc_now_ms() + 1500;
+    uint64_t deadline = now_ms() + 1500;
     wsc_frame f;
-    while (wsc_now_ms() < deadline && wsc_recv(w, &f, 100) == 0) {
+    while (now_ms() < deadline && wsc_recv(w, &f, 100) == 0) {
       int op = f.opcode;
       if (op == 8 && how == 3) wsc_send(w, 8, 1, f.payload, f.len >= 2 ? 2 : 0);
       free(f.payload);
@@ -310,7 +311,7 @@ static void *churn_main(void *arg) {
       churn_end(&pool[i], nums[i], &rng);
       pool[i] = pool[--npool], nums[i] = nums[npool];
     }
-    if (th_rand(&rng) & 1) th_sleep_ms(1);
+    if (th_rand(&rng) & 1) sleep_ms(1);
   }
   while (npool > 0) --npool, churn_end(&pool[npool], nums[npool], &rng);
   return NULL;
@@ -338,7 +339,7 @@ static void *sender_main(void *arg) {
     }
     atomic_fetch_add(&accepted_sends, 1);
     atomic_store(&good_sent, ++seq);
-    if (seq % 64 == 0) th_sleep_ms(1); /* a steady stream, not a flood */
+    if (seq % 64 == 0) sleep_ms(1); /* a steady stream, not a flood */
   }
   return NULL;
 }
@@ -374,8 +375,8 @@ static void *reader_main(void *arg) {
 
 /* ---- main --------------------------------------------------------------------------------- */
 static int wait_until(_Atomic int *v, int want, int ms) {
-  uint64_t end = wsc_now_ms() + (uint64_t)ms;
-  while (atomic_load(v) < want && wsc_now_ms() < end) th_sleep_ms(1);
+  uint64_t end = now_ms() + (uint64_t)ms;
+  while (atomic_load(v) < want && now_ms() < end) sleep_ms(1);
   return atomic_load(v) >= want;
 }
 
@@ -391,7 +392,7 @@ static void calls_after_stop(pw_conn_id id, pw_buf *buf) {
 }
 
 int main(void) {
-  uint64_t t_start = wsc_now_ms();
+  uint64_t t_start = now_ms();
   pw_options o = {.port = 0, .close_timeout_ms = 1000};
   pw_callbacks cb = {.on_open = on_open, .on_close = on_close};
   srv = pw_server_new(&o, &cb, NULL);
@@ -443,8 +444,8 @@ int main(void) {
     }
   }
   for (int k = 0; k < NPRE; k++) {
-    uint64_t end = wsc_now_ms() + 5000;
-    while (!atomic_load(&pre_closed[k]) && wsc_now_ms() < end) th_sleep_ms(1);
+    uint64_t end = now_ms() + 5000;
+    while (!atomic_load(&pre_closed[k]) && now_ms() < end) sleep_ms(1);
     CHECK(atomic_load(&pre_closed[k]));
     if (k % 4 == 3) wsc_close(&pre[k]);
   }
@@ -453,11 +454,11 @@ int main(void) {
   int gone = 0;
   for (int k = 0; k < NPRE; k++) {
     stale[k] = atomic_load(&pre_ids[k]);
-    uint64_t end = wsc_now_ms() + 5000;
+    uint64_t end = now_ms() + 5000;
     int r;
-    while ((r = pw_send(srv, stale[k], "s", 1, PW_TEXT)) != PW_ENOCONN && wsc_now_ms() < end) {
+    while ((r = pw_send(srv, stale[k], "s", 1, PW_TEXT)) != PW_ENOCONN && now_ms() < end) {
       if (r == 0) atomic_fetch_add(&accepted_sends, 1);
-      th_sleep_ms(1);
+      sleep_ms(1);
     }
     gone += r == PW_ENOCONN;
   }
@@ -475,29 +476,29 @@ int main(void) {
     hammers[i].index = i;
     pthread_create(&hammers[i].thread, NULL, hammer_main, &hammers[i]);
   }
-  uint64_t t_hammer = wsc_now_ms();
+  uint64_t t_hammer = now_ms();
   /* At least HAMMER_MS, and until MIN_CHURN connections came and went (TSan is slow). */
-  th_sleep_ms(HAMMER_MS);
-  while (atomic_load(&churn_opens) < MIN_CHURN && wsc_now_ms() - t_hammer < MAX_HAMMER_MS)
-    th_sleep_ms(10);
+  sleep_ms(HAMMER_MS);
+  while (atomic_load(&churn_opens) < MIN_CHURN && now_ms() - t_hammer < MAX_HAMMER_MS)
+    sleep_ms(10);
   atomic_store(&churn_quit, 1);
   for (int i = 0; i < NCHURN; i++) pthread_join(churn[i], NULL);
   atomic_store(&sender_quit, 1);
   pthread_join(sender, NULL);
-  uint64_t end = wsc_now_ms() + 20000;
-  while (atomic_load(&good_received) < atomic_load(&good_sent) && wsc_now_ms() < end &&
+  uint64_t end = now_ms() + 20000;
+  while (atomic_load(&good_received) < atomic_load(&good_sent) && now_ms() < end &&
          check_problems() == 0)
-    th_sleep_ms(2);
+    sleep_ms(2);
   CHECK_EQ_INT(atomic_load(&good_received), atomic_load(&good_sent));
   CHECK(atomic_load(&good_sent) > 0);
 
   /* Stop while the hammer goes on; after the stop every answer is PW_ESTOPPED/PW_ENOCONN. */
   atomic_store(&stopping, 1);
-  uint64_t t_stop = wsc_now_ms();
+  uint64_t t_stop = now_ms();
   CHECK_EQ_INT(pw_server_stop(srv), 0);
-  double stop_secs = (double)(wsc_now_ms() - t_stop) / 1000.0;
+  double stop_secs = (double)(now_ms() - t_stop) / 1000.0;
   atomic_store(&stopped, 1);
-  th_sleep_ms(AFTER_STOP_MS);
+  sleep_ms(AFTER_STOP_MS);
   atomic_store(&hammer_quit, 1);
   uint64_t calls = 0, by_cat[4] = {0};
   for (int i = 0; i < NHAMMER; i++) {
@@ -505,7 +506,7 @@ int main(void) {
     calls += hammers[i].calls;
     for (int c = 0; c < 4; c++) by_cat[c] += hammers[i].by_cat[c];
   }
-  double hammer_secs = (double)(wsc_now_ms() - t_hammer) / 1000.0;
+  double hammer_secs = (double)(now_ms() - t_hammer) / 1000.0;
   atomic_store(&reader_quit, 1);
   pthread_join(reader, NULL);
 
@@ -563,6 +564,6 @@ int main(void) {
   printf("wrapped buffers: %llu made, %llu freed; total %.2f s\n",
          (unsigned long long)atomic_load(&wraps_made),
          (unsigned long long)atomic_load(&wraps_freed),
-         (double)(wsc_now_ms() - t_start) / 1000.0);
+         (double)(now_ms() - t_start) / 1000.0);
   return CHECK_DONE();
 }

@@ -2,10 +2,10 @@
 #include "harness.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
-#include <time.h>
 
-#include "wsclient.h"
+#include "clock.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static th_events ev;
@@ -45,10 +45,26 @@ th_events th_snapshot(void) {
   return copy;
 }
 
-void th_sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
+static _Atomic int hold_release, holding;
+
+static void hold_until_released(pw_server *srv, void *arg) {
+  uint64_t end = now_ms() + 3000;
+  atomic_store(&holding, 1);
+  while (!atomic_load(&hold_release) && now_ms() < end) sleep_ms(1);
+  atomic_store(&holding, 0);
 }
+
+static int is_holding(void *arg) { return atomic_load(&holding); }
+
+int th_hold_loop(pw_server *srv) {
+  atomic_store(&hold_release, 0);
+  if (pw_call(srv, hold_until_released, NULL) != 0) return 0;
+  return th_wait(is_holding, NULL, 3000);
+}
+
+int th_loop_held(void) { return atomic_load(&holding); }
+
+void th_release_loop(void) { atomic_store(&hold_release, 1); }
 
 uint64_t th_rand(uint64_t *state) {
   uint64_t x = *state;
@@ -58,10 +74,10 @@ uint64_t th_rand(uint64_t *state) {
 }
 
 int th_wait(int (*cond)(void *arg), void *arg, int timeout_ms) {
-  uint64_t end = wsc_now_ms() + (uint64_t)timeout_ms;
+  uint64_t end = now_ms() + (uint64_t)timeout_ms;
   while (!cond(arg)) {
-    if (wsc_now_ms() >= end) return 0;
-    th_sleep_ms(1);
+    if (now_ms() >= end) return 0;
+    sleep_ms(1);
   }
   return 1;
 }
@@ -84,10 +100,10 @@ int th_close_code(pw_conn_id id) {
 }
 
 int th_wait_subscribers(pw_server *srv, const char *topic, int n, int timeout_ms) {
-  uint64_t end = wsc_now_ms() + (uint64_t)timeout_ms;
+  uint64_t end = now_ms() + (uint64_t)timeout_ms;
   for (;;) {
     if (pw_topic_subscribers(srv, topic) == n) return 1;
-    if (wsc_now_ms() >= end) return 0;
-    th_sleep_ms(1);
+    if (now_ms() >= end) return 0;
+    sleep_ms(1);
   }
 }

@@ -31,11 +31,17 @@ int th_wait_closes(int n, int timeout_ms);
 int th_close_code(pw_conn_id id);
 /* Wait up to timeout_ms for cond(arg) to be true; 1 if it was. */
 int th_wait(int (*cond)(void *arg), void *arg, int timeout_ms);
-void th_sleep_ms(int ms);
 /* Wait up to timeout_ms until pw_topic_subscribers(srv, topic) is n: 1 if it was. The count
  * is a snapshot that a subscribe from another thread reaches once its loop has made it, so
  * this is also a barrier: publishes after it reach those subscribers. */
 int th_wait_subscribers(pw_server *srv, const char *topic, int n, int timeout_ms);
+/* Hold srv's loop thread in a pw_call until th_release_loop() (or 3 s, so a failed test cannot
+ * hang): what a test uses to fill the inbox, or to act while the loop can do nothing. 1 once
+ * the loop is held (waited for up to 3 s), 0 if it never was. One hold at a time. */
+int th_hold_loop(pw_server *srv);
+/* 1 while the loop is held. */
+int th_loop_held(void);
+void th_release_loop(void);
 /* A fast pseudo-random sequence (xorshift64*) for tests that need repeatable randomness. */
 uint64_t th_rand(uint64_t *state);
 

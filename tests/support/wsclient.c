@@ -10,14 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-uint64_t wsc_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+#include "clock.h"
 
 int wsc_write_all(int fd, const void *p, size_t n) {
   const uint8_t *b = p;
@@ -38,7 +33,7 @@ static int fill(wsc *c, uint64_t deadline) {
     if (!b) return -1;
     c->buf = b, c->cap = cap;
   }
-  uint64_t now = wsc_now_ms();
+  uint64_t now = now_ms();
   if (now >= deadline) return -1;
   struct pollfd p = {.fd = c->fd, .events = POLLIN};
   if (poll(&p, 1, (int)(deadline - now)) <= 0) return -1;
@@ -70,7 +65,7 @@ int wsc_connect_rcvbuf(wsc *c, int port, const char *path, int rcvbuf) {
                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                    "Sec-WebSocket-Version: 13\r\n\r\n", path);
   if (wsc_write_all(c->fd, req, (size_t)n) != 0) goto fail;
-  uint64_t deadline = wsc_now_ms() + 5000;
+  uint64_t deadline = now_ms() + 5000;
   for (;;) {
     uint8_t *end = c->len >= 4 ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL;
     if (end) {
@@ -138,7 +133,7 @@ static size_t parse(const wsc *c, wsc_frame *f, uint64_t *plen) {
 }
 
 int wsc_recv(wsc *c, wsc_frame *f, int timeout_ms) {
-  uint64_t deadline = wsc_now_ms() + (uint64_t)timeout_ms, len;
+  uint64_t deadline = now_ms() + (uint64_t)timeout_ms, len;
   size_t h;
   while ((h = parse(c, f, &len)) == 0)
     if (fill(c, deadline) != 0) return -1;
@@ -152,9 +147,9 @@ int wsc_recv(wsc *c, wsc_frame *f, int timeout_ms) {
 }
 
 int wsc_wait_eof(wsc *c, int timeout_ms) {
-  uint64_t deadline = wsc_now_ms() + (uint64_t)timeout_ms;
+  uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
   for (;;) {
-    uint64_t now = wsc_now_ms();
+    uint64_t now = now_ms();
     if (now >= deadline) return -1;
     struct pollfd p = {.fd = c->fd, .events = POLLIN};
     if (poll(&p, 1, (int)(deadline - now)) <= 0) return -1;

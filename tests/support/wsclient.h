@@ -33,7 +33,5 @@ int wsc_recv(wsc *c, wsc_frame *f, int timeout_ms);
 /* Read until EOF within timeout_ms: 0 if the server closed TCP, -1 otherwise. */
 int wsc_wait_eof(wsc *c, int timeout_ms);
 void wsc_close(wsc *c);
-/* Milliseconds on a monotonic clock. */
-uint64_t wsc_now_ms(void);
 
 #endif

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "check.h"
+#include "../support/check.h"
 #include "deflate.h"
 
 /* ---- helpers ---------------------------------------------------------------------------------- */

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "check.h"
+#include "../support/check.h"
 #include "frame.h"
 #include "utf8.h"
 

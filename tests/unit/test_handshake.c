@@ -2,7 +2,7 @@
  * the accept value (RFC 6455 section 1.3's example), status per defect, subprotocol offers. */
 #include <string.h>
 
-#include "check.h"
+#include "../support/check.h"
 #include "handshake.h"
 
 #define H(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}

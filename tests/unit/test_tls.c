@@ -27,7 +27,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "check.h"
+#include "../support/check.h"
 #include "tls.h"
 
 /* ---- OpenSSL's live heap, counted (set before OpenSSL allocates anything) ---------------- */

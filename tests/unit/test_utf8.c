@@ -6,7 +6,7 @@
 
 #include <pushwire.h>
 
-#include "check.h"
+#include "../support/check.h"
 #include "utf8.h"
 
 /* ---- reference: decode code points and check them against the definition ---- */

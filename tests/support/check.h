@@ -1,4 +1,4 @@
-/* Minimal assertions for the unit tests: each CHECK counts a pass or a failure and, on failure,
+/* Minimal assertions for the C tests: each CHECK counts a pass or a failure and, on failure,
  * prints file:line and both sides; main() ends with `return CHECK_DONE();`. */
 #ifndef PW_CHECK_H
 #define PW_CHECK_H
