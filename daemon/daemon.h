@@ -1,5 +1,6 @@
 /* The state pushwired's parts share: the server, the startup configuration, the settings a
- * SIGHUP may change, the subscription registry and the counters behind /metrics. One instance,
+ * SIGHUP may change and the counters behind /metrics (who is subscribed to what is the
+ * library's to know: pw_topic_subscribers, pw_server_stats). One instance,
  * made by main and passed as the library's `user` pointer and to every source. */
 #ifndef PUSHWIRED_DAEMON_H
 #define PUSHWIRED_DAEMON_H
@@ -11,7 +12,6 @@
 
 #include "config.h"
 #include "metrics.h"
-#include "registry.h"
 
 /* Settings that SIGHUP reloads. Read by loop threads and sources under `live_lock` (read
  * side), replaced whole by main (write side). */
@@ -27,7 +27,6 @@ typedef struct pwd_daemon {
   const pwd_config *cfg; /* startup configuration: fixed while the server runs */
   pthread_rwlock_t live_lock;
   pwd_live live;
-  pwd_registry *reg;
   pwd_metrics metrics;
   char *www_root; /* realpath of --www without a trailing '/' ("" for "/"), or NULL */
   struct pwd_sources *sources; /* the Unix socket, --exec and --stdin producers (sources.c) */
@@ -46,6 +45,5 @@ int pwd_token_required(pwd_daemon *d);
 /* Topic rules shared by every way in: 1..255 bytes of valid UTF-8 with no control
  * characters (a topic must fit a JSON string and a "<topic> <payload>" line). */
 int pwd_topic_valid(const char *topic, size_t len);
-int pwd_utf8_valid(const void *data, size_t len);
 
 #endif

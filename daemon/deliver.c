@@ -10,31 +10,11 @@
 #include "log.h"
 
 /* ---- input rules ---------------------------------------------------------------------------- */
-int pwd_utf8_valid(const void *data, size_t len) {
-  const unsigned char *s = data;
-  for (size_t i = 0; i < len;) {
-    unsigned char c = s[i];
-    size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-    if (n == 0 || i + n > len || (n == 2 && c < 0xC2)) return 0;
-    unsigned cp = n == 1 ? c : c & (0x7F >> n);
-    for (size_t k = 1; k < n; k++) {
-      if ((s[i + k] & 0xC0) != 0x80) return 0;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    /* overlong 3/4-byte forms, UTF-16 surrogates, past U+10FFFF */
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return 0;
-    i += n;
-  }
-  return 1;
-}
-
 int pwd_topic_valid(const char *topic, size_t len) {
   if (len == 0 || len > 255) return 0;
   for (size_t i = 0; i < len; i++)
     if ((unsigned char)topic[i] < 0x20 || topic[i] == 0x7F) return 0;
-  return pwd_utf8_valid(topic, len);
+  return pw_utf8_valid(topic, len);
 }
 
 const char *pwd_publish_strerror(int code) {
@@ -113,7 +93,7 @@ int pwd_publish(pwd_daemon *d, pwd_source src, const char *topic, const void *pa
   else if (len > d->cfg->max_message) r = PW_ETOOBIG;
   else if (topic_is_raw(d, topic))
     r = pw_publish(d->srv, topic, payload, len,
-                   flags | (pwd_utf8_valid(payload, len) ? PW_TEXT : PW_BINARY));
+                   flags | (pw_utf8_valid(payload, len) ? PW_TEXT : PW_BINARY));
   else r = publish_wrapped(d, topic, payload, len, payload_is_json, flags);
   if (r == 0) {
     pwd_count(&d->metrics.published[src], 1);

@@ -63,7 +63,7 @@ static int daemon_init(pwd_daemon *d, const pwd_config *cfg, char *err, size_t e
   d->cfg = cfg;
   pthread_rwlock_init(&d->live_lock, NULL);
   pwd_metrics_init(&d->metrics);
-  if (!(d->reg = pwd_registry_new()) || pwd_live_apply(d, cfg) != 0)
+  if (pwd_live_apply(d, cfg) != 0)
     return snprintf(err, errlen, "out of memory"), -1;
   if (cfg->www && resolve_www(d, cfg->www, err, errlen) != 0) return -1;
 #if !PWD_HAVE_DEMO
@@ -76,7 +76,6 @@ static int daemon_init(pwd_daemon *d, const pwd_config *cfg, char *err, size_t e
 static void daemon_free(pwd_daemon *d) {
   pw_server_free(d->srv);
   pwd_sources_cleanup(d);
-  pwd_registry_free(d->reg);
   pwd_live_free(&d->live);
   pthread_rwlock_destroy(&d->live_lock);
   free(d->www_root);

@@ -93,10 +93,10 @@ static void per_source(text *t, const char *name, const char *help, atomic_uint_
 
 static void daemon_samples(text *t, pwd_daemon *d) {
   pwd_metrics *m = &d->metrics;
-  uint64_t subs, topics;
-  pwd_registry_totals(d->reg, &subs, &topics);
-  sample(t, "pushwired_subscriptions", "gauge", "Subscriptions (client-topic pairs) now.", subs);
-  sample(t, "pushwired_topics", "gauge", "Topics with at least one subscriber now.", topics);
+  pw_stats st;
+  pw_server_stats(d->srv, &st);
+  sample(t, "pushwired_subscriptions", "gauge", "Subscriptions (client-topic pairs) now.", st.subscriptions);
+  sample(t, "pushwired_topics", "gauge", "Topics with at least one subscriber now.", st.topics);
   per_source(t, "pushwired_messages_in_total", "Messages published, by where they came from.", m->published);
   per_source(t, "pushwired_bytes_in_total", "Payload bytes published, by where they came from.", m->published_bytes);
   per_source(t, "pushwired_publish_refused_total", "Publishes refused (bad input, token, full inbox).", m->refused);

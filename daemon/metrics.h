@@ -1,5 +1,5 @@
 /* pushwired's own counters and the /metrics page (Prometheus text format 0.0.4), which joins
- * them with the library's pw_server_stats and the registry's totals. */
+ * them with the library's pw_server_stats (subscription and topic counts included). */
 #ifndef PUSHWIRED_METRICS_H
 #define PUSHWIRED_METRICS_H
 

@@ -41,6 +41,9 @@ static void reply_ok(pwd_daemon *d, pw_conn_id id, json_t *req, const char *op,
   send_json(d, id, msg);
 }
 
+/* A connection that may publish carries this mark as its user pointer (pw_conn_data). */
+static char may_publish;
+
 /* ---- ops ------------------------------------------------------------------------------------- */
 /* The request's "topic", or NULL after answering the error. */
 static const char *request_topic(pwd_daemon *d, pw_conn_id id, json_t *req, const char *op) {
@@ -55,21 +58,17 @@ static const char *request_topic(pwd_daemon *d, pw_conn_id id, json_t *req, cons
 static void op_subscribe(pwd_daemon *d, pw_conn_id id, json_t *req) {
   const char *topic = request_topic(d, id, req, "subscribe");
   if (!topic) return;
-  int r = pwd_registry_subscribe(d->reg, id, topic, PWD_MAX_SUBSCRIPTIONS);
-  if (r == -2) return reply_error(d, id, req, "subscribe", "too many subscriptions on this connection (1024 at most)");
-  if (r < 0) return reply_error(d, id, req, "subscribe", pw_strerror(PW_ENOMEM));
-  int e = r == 1 ? pw_subscribe(d->srv, id, topic) : 0;
-  if (e != 0) {
-    pwd_registry_unsubscribe(d->reg, id, topic); /* keep the registry equal to the library */
-    return reply_error(d, id, req, "subscribe", pw_strerror(e));
-  }
+  int e = pw_subscribe(d->srv, id, topic); /* on the loop thread: it acts and answers now */
+  if (e == PW_EAGAIN)
+    return reply_error(d, id, req, "subscribe", "too many subscriptions on this connection (1024 at most)");
+  if (e != 0) return reply_error(d, id, req, "subscribe", pw_strerror(e));
   reply_ok(d, id, req, "subscribe", topic, NULL);
 }
 
 static void op_unsubscribe(pwd_daemon *d, pw_conn_id id, json_t *req) {
   const char *topic = request_topic(d, id, req, "unsubscribe");
   if (!topic) return;
-  if (pwd_registry_unsubscribe(d->reg, id, topic) == 1) pw_unsubscribe(d->srv, id, topic);
+  pw_unsubscribe(d->srv, id, topic); /* PW_ENOTFOUND (was not subscribed): still ok */
   reply_ok(d, id, req, "unsubscribe", topic, NULL);
 }
 
@@ -83,7 +82,7 @@ static int ws_publish_allowed(pwd_daemon *d) {
 static void op_publish(pwd_daemon *d, pw_conn_id id, json_t *req) {
   if (!ws_publish_allowed(d))
     return reply_error(d, id, req, "publish", "publishing over WebSocket is off (pushwired --allow-publish)");
-  if (!pwd_registry_can_publish(d->reg, id))
+  if (pw_conn_data(d->srv, id) != &may_publish)
     return reply_error(d, id, req, "publish", "forbidden: a token is required (connect to /ws?token=T)");
   const char *topic = request_topic(d, id, req, "publish");
   if (!topic) return;
@@ -92,7 +91,7 @@ static void op_publish(pwd_daemon *d, pw_conn_id id, json_t *req) {
   int r = pwd_publish_value(d, PWD_SRC_WS, topic, data);
   if (r != 0) return reply_error(d, id, req, "publish", pwd_publish_strerror(r));
   reply_ok(d, id, req, "publish", topic,
-           json_pack("{s:I}", "subscribers", (json_int_t)pwd_registry_count(d->reg, topic)));
+           json_pack("{s:I}", "subscribers", (json_int_t)pw_topic_subscribers(d->srv, topic)));
 }
 
 /* ---- callbacks -------------------------------------------------------------------------------- */
@@ -134,14 +133,12 @@ void pwd_ws_on_open(pw_server *srv, pw_conn_id id, const pw_request *req, void *
   char token[512];
   long n = pwd_request_token(req, token, sizeof token);
   int can_publish = n > 0 ? pwd_token_ok(d, token, (size_t)n) : !pwd_token_required(d);
-  if (pwd_registry_open(d->reg, id, can_publish) != 0) pw_close(srv, id, PW_CLOSE_INTERNAL, "out of memory");
+  if (can_publish) pw_conn_set_data(srv, id, &may_publish);
   if (pwd_log_enabled(PW_LOG_DEBUG))
     pwd_log(PW_LOG_DEBUG, "client %s connected (id %llx)", req->remote_addr, (unsigned long long)id);
 }
 
 void pwd_ws_on_close(pw_server *srv, pw_conn_id id, int code, const char *reason, void *user) {
-  pwd_daemon *d = user;
-  pwd_registry_close(d->reg, id);
   if (pwd_log_enabled(PW_LOG_DEBUG))
     pwd_log(PW_LOG_DEBUG, "client id %llx gone (%d %s)", (unsigned long long)id, code, reason);
 }

@@ -109,7 +109,7 @@ static void publish(pwd_daemon *d, const pw_request *req, pw_response *res, pwd_
     r = pwd_publish(d, PWD_SRC_HTTP, topic, req->body, req->body_len, 0);
   }
   if (r != 0) return json_reply(res, out, publish_status(r), "error", pwd_publish_strerror(r), -1);
-  json_reply(res, out, 202, "topic", topic, (long)pwd_registry_count(d->reg, topic));
+  json_reply(res, out, 202, "topic", topic, (long)pw_topic_subscribers(d->srv, topic));
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------------ */

@@ -5,8 +5,9 @@ the HTTP errors for wrong methods, big bodies and bad topics.
 How each defence was checked to matter (the case fails without it):
 - token: with check_token (daemon/routes.c) returning 0, "no token: 401" got 202;
 - the WebSocket token: with pwd_ws_on_upgrade returning 0, "wrong token on /ws: 403" opened;
-- the count over several loops: answering with pw_topic_subscribers (which, on a loop thread,
-  counts only that loop) instead of the registry gave fewer than 8 with --threads 2;
+- the count over several loops: answering with the loop's own count (the library's per-loop
+  table, as pw_topic_subscribers did on a loop thread before the server's topic registry)
+  gave fewer than 8 with --threads 2;
 - 413: with both size checks gone (max_body_size left at the library's 1 MiB in main.c and
   the max_message check in deliver.c), the 2 KiB body got 202.
 """
