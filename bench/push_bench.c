@@ -1,5 +1,5 @@
 /* push_bench: what a message pushed from another thread costs, beside hand-overs that pay
- * one wakeup syscall per message (issue 3).
+ * one wakeup syscall per message.
  *
  *   push_bench [--mode cost|lat|both] [--impl pw,efd,pipe,cv] [--producers 1,4]
  *              [--rates 10000,100000,max] [--seconds S] [--warmup S] [--conns N] [--size B]

@@ -43,7 +43,7 @@ extern "C" {
   X(EIO,      -11, "input/output error")                                      \
   X(ETIMEDOUT,-12, "timed out")                                               \
   X(ETHREAD,  -13, "call not allowed from this thread")                      \
-  X(ENOTFOUND,-14, "no such task")
+  X(ENOTFOUND,-14, "not found (no such task, or not subscribed to that topic)")
 
 typedef enum pw_err {
 #define PW__ERR_ENUM(name, value, text) PW_##name = (value),

@@ -34,7 +34,7 @@ static size_t batch_cap(const pw__loop *l) {
 
 /* One buffer with the wire bytes of every publish of the batch, or NULL (no memory). */
 static pw_buf *batch_buffer(pw__loop *l) {
-  pw_buf *b = pw__buf_new_raw(NULL, l->batch.bytes);
+  pw_buf *b = pw__buf_new_batch(NULL, l->batch.bytes, l->batch.n);
   if (!b) return NULL;
   uint8_t *out = b->data;
   for (unsigned i = 0; i < l->batch.n; i++) {
@@ -42,7 +42,6 @@ static pw_buf *batch_buffer(pw__loop *l) {
     int n = pw__buf_iov(l->batch.pubs[i]->buf, 0, iov);
     for (int k = 0; k < n; k++) memcpy(out, iov[k].base, iov[k].len), out += iov[k].len;
   }
-  b->cork_msgs = l->batch.n;
   return b;
 }
 

@@ -20,9 +20,9 @@ static pw_buf *alloc_copy(size_t len) {
   b->payload_len = len;
   b->free_fn = NULL;
   b->free_ctx = NULL;
-  b->wrapped = 0;
+  b->kind = PW__BUF_RAW;
   b->cork_cap = 0;
-  b->cork_msgs = 0;
+  b->msgs = 0;
   return b;
 }
 
@@ -33,6 +33,7 @@ static void set_header(pw_buf *b, int opcode, size_t len) {
   memcpy(b->hdr_space + sizeof b->hdr_space - n, hdr, n);
   b->hdr_len = (uint8_t)n;
   b->opcode = (uint8_t)opcode;
+  b->kind = PW__BUF_FRAME;
 }
 
 pw_buf *pw__buf_new_frame(int opcode, const void *payload, size_t len) {
@@ -49,13 +50,19 @@ pw_buf *pw__buf_new_raw(const void *bytes, size_t len) {
   return b;
 }
 
+pw_buf *pw__buf_new_batch(const void *bytes, size_t len, unsigned nmsgs) {
+  pw_buf *b = pw__buf_new_raw(bytes, len);
+  if (b) b->kind = PW__BUF_BATCH, b->msgs = nmsgs;
+  return b;
+}
+
 void pw_buf_ref(pw_buf *b) {
   if (b) atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
 }
 
 void pw_buf_unref(pw_buf *b) {
   if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
-  if (b->wrapped && b->free_fn) b->free_fn((void *)b->payload, b->free_ctx);
+  if (b->kind == PW__BUF_WRAPPED && b->free_fn) b->free_fn((void *)b->payload, b->free_ctx);
   free(b);
 }
 
@@ -67,7 +74,7 @@ static const uint8_t *hdr_start(const pw_buf *b) {
 
 int pw__buf_iov(const pw_buf *b, size_t offset, uv_buf_t out[2]) {
   int n = 0;
-  if (!b->wrapped) { /* contiguous: one iovec */
+  if (b->kind != PW__BUF_WRAPPED) { /* contiguous: one iovec */
     const uint8_t *start = hdr_start(b) + offset;
     out[n++] = uv_buf_init((char *)start, (unsigned)(pw__buf_wire_len(b) - offset));
     return n;
@@ -106,7 +113,7 @@ pw_buf *pw_buf_wrap(const void *data, size_t len, void (*free_fn)(void *data, vo
   b->payload_len = len;
   b->free_fn = free_fn;
   b->free_ctx = ctx;
-  b->wrapped = 1;
+  b->kind = PW__BUF_WRAPPED;
   return b;
 }
 

@@ -201,14 +201,11 @@ static pw_buf *q_at(const pw__sendq *q, uint32_t i) {
   return q->ring[(q->head + i) & (q->cap - 1)];
 }
 
-static int is_message(const pw_buf *b) {
-  return b->opcode == PW_OP_TEXT || b->opcode == PW_OP_BINARY;
-}
 
 /* Messages a queued buffer carries: 1 for a data frame, all of them for a cork or a publish
  * batch (publish.c), 0 for control frames and HTTP bytes (never dropped by a policy). */
 static uint64_t messages_in(const pw_buf *b) {
-  return b->cork_msgs ? b->cork_msgs : (uint64_t)is_message(b);
+  return pw__buf_messages(b);
 }
 
 /* Keep the loop's gauge of queued bytes in step with this queue. */
@@ -233,7 +230,7 @@ static uint32_t q_locked(const pw__sendq *q);
 /* Only a buffer nobody else holds: a shared one (a publish to many subscribers) stays one
  * buffer referenced by every queue, never copied per subscriber. */
 static int cork_fits(const pw_buf *b) {
-  return is_message(b) && !b->wrapped && pw__buf_wire_len(b) <= PW__CORK_MAX &&
+  return b->kind == PW__BUF_FRAME && pw__buf_is_message(b) && pw__buf_wire_len(b) <= PW__CORK_MAX &&
          atomic_load_explicit(&b->refs, memory_order_acquire) == 1;
 }
 
@@ -248,6 +245,7 @@ static pw_buf *cork_reserve(pw_buf *k, size_t need) {
   if (n && !k) n = realloc(n, sizeof *n + ncap);
   if (!n) return NULL;
   n->payload = n->data;
+  n->kind = PW__BUF_CORK;
   n->cork_cap = (uint32_t)ncap;
   return n;
 }
@@ -259,7 +257,7 @@ static int try_cork(pw__conn *c, pw_buf *b) {
   uint32_t slot = (q->head + q->count - 1) & (q->cap - 1);
   pw_buf *t = q->ring[slot], *k;
   size_t add = pw__buf_wire_len(b);
-  if (t->cork_cap) { /* extend the cork */
+  if (t->kind == PW__BUF_CORK) { /* extend the cork */
     if (!(k = cork_reserve(t, t->payload_len + add))) return 0;
   } else if (cork_fits(t)) {
     /* start a cork with the tail message */
@@ -269,7 +267,7 @@ static int try_cork(pw__conn *c, pw_buf *b) {
     pw__buf_iov(t, 0, iov);
     memcpy(k->data, iov[0].base, tl);
     k->payload_len = tl;
-    k->cork_msgs = 1;
+    k->msgs = 1;
     pw_buf_unref(t);
   } else {
     return 0;
@@ -278,7 +276,7 @@ static int try_cork(pw__conn *c, pw_buf *b) {
   pw__buf_iov(b, 0, iov);
   memcpy(k->data + k->payload_len, iov[0].base, add);
   k->payload_len += add;
-  k->cork_msgs++;
+  k->msgs++;
   q->ring[slot] = k;
   pw_buf_unref(b);
   q_bytes_add(c, add, 0);

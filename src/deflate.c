@@ -3,6 +3,8 @@
  * are at the top of deflate.h. */
 #include "deflate.h"
 
+#include "util.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,18 +389,9 @@ void pw__zbuf_free(pw__zbuf *b) {
 
 /* Room for at least `more` bytes after len (doubling, to keep appends amortised). */
 static int zbuf_reserve(pw__zbuf *b, size_t more) {
-  if (b->cap - b->len >= more)
-    return 0;
-  if (more > SIZE_MAX / 2 - b->len)
+  if (more > SIZE_MAX - b->len ||
+      pw__grow((void **)&b->data, &b->cap, b->len + more, 1, 256) != 0)
     return PW_ENOMEM;
-  size_t cap = b->cap ? b->cap : 256;
-  while (cap - b->len < more)
-    cap *= 2;
-  uint8_t *p = realloc(b->data, cap);
-  if (!p)
-    return PW_ENOMEM;
-  b->data = p;
-  b->cap = cap;
   return 0;
 }
 

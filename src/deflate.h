@@ -1,41 +1,36 @@
 /* permessage-deflate (RFC 7692) as a pure module: negotiation of a client's
  * Sec-WebSocket-Extensions offers, and the zlib codec (per-connection inflate and deflate, plus
- * a stateless "shared" deflate for fan-out). No I/O and no connection state: not wired in yet.
+ * a stateless "shared" deflate for fan-out). No I/O and no connection state; the glue is
+ * http.c (negotiation), wsparse.c (receiving) and pmd.c (sending and fan-out).
  *
- * Design notes: what the connection glue must do (issue 7)
+ * Design notes: how the glue uses it
  * - Handshake (http.c): pw__deflate_negotiate_request() on the upgrade request.
- *   PW__PMD_ACCEPT: answer "Sec-WebSocket-Extensions: " + pw__deflate_response() in the 101 and
- *   keep the pw__deflate_params in the connection (5 bytes). PW__PMD_NONE: no header, no
- *   compression. PW__PMD_MALFORMED: the header breaks RFC 6455 9.1's grammar; answer 400, as
- *   npm ws and python websockets do (or carry on without compression: a policy, not the RFC's).
- * - Receiving (ws.c): RSV1 is legal only if deflate was negotiated (else 1002, as today), and
- *   only on the FIRST frame of a data message (RFC 7692 6.1): RSV1 on a continuation frame ->
- *   1002; RSV1 on a control frame -> 1002 (control frames are never compressed, RFC 7692 6.1).
- *   Every frame of a message that began with RSV1 goes, unmasked, through pw__inflate_push();
- *   at FIN pw__inflate_finish(). Text is UTF-8-checked on the inflated bytes, never on the
- *   compressed ones. An error maps through pw__inflate_close_code(): PW_ETOOBIG -> 1009 (the
- *   limit is the server's max message size, applied to the INFLATED size), PW_EIO -> 1007,
- *   PW_ENOMEM -> 1011. Create the inflater on the first compressed message, not at handshake.
- * - Sending (send.c): compress a data message when pw__deflate_wanted() (the size threshold),
- *   set RSV1 on its first frame only (server frames are single frames today: that one), never
- *   on control frames, and encode the frame header with the COMPRESSED length: the pw_buf is
- *   built after compression (pw__buf_new_frame needs an RSV1 flag: buf.c, not done here).
- *   A connection's own deflater with context takeover must see its messages in queue order,
- *   so it runs on the loop thread when the message is queued, never on the caller's thread.
- * - Fan-out (publish.c): when a subscriber's server side uses no context takeover, its copy of
- *   a published message does not depend on the connection: pw__deflate_oneshot() (any thread)
- *   or a pw__deflater made with no_context_takeover (one per thread: a loop's, or a pool)
- *   compresses the message ONCE into one RSV1 frame shared by every such subscriber, next to
- *   the plain frame for the others (uWebSockets' shared compressor). Bytes compressed with a
- *   window of W bits inflate with any window >= W, so one frame at the smallest negotiated
- *   server_max_window_bits serves every compressing subscriber; or one frame per distinct
- *   value (at most 7). Context takeover is permission, not duty (RFC 7692 7.1.1.1): a
- *   subscriber that allows it can get the shared frame too, BUT its own deflater must then
- *   forget its history (pw__deflater_reset) before its next private message, because its
- *   peer's window now holds the shared bytes the deflater never saw (test_shared_interleave
- *   shows the corruption otherwise). Without context takeover a compressed message that came
- *   out larger than the plain one may be sent plain instead; with it, it may not (the
- *   deflater's history already holds the message).
+ *   PW__PMD_ACCEPT: "Sec-WebSocket-Extensions: " + pw__deflate_response() in the 101, and the
+ *   pw__deflate_params kept in the connection (5 bytes). PW__PMD_NONE: no header, no
+ *   compression. PW__PMD_MALFORMED: the header breaks RFC 6455 9.1's grammar: 400, as npm ws
+ *   and python websockets answer it.
+ * - Receiving (wsparse.c): RSV1 is legal only if deflate was negotiated (else 1002), and only
+ *   on the FIRST frame of a data message (RFC 7692 6.1): on a continuation or a control frame
+ *   it is 1002. Every frame of a message that began with RSV1 goes, unmasked, through
+ *   pw__inflate_push(), then pw__inflate_finish() at FIN. Text is UTF-8-checked on the inflated
+ *   bytes, never on the compressed ones. Errors map through pw__inflate_close_code():
+ *   PW_ETOOBIG -> 1009 (the limit is the max message size, applied to the INFLATED size),
+ *   PW_EIO -> 1007, PW_ENOMEM -> 1011. The inflater is made on the first compressed message.
+ * - Sending (pmd.c): a data message of at least the threshold (pw__deflate_wanted) is
+ *   compressed on the loop thread when it is queued, RSV1 set on its frame (server frames are
+ *   single frames), never on control frames, the header encoding the COMPRESSED length. A
+ *   connection's own deflater with context takeover sees its messages in queue order.
+ * - Fan-out (pmd.c): a subscriber whose server side uses no context takeover gets a copy that
+ *   does not depend on the connection: pw__deflate_oneshot() compresses a publish ONCE per
+ *   distinct server_max_window_bits into one RSV1 frame shared by every such subscriber, next
+ *   to the plain frame for the others (uWebSockets' shared compressor). Context takeover is
+ *   permission, not duty (RFC 7692 7.1.1.1): a subscriber that allows it could get the shared
+ *   frame too, BUT its own deflater must then forget its history (pw__deflater_reset) before
+ *   its next private message, because its peer's window now holds bytes the deflater never
+ *   saw (test_shared_interleave shows the corruption otherwise); pmd.c gives such subscribers
+ *   their own compression instead. Without context takeover a compressed message that came
+ *   out larger than the plain one may be sent plain; with it, it may not (the deflater's
+ *   history already holds the message).
  * - Memory (measured with counting zalloc hooks, see pw__deflater_mem): deflate state is
  *   2^(windowBits+2) + 2^(memLevel+9) bytes + ~5.8 KiB (windowBits 15, memLevel 8: ~262 KiB);
  *   inflate state is 2^windowBits + ~7 KiB (15: ~39 KiB). Both are allocated lazily, on the

@@ -20,7 +20,7 @@ void pw__pmd_free(pw__conn *c) {
 
 /* ---- compressing one message ---------------------------------------------------------------- */
 static int is_data_frame(const pw_buf *b) {
-  return !b->cork_msgs && (b->opcode == PW_OP_TEXT || b->opcode == PW_OP_BINARY);
+  return pw__buf_is_message(b);
 }
 
 /* Whether c compresses with its own context-takeover deflater. Not under
@@ -111,13 +111,12 @@ static pw_buf *compressed_for(pw__conn *c, pw_buf *const *msgs, unsigned n) {
   pw__zbuf out = {0};
   int r = 0;
   for (unsigned i = 0; i < n && r == 0; i++) r = append_frame(c, cfg, msgs[i], &out);
-  pw_buf *b = r == 0 ? pw__buf_new_raw(out.data, out.len) : NULL;
+  pw_buf *b = r == 0 ? pw__buf_new_batch(out.data, out.len, n) : NULL;
   pw__zbuf_free(&out);
   if (!b) {
     if (c->deflater && uses_own_context(c)) pw__deflater_reset(c->deflater);
     return NULL;
   }
-  b->cork_msgs = n;
   return b;
 }
 

@@ -32,30 +32,29 @@
  *   and takes the first error of a failure into the connection (a code, no string), so one
  *   connection's failure never shows up in another's report. pw__tls_conn_strerror formats it.
  *
- * What the connection glue (src/conn.c, src/loop.c) must do to use this (issue 7, later):
- * - Accept: a listener marked TLS creates pw__tls_conn_new(server ctx) per connection; the
- *   connection stays in the HTTP timeout list from accept, so the existing handshake timeout
- *   also bounds the TLS handshake (a stalled client is closed by that timer, not here).
+ * How the connection glue (tlsglue.c, with accept.c and conn.c) uses it:
+ * - Accept: a connection on the TLS listener gets pw__tls_conn_new(server ctx); it stays in the
+ *   HTTP timeout list from accept, so the handshake timeout also bounds the TLS handshake (a
+ *   stalled client is closed by that timer, not here).
  * - Read path: the loop's 64 KiB read buffer holds ciphertext; pw__tls_conn_feed copies it
- *   into the engine, so the same buffer is free at once to receive plaintext: call
- *   pw__tls_conn_read(c, loop_buf, 64 KiB) until it returns 0 and hand each result to the
- *   HTTP/WebSocket read path exactly as plain bytes today (the ws parser unmasks in place,
- *   so the buffer is writable). After every feed, also send what pw__tls_conn_out holds
- *   (handshake flights, session tickets, TLS 1.3 KeyUpdate answers appear without a write).
- * - Results: PW__TLS_EPLAIN -> log once, answer a plain "400 Bad Request" (the bytes are
- *   cleartext HTTP, so a plain answer is readable) and close; PW__TLS_EHANDSHAKE/EPROTO ->
- *   log pw__tls_conn_strerror once, send pw__tls_conn_out (the alert), close; PW__TLS_EOF ->
- *   the peer's close_notify: as TCP EOF today.
- * - Write path: the flush that today writes a dirty connection's queue with one writev passes
- *   the same iovec array (uv_buf_t is ABI compatible with struct iovec) to
- *   pw__tls_conn_writev, which packs the batch into full 16 KiB records (one SSL_write per
- *   record, not per message: a 64 B frame costs a record header and an AEAD tag of ~22 B,
- *   and a seal per record), then writes pw__tls_conn_out's bytes with uv_try_write and copies
- *   only what the socket did not take into a raw pw_buf (pw__tls_conn_out_consume). Queued
- *   shared frames are released once encrypted: the ciphertext is per connection, the
- *   plaintext stays shared. Byte limits (slow clients) should count ciphertext waiting too.
- * - Close: before the FIN (DRAIN), pw__tls_conn_shutdown then send pw__tls_conn_out (the
- *   close_notify); pw__tls_conn_free when the connection's memory is freed.
+ *   into the engine, so the same buffer is free at once to receive plaintext:
+ *   pw__tls_conn_read(c, loop_buf, 64 KiB) until it returns 0, each result handed to the
+ *   HTTP/WebSocket read path exactly as plain bytes (the ws parser unmasks in place, so the
+ *   buffer is writable). After every feed, what pw__tls_conn_out holds is sent too (handshake
+ *   flights, session tickets, TLS 1.3 KeyUpdate answers appear without a write).
+ * - Results: PW__TLS_EPLAIN -> logged (rate-limited), a plain "400 Bad Request" (the bytes
+ *   are cleartext HTTP, so a plain answer is readable), closed; PW__TLS_EHANDSHAKE/EPROTO ->
+ *   logged with pw__tls_conn_strerror, pw__tls_conn_out (the alert) sent, closed;
+ *   PW__TLS_EOF -> the peer's close_notify: as TCP EOF.
+ * - Write path: the flush passes the iovec array a plain writev would get (uv_buf_t is ABI
+ *   compatible with struct iovec) to pw__tls_conn_writev, which packs the batch into full
+ *   16 KiB records (one SSL_write per record, not per message: a 64 B frame costs a record
+ *   header and an AEAD tag of ~22 B, and a seal per record); pw__tls_conn_out's bytes go to
+ *   uv_try_write and only what the socket did not take is copied into one uv_write
+ *   (pw__tls_conn_out_consume). Queued shared frames are released once encrypted: the
+ *   ciphertext is per connection, the plaintext stays shared.
+ * - Close: before the FIN (DRAIN), pw__tls_conn_shutdown, then pw__tls_conn_out (the
+ *   close_notify) is sent; pw__tls_conn_free when the connection's memory is freed.
  * - Reload: pw_server_reload_tls() calls pw__tls_ctx_reload from any thread.
  * Threads: a pw__tls_ctx may be used from any thread; a pw__tls_conn belongs to one thread at
  * a time (its loop's), like the rest of a connection. */

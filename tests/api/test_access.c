@@ -1,4 +1,4 @@
-/* Access checks before the upgrade (issue 5, part 4): options.allowed_origins and the
+/* Access checks before the upgrade: options.allowed_origins and the
  * on_upgrade callback refuse by Origin, path, subprotocol offer or a token in the query or a
  * header, with the status they choose, before any 101; a refused client never opens, and
  * the accepted ones work. Checked to fail: with upgrade_allowed() in src/http.c returning 101
