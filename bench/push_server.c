@@ -28,8 +28,7 @@ typedef struct config {
  * messages x 1,000 subscribers that bare_writev takes per batch. The library's 64 MiB default
  * trades latency for burst room: at full speed a message waits behind the whole budget of
  * deliveries (263 ms at 1,000 subscribers vs 18 ms with 4 MiB, and 4.8 vs 3.9 M msg/s). */
-static config cfg = {.producers = 1, .size = 64, .topics = 1, .threads = 1,
-                     .inbox_bytes = 4 << 20};
+static config cfg = {.producers = 1, .size = 64, .topics = 1, .threads = 1, .inbox_bytes = 4 << 20};
 static _Atomic unsigned long next_topic, published, clients;
 static _Atomic unsigned long clients_per_loop[64]; /* connections accepted by each loop */
 
@@ -80,8 +79,7 @@ static void producer(pw_server *srv, void *arg) {
     put_le64(msg, now_ns());
     if (pw_publish(srv, topic, msg, (size_t)cfg.size, PW_BINARY | PW_BLOCK) == 0)
       atomic_fetch_add_explicit(&published, 1, memory_order_relaxed);
-    else
-      seq--; /* not published (inbox full past the timeout): the sequence stays gapless */
+    else seq--; /* not published (inbox full past the timeout): the sequence stays gapless */
   }
   free(msg);
 }
@@ -96,10 +94,11 @@ static void wait_for_stop(pw_server *srv, const sigset_t *stop) {
     if (!verbose) continue;
     pw_stats st;
     pw_server_stats(srv, &st);
-    fprintf(stderr, "push-server: t=%ds inbox_bytes=%llu queued_bytes=%llu sent=%llu "
-            "dropped_oldest=%llu batch_avg=%.0f\n", t + 1, (unsigned long long)st.inbox_bytes,
-            (unsigned long long)st.queued_bytes, (unsigned long long)st.messages_sent,
-            (unsigned long long)st.dropped_oldest,
+    fprintf(stderr,
+            "push-server: t=%ds inbox_bytes=%llu queued_bytes=%llu sent=%llu "
+            "dropped_oldest=%llu batch_avg=%.0f\n",
+            t + 1, (unsigned long long)st.inbox_bytes, (unsigned long long)st.queued_bytes,
+            (unsigned long long)st.messages_sent, (unsigned long long)st.dropped_oldest,
             st.wakeups ? (double)st.commands / (double)st.wakeups : 0.0);
   }
 }
@@ -140,9 +139,13 @@ int main(int argc, char **argv) {
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, NULL);
   /* 64 KiB per subscriber, as the peers' --lag-bytes default: latest wins past it. */
-  pw_options opt = {.port = cfg.port, .threads = cfg.threads, .max_connections = 200000,
-                    .slow_policy = PW_SLOW_DROP_OLDEST, .max_queued_bytes = 64 * 1024,
-                    .backlog = 4096, .max_inbox_bytes = (size_t)cfg.inbox_bytes,
+  pw_options opt = {.port = cfg.port,
+                    .threads = cfg.threads,
+                    .max_connections = 200000,
+                    .slow_policy = PW_SLOW_DROP_OLDEST,
+                    .max_queued_bytes = 64 * 1024,
+                    .backlog = 4096,
+                    .max_inbox_bytes = (size_t)cfg.inbox_bytes,
                     .tls = {.cert_file = cfg.tls_cert, .key_file = cfg.tls_key}};
   if (cfg.tls_cert) opt.tls.port = cfg.port, opt.port = -1; /* TLS only, on --port */
   pw_callbacks cb = {.on_open = on_open, .on_close = on_close};
@@ -168,7 +171,8 @@ int main(int argc, char **argv) {
          (unsigned long long)st.dropped_oldest, (unsigned long long)st.dropped_new,
          (unsigned long long)st.dropped_closed, n, (unsigned long long)st.messages_sent);
   for (int i = 0; i < cfg.threads && i < 64; i++)
-    printf("%sloop %d: %lu", i ? ", " : "push-server: accepted per ", i, atomic_load(&clients_per_loop[i]));
+    printf("%sloop %d: %lu", i ? ", " : "push-server: accepted per ", i,
+           atomic_load(&clients_per_loop[i]));
   printf("\n");
   pw_server_free(srv);
   return 0;

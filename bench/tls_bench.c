@@ -24,22 +24,18 @@
 static long heap_live;
 static void *count_malloc(size_t n, const char *f, int l) {
   void *p = malloc(n);
-  if (p)
-    heap_live += (long)malloc_usable_size(p);
+  if (p) heap_live += (long)malloc_usable_size(p);
   return p;
 }
 static void *count_realloc(void *old, size_t n, const char *f, int l) {
   long before = old ? (long)malloc_usable_size(old) : 0;
   void *p = realloc(old, n);
-  if (p)
-    heap_live += (long)malloc_usable_size(p) - before;
-  else if (n == 0)
-    heap_live -= before;
+  if (p) heap_live += (long)malloc_usable_size(p) - before;
+  else if (n == 0) heap_live -= before;
   return p;
 }
 static void count_free(void *p, const char *f, int l) {
-  if (p)
-    heap_live -= (long)malloc_usable_size(p);
+  if (p) heap_live -= (long)malloc_usable_size(p);
   free(p);
 }
 
@@ -51,11 +47,11 @@ static double cpu_now(void) {
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
-#define CHARGE(expr)                    \
-  do {                                  \
-    double t0_ = cpu_now();             \
-    expr;                               \
-    server_ns += cpu_now() - t0_;       \
+#define CHARGE(expr)              \
+  do {                            \
+    double t0_ = cpu_now();       \
+    expr;                         \
+    server_ns += cpu_now() - t0_; \
   } while (0)
 
 static void die(const char *what) {
@@ -67,10 +63,8 @@ static void die(const char *what) {
 
 static SSL_CTX *client_ctx(int max_version, const char *suites) {
   SSL_CTX *cc = SSL_CTX_new(TLS_client_method());
-  if (max_version)
-    SSL_CTX_set_max_proto_version(cc, max_version);
-  if (suites)
-    SSL_CTX_set_ciphersuites(cc, suites);
+  if (max_version) SSL_CTX_set_max_proto_version(cc, max_version);
+  if (suites) SSL_CTX_set_ciphersuites(cc, suites);
   static const unsigned char alpn[] = "\x08http/1.1";
   SSL_CTX_set_alpn_protos(cc, alpn, sizeof alpn - 1);
   return cc; /* no verification: the tests do that; here only cost counts */
@@ -81,8 +75,7 @@ static SSL *client_new(SSL_CTX *cc, SSL_SESSION *sess) {
   SSL_set_bio(s, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
   SSL_set_connect_state(s);
   SSL_set_tlsext_host_name(s, "localhost");
-  if (sess)
-    SSL_set_session(s, sess);
+  if (sess) SSL_set_session(s, sess);
   return s;
 }
 
@@ -94,11 +87,9 @@ static void to_server(SSL *cli, pw__tls_conn *srv) {
   while ((n = BIO_read(w, buf, sizeof buf)) > 0) {
     int rc;
     CHARGE(rc = pw__tls_conn_feed(srv, buf, (size_t)n));
-    if (rc < 0)
-      die("server engine failed");
+    if (rc < 0) die("server engine failed");
     long r;
-    do
-      CHARGE(r = pw__tls_conn_read(srv, plain, sizeof plain));
+    do CHARGE(r = pw__tls_conn_read(srv, plain, sizeof plain));
     while (r > 0);
   }
 }
@@ -108,8 +99,7 @@ static void to_client(pw__tls_conn *srv, SSL *cli) {
   size_t n;
   for (;;) {
     CHARGE(n = pw__tls_conn_out(srv, &p));
-    if (!n)
-      break;
+    if (!n) break;
     BIO_write(SSL_get_rbio(cli), p, (int)n);
     CHARGE(pw__tls_conn_out_consume(srv, n));
   }
@@ -161,9 +151,9 @@ static void bench_handshakes(pw__tls_ctx *ctx, const char *label, int max_versio
     SSL_shutdown(cli);
     SSL_free(cli);
   }
-  printf("%-12s %-7s full %6.1f us (%5.0f/s per core)  resumed %6.1f us (%6.0f/s) [%d/%d]\n",
-         label, max_version == TLS1_2_VERSION ? "TLS1.2" : "TLS1.3", full / n / 1e3,
-         1e9 * n / full, resumed / n / 1e3, 1e9 * n / resumed, reused, n);
+  printf("%-12s %-7s full %6.1f us (%5.0f/s per core)  resumed %6.1f us (%6.0f/s) [%d/%d]\n", label,
+         max_version == TLS1_2_VERSION ? "TLS1.2" : "TLS1.3", full / n / 1e3, 1e9 * n / full,
+         resumed / n / 1e3, 1e9 * n / resumed, reused, n);
   SSL_CTX_free(cc);
 }
 
@@ -189,16 +179,14 @@ static void bench_encrypt(pw__tls_ctx *ctx, const char *suites, size_t size, siz
   conn_pair cp = open_pair(ctx, suites);
   static uint8_t msg[1 << 14];
   struct iovec iov[256];
-  for (size_t i = 0; i < batch && i < 256; i++)
-    iov[i] = (struct iovec){msg, size};
+  for (size_t i = 0; i < batch && i < 256; i++) iov[i] = (struct iovec){msg, size};
   size_t wire = 0, msgs = total / size;
   const uint8_t *p;
   double t0 = cpu_now(); /* only the engine runs in this loop: no per-call clock reads */
   for (size_t done = 0; done < msgs;) {
     size_t k = batch ? batch : 1;
     int rc = batch ? pw__tls_conn_writev(cp.srv, iov, k) : pw__tls_conn_write(cp.srv, msg, size);
-    if (rc)
-      die("write failed");
+    if (rc) die("write failed");
     done += k;
     size_t n = pw__tls_conn_out(cp.srv, &p);
     pw__tls_conn_out_consume(cp.srv, n);
@@ -207,8 +195,9 @@ static void bench_encrypt(pw__tls_ctx *ctx, const char *suites, size_t size, siz
   server_ns = cpu_now() - t0;
   double s = server_ns / 1e9;
   printf("encrypt %-22s %6zu B msgs%s: %8.1f MB/s plaintext, %6.2f M msgs/s, %5.0f ns/msg, "
-         "wire +%.1f%%\n", SSL_get_cipher_name(cp.cli), size, batch ? " (writev x256)" : "        ",
-         total / s / 1e6, msgs / s / 1e6, server_ns / msgs, 100.0 * (wire - total) / total);
+         "wire +%.1f%%\n",
+         SSL_get_cipher_name(cp.cli), size, batch ? " (writev x256)" : "        ", total / s / 1e6,
+         msgs / s / 1e6, server_ns / msgs, 100.0 * (wire - total) / total);
   SSL_free(cp.cli);
   pw__tls_conn_free(cp.srv);
 }
@@ -221,8 +210,7 @@ static void bench_decrypt(pw__tls_ctx *ctx, const char *suites, size_t total) {
   server_ns = 0;
   for (size_t done = 0; done < total; done += sizeof msg) {
     SSL_write_ex(cp.cli, msg, sizeof msg, &written);
-    if ((done / sizeof msg) % 4 == 3)
-      to_server(cp.cli, cp.srv);
+    if ((done / sizeof msg) % 4 == 3) to_server(cp.cli, cp.srv);
   }
   to_server(cp.cli, cp.srv);
   printf("decrypt %-22s  16384 B records        : %8.1f MB/s plaintext\n",
@@ -244,10 +232,10 @@ static void bench_idle_memory(pw__tls_ctx *ctx, const char *label, int n) {
     SSL_free(cli); /* clients gone: what is left is the servers' */
   }
   long idle = heap_live - before;
-  for (int i = 0; i < n; i++)
-    pw__tls_conn_free(conns[i]);
+  for (int i = 0; i < n; i++) pw__tls_conn_free(conns[i]);
   printf("idle TLS connection (%s): %ld B of OpenSSL heap each (%d connections, after the "
-         "handshake, tickets sent)\n", label, idle / n, n);
+         "handshake, tickets sent)\n",
+         label, idle / n, n);
   SSL_CTX_free(cc);
   free(conns);
 }
@@ -262,8 +250,7 @@ static void make_cert(const char *name, const char *newkey) {
            "openssl req -x509 -newkey %s -nodes -days 2 -subj /CN=localhost "
            "-addext subjectAltName=DNS:localhost -keyout %s/%s.key -out %s/%s.pem 2>/dev/null",
            newkey, dir, name, dir, name);
-  if (system(cmd) != 0)
-    die("openssl req failed (is the openssl tool installed? scripts/deps)");
+  if (system(cmd) != 0) die("openssl req failed (is the openssl tool installed? scripts/deps)");
 }
 
 static pw__tls_ctx *ctx_for(const char *name) {
@@ -272,8 +259,7 @@ static pw__tls_ctx *ctx_for(const char *name) {
   snprintf(key, sizeof key, "%s/%s.key", dir, name);
   struct pw_tls_options cfg = {.cert_file = cert, .key_file = key};
   pw__tls_ctx *ctx = NULL;
-  if (pw__tls_ctx_new(&cfg, &ctx, err, sizeof err) != 0)
-    die(err);
+  if (pw__tls_ctx_new(&cfg, &ctx, err, sizeof err) != 0) die(err);
   return ctx;
 }
 
@@ -298,8 +284,7 @@ static void idle_memory_in_child(int n) {
 int main(int argc, char **argv) {
   int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
   snprintf(dir, sizeof dir, "/tmp/pw-tls-bench-XXXXXX");
-  if (!mkdtemp(dir))
-    die("mkdtemp failed");
+  if (!mkdtemp(dir)) die("mkdtemp failed");
   make_cert("ec", "ec -pkeyopt ec_paramgen_curve:P-256");
   make_cert("rsa", "rsa:2048");
   idle_memory_in_child(quick ? 100 : 1000);
@@ -326,7 +311,6 @@ int main(int argc, char **argv) {
   pw__tls_ctx_free(rsa);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd) != 0)
-    fprintf(stderr, "could not remove %s\n", dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
   return 0;
 }

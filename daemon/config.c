@@ -38,11 +38,11 @@ typedef struct enum_name {
 typedef struct option_spec {
   const char *name;
   option_type type;
-  size_t offset;             /* into pwd_config: where the value goes (not CUSTOM) */
-  long long min, max;        /* T_INT, T_SIZE */
-  const enum_name *names;    /* T_ENUM, {NULL} ended */
+  size_t offset;          /* into pwd_config: where the value goes (not CUSTOM) */
+  long long min, max;     /* T_INT, T_SIZE */
+  const enum_name *names; /* T_ENUM, {NULL} ended */
   int (*parse)(parse_ctx *p, const char *v); /* T_CUSTOM */
-  const char *arg;           /* shown in --help, NULL for a switch */
+  const char *arg;                           /* shown in --help, NULL for a switch */
   const char *help;
 } option_spec;
 
@@ -251,22 +251,26 @@ static int check_exec_pairs(parse_ctx *p) {
 /* Read before the layers (pwd_config_load), skipped by them. */
 static int read_before_layers(parse_ctx *p, const char *v) { return (void)p, (void)v, 0; }
 
-static const enum_name SLOW_POLICIES[] = {
-    {"close", PW_SLOW_CLOSE}, {"drop-new", PW_SLOW_DROP_NEW}, {"drop-oldest", PW_SLOW_DROP_OLDEST},
-    {NULL, 0}};
+static const enum_name SLOW_POLICIES[] = {{"close", PW_SLOW_CLOSE},
+                                          {"drop-new", PW_SLOW_DROP_NEW},
+                                          {"drop-oldest", PW_SLOW_DROP_OLDEST},
+                                          {NULL, 0}};
 _Static_assert(sizeof(pw_slow_policy) == sizeof(int), "enum fields are stored as int");
 
 #define CFG(field) offsetof(pwd_config, field)
 #define LIB(field) offsetof(pwd_config, server.field)
-#define OPT_STRING(n, f, a, h) {.name = n, .type = T_STRING, .offset = f, .arg = a, .help = h}
+#define OPT_STRING(n, f, a, h) \
+  { .name = n, .type = T_STRING, .offset = f, .arg = a, .help = h }
 #define OPT_INT(n, f, lo, a, h) \
-  {.name = n, .type = T_INT, .offset = f, .min = lo, .max = INT_MAX, .arg = a, .help = h}
+  { .name = n, .type = T_INT, .offset = f, .min = lo, .max = INT_MAX, .arg = a, .help = h }
 #define OPT_SIZE(n, f, h) \
-  {.name = n, .type = T_SIZE, .offset = f, .min = 1, .max = 1LL << 40, .arg = "BYTES", .help = h}
-#define OPT_BOOL(n, f, h) {.name = n, .type = T_BOOL, .offset = f, .help = h}
+  { .name = n, .type = T_SIZE, .offset = f, .min = 1, .max = 1LL << 40, .arg = "BYTES", .help = h }
+#define OPT_BOOL(n, f, h) \
+  { .name = n, .type = T_BOOL, .offset = f, .help = h }
 #define OPT_ENUM(n, f, e, a, h) \
-  {.name = n, .type = T_ENUM, .offset = f, .names = e, .arg = a, .help = h}
-#define OPT_CUSTOM(n, fn, a, h) {.name = n, .type = T_CUSTOM, .parse = fn, .arg = a, .help = h}
+  { .name = n, .type = T_ENUM, .offset = f, .names = e, .arg = a, .help = h }
+#define OPT_CUSTOM(n, fn, a, h) \
+  { .name = n, .type = T_CUSTOM, .parse = fn, .arg = a, .help = h }
 
 /* The one list of options: flags, file keys and environment names all come from it. Every
  * int row is a pw_options field, so its maximum is INT_MAX (the library's range decides);
@@ -349,13 +353,13 @@ static int check_with_library(parse_ctx *p, const option_spec *o) {
 
 typedef int (*type_parser)(parse_ctx *p, const option_spec *o, void *field, const char *v);
 static const type_parser PARSERS[] = {
-    [T_STRING] = parse_string, [T_INT] = parse_int, [T_SIZE] = parse_size,
-    [T_BOOL] = parse_bool, [T_ENUM] = parse_enum,
+    [T_STRING] = parse_string, [T_INT] = parse_int,   [T_SIZE] = parse_size,
+    [T_BOOL] = parse_bool,     [T_ENUM] = parse_enum,
 };
 
 static int apply(parse_ctx *p, const option_spec *o, const char *v) {
-  int r = o->type == T_CUSTOM ? o->parse(p, v)
-                              : PARSERS[o->type](p, o, (char *)p->cfg + o->offset, v);
+  int r =
+      o->type == T_CUSTOM ? o->parse(p, v) : PARSERS[o->type](p, o, (char *)p->cfg + o->offset, v);
   return r != 0 ? r : check_with_library(p, o);
 }
 
@@ -392,7 +396,7 @@ static int parse_flags(parse_ctx *p, int argc, char **argv, int apply_values, co
   return apply_values ? check_exec_pairs(p) : 0;
 }
 
-/* ---- layer: environment ----------------------------------------------------------------------- */
+/* ---- layer: environment ---------------------------------------------------------------------- */
 /* PUSHWIRED_<NAME>, the long name upper-cased with '-' as '_'. */
 static void env_name(const option_spec *o, char *out, size_t outlen) {
   int n = snprintf(out, outlen, "PUSHWIRED_%s", o->name);
@@ -413,7 +417,7 @@ static int parse_env(parse_ctx *p) {
   return check_exec_pairs(p);
 }
 
-/* ---- layer: file ------------------------------------------------------------------------------ */
+/* ---- layer: file ----------------------------------------------------------------------------- */
 static char *trim(char *s) {
   while (isspace((unsigned char)*s)) s++;
   size_t n = strlen(s);
@@ -499,11 +503,14 @@ const char *pwd_config_help(void) {
   static char text[6000];
   if (text[0]) return text;
   size_t n = (size_t)snprintf(text, sizeof text,
-      "Usage: pushwired [OPTIONS]\n"
-      "Push messages to WebSocket clients on /ws; publish over HTTP, a Unix socket, programs' output\n"
-      "or stdin. Clients send {\"op\":\"subscribe\",\"topic\":\"T\"} and receive {\"topic\":\"T\",\"data\":...}.\n\n"
-      "Options (each also PUSHWIRED_<NAME> in the environment and 'name = value' in a --config file;\n"
-      "flags override the environment, which overrides the file):\n");
+                              "Usage: pushwired [OPTIONS]\n"
+                              "Push messages to WebSocket clients on /ws; publish over HTTP, a "
+                              "Unix socket, programs' output\n"
+                              "or stdin. Clients send {\"op\":\"subscribe\",\"topic\":\"T\"} and "
+                              "receive {\"topic\":\"T\",\"data\":...}.\n\n"
+                              "Options (each also PUSHWIRED_<NAME> in the environment and 'name = "
+                              "value' in a --config file;\n"
+                              "flags override the environment, which overrides the file):\n");
   for (size_t i = 0; i < NOPTIONS && n < sizeof text; i++) {
     char flag[48];
     snprintf(flag, sizeof flag, "--%s%s%s", OPTIONS[i].name, OPTIONS[i].arg ? " " : "",
@@ -512,7 +519,8 @@ const char *pwd_config_help(void) {
   }
   if (n < sizeof text)
     snprintf(text + n, sizeof text - n,
-             "  %-28s %s\n  %-28s %s\n\nEndpoints: /ws, POST /publish/<topic>, GET /healthz, GET /metrics,\n"
+             "  %-28s %s\n  %-28s %s\n\nEndpoints: /ws, POST /publish/<topic>, GET /healthz, GET "
+             "/metrics,\n"
              "static files from --www. Signals: SIGTERM/SIGINT drain and exit 0, SIGHUP reloads\n"
              "token, allow-publish, raw and log-level. Exit codes: 0 ok, 1 cannot listen/run,\n"
              "2 bad configuration. Details: docs/pushwired.md\n",

@@ -22,20 +22,20 @@ typedef struct pwd_config {
    * from host, the message limits from max_message, callbacks, paths, log sink,
    * tls.require_client_cert with a ca_file). */
   pw_options server;
-  char *listen;         /* as given: "127.0.0.1:8080" */
-  char *host;           /* parsed from listen */
-  char *www;            /* static files root, or NULL */
-  char *token;          /* publishing token, or NULL: publishing needs none */
-  int allow_publish;    /* WebSocket clients may publish */
-  char **raw;           /* topic prefixes delivered raw (not wrapped in JSON) */
+  char *listen;      /* as given: "127.0.0.1:8080" */
+  char *host;        /* parsed from listen */
+  char *www;         /* static files root, or NULL */
+  char *token;       /* publishing token, or NULL: publishing needs none */
+  int allow_publish; /* WebSocket clients may publish */
+  char **raw;        /* topic prefixes delivered raw (not wrapped in JSON) */
   size_t nraw;
-  char *unix_path;      /* Unix-domain socket for "<topic> <payload>" lines, or NULL */
-  pwd_exec *execs;      /* --exec/--topic pairs */
+  char *unix_path; /* Unix-domain socket for "<topic> <payload>" lines, or NULL */
+  pwd_exec *execs; /* --exec/--topic pairs */
   size_t nexec;
-  char *stdin_topic;    /* publish stdin lines here, or NULL */
-  int demo;             /* run the built-in demo source */
-  size_t max_message;   /* bytes: largest message in or out (also the sources' lines) */
-  char *config_file;    /* the file read, or NULL */
+  char *stdin_topic;         /* publish stdin lines here, or NULL */
+  int demo;                  /* run the built-in demo source */
+  size_t max_message;        /* bytes: largest message in or out (also the sources' lines) */
+  char *config_file;         /* the file read, or NULL */
   int raw_layer, exec_layer; /* which layer last replaced each list (see config.c) */
 } pwd_config;
 

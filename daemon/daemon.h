@@ -28,7 +28,7 @@ typedef struct pwd_daemon {
   pthread_rwlock_t live_lock;
   pwd_live live;
   pwd_metrics metrics;
-  char *www_root; /* realpath of --www without a trailing '/' ("" for "/"), or NULL */
+  char *www_root;              /* realpath of --www without a trailing '/' ("" for "/"), or NULL */
   struct pwd_sources *sources; /* the Unix socket, --exec and --stdin producers (sources.c) */
 } pwd_daemon;
 

@@ -25,7 +25,7 @@ const char *pwd_publish_strerror(int code) {
   }
 }
 
-/* ---- formats ------------------------------------------------------------------------------------ */
+/* ---- formats --------------------------------------------------------------------------------- */
 /* Is the topic delivered raw? Reads the reloadable prefix list. */
 static int topic_is_raw(pwd_daemon *d, const char *topic) {
   int raw = 0;
@@ -40,10 +40,13 @@ static int topic_is_raw(pwd_daemon *d, const char *topic) {
  * value, else a new quoted string (*owned, to free). NULL: not UTF-8, or out of memory. */
 static const char *data_text(const char *p, size_t *len, int is_json, char **owned) {
   *owned = NULL;
-  while (*len > 0 && (p[*len - 1] == ' ' || p[*len - 1] == '\n' || p[*len - 1] == '\r' || p[*len - 1] == '\t')) (*len)--;
+  while (*len > 0 &&
+         (p[*len - 1] == ' ' || p[*len - 1] == '\n' || p[*len - 1] == '\r' || p[*len - 1] == '\t'))
+    (*len)--;
   while (*len > 0 && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++, (*len)--;
   json_error_t err;
-  json_t *v = is_json || *len == 0 ? NULL : json_loadb(p, *len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+  json_t *v =
+      is_json || *len == 0 ? NULL : json_loadb(p, *len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
   if (is_json || v) return json_decref(v), p;
   json_t *s = json_stringn(p, *len); /* NULL for invalid UTF-8 */
   *owned = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
@@ -83,8 +86,8 @@ static int publish_wrapped(pwd_daemon *d, const char *topic, const void *payload
   return r;
 }
 
-int pwd_publish(pwd_daemon *d, pwd_source src, const char *topic, const void *payload,
-                size_t len, int payload_is_json) {
+int pwd_publish(pwd_daemon *d, pwd_source src, const char *topic, const void *payload, size_t len,
+                int payload_is_json) {
   int r;
   /* Producers off the loops feel backpressure (wait for room); a loop never waits on another. */
   int flags = pw_on_loop_thread(d->srv) ? 0 : PW_BLOCK;

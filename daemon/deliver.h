@@ -20,8 +20,8 @@
  * one complete JSON value (skips the check). Any thread; from other threads than the loops'
  * it waits for room in a full inbox (PW_BLOCK) rather than dropping. Returns 0 or a negative
  * code (PWD_E*, PW_ETOOBIG, PW_EAGAIN, PW_ESTOPPED, PW_ENOMEM). */
-int pwd_publish(pwd_daemon *d, pwd_source src, const char *topic, const void *payload,
-                size_t len, int payload_is_json);
+int pwd_publish(pwd_daemon *d, pwd_source src, const char *topic, const void *payload, size_t len,
+                int payload_is_json);
 
 /* Publish a parsed JSON value (a WebSocket client's "data"): in JSON topics as the value, in
  * raw topics a string's bytes or else the compact JSON text. */

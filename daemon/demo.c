@@ -22,8 +22,8 @@
 #include <string.h>
 #include <time.h>
 
-#define SINE_PERIOD_MS 50u    /* 20 Hz */
-#define CPU_PERIOD_MS 250u    /* 4 Hz: /proc/stat counts in 10 ms ticks, finer is noise */
+#define SINE_PERIOD_MS 50u /* 20 Hz */
+#define CPU_PERIOD_MS 250u /* 4 Hz: /proc/stat counts in 10 ms ticks, finer is noise */
 #define LOG_PERIOD_MS 1000u
 #define COUNTER_PERIOD_MS 1000u
 #define SINE_WAVE_SECONDS 4.0 /* one full wave every 4 s: a few waves fit the page's chart */
@@ -38,10 +38,10 @@ struct producer {
   unsigned period_ms;
   tick_fn tick; /* writes this tick's JSON value, returns its length (0: nothing this tick) */
   pthread_t thread;
-  uint64_t seq;                                 /* ticks so far */
-  unsigned long long cpu_busy, cpu_total;       /* previous /proc/stat sample (demo.cpu) */
+  uint64_t seq;                           /* ticks so far */
+  unsigned long long cpu_busy, cpu_total; /* previous /proc/stat sample (demo.cpu) */
   bool have_cpu_sample;
-  uint32_t rng;                                 /* xorshift state, never 0 (demo.log) */
+  uint32_t rng; /* xorshift state, never 0 (demo.log) */
 };
 
 static int sine_tick(producer *p, uint64_t now_ms, char *json, size_t cap);
@@ -144,8 +144,8 @@ static uint32_t xorshift32(uint32_t *s) {
 /* A synthetic service log: the lines need no JSON escaping (no quotes or backslashes). */
 static int log_tick(producer *p, uint64_t now_ms, char *json, size_t cap) {
   static const char *const formats[] = {
-      "GET /api/orders/%u 200 in %u ms", "user %u signed in from 10.0.%u.7",
-      "cache miss for item:%u (%u entries)", "payment %u authorised after %u ms",
+      "GET /api/orders/%u 200 in %u ms",      "user %u signed in from 10.0.%u.7",
+      "cache miss for item:%u (%u entries)",  "payment %u authorised after %u ms",
       "slow query on orders: %u rows, %u ms",
   };
   uint32_t r = xorshift32(&p->rng);
@@ -181,8 +181,7 @@ static void *producer_main(void *arg) {
     publish_tick(p); /* outside the lock: publish may block on backpressure */
     schedule_next(&next, p->period_ms);
     pthread_mutex_lock(&demo.lock);
-    while (!demo.stopping && pthread_cond_timedwait(&demo.wake, &demo.lock, &next) != ETIMEDOUT) {
-    }
+    while (!demo.stopping && pthread_cond_timedwait(&demo.wake, &demo.lock, &next) != ETIMEDOUT) {}
   }
   pthread_mutex_unlock(&demo.lock);
   return NULL;

@@ -11,6 +11,6 @@
 typedef int (*demo_publish_fn)(void *ctx, const char *topic, const char *json, size_t len);
 
 int demo_start(demo_publish_fn publish, void *ctx); /* starts producer threads, 0 or -1 */
-void demo_stop(void);                                 /* stops and joins them */
+void demo_stop(void);                               /* stops and joins them */
 
 #endif

@@ -37,10 +37,13 @@ static void write_line(int level, const char *prefix, const char *text) {
   clock_gettime(CLOCK_REALTIME, &ts);
   gmtime_r(&ts.tv_sec, &tm);
   static const char *const upper[] = {"ERROR", "WARN", "INFO", "DEBUG"};
-  int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s%s",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                   tm.tm_sec, ts.tv_nsec / 1000000, upper[level < 0 ? 0 : level > 3 ? 3 : level],
-                   prefix, text);
+  int n =
+      snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s%s", tm.tm_year + 1900,
+               tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+               upper[level < 0   ? 0
+                     : level > 3 ? 3
+                                 : level],
+               prefix, text);
   size_t len = n < 0 ? 0 : (size_t)n < sizeof line - 1 ? (size_t)n : sizeof line - 2;
   for (size_t i = 0; i < len; i++) /* one event, one line: no newline from a message */
     if (line[i] == '\n' || line[i] == '\r') line[i] = ' ';

@@ -44,7 +44,7 @@ static sigset_t block_signals(void) {
   return set;
 }
 
-/* ---- the daemon's state ----------------------------------------------------------------------- */
+/* ---- the daemon's state ---------------------------------------------------------------------- */
 /* --www as an absolute path without symlinks: the static-file check compares against it. */
 static int resolve_www(pwd_daemon *d, const char *www, char *err, size_t errlen) {
   char path[PATH_MAX];
@@ -63,12 +63,13 @@ static int daemon_init(pwd_daemon *d, const pwd_config *cfg, char *err, size_t e
   d->cfg = cfg;
   pthread_rwlock_init(&d->live_lock, NULL);
   pwd_metrics_init(&d->metrics);
-  if (pwd_live_apply(d, cfg) != 0)
-    return snprintf(err, errlen, "out of memory"), -1;
+  if (pwd_live_apply(d, cfg) != 0) return snprintf(err, errlen, "out of memory"), -1;
   if (cfg->www && resolve_www(d, cfg->www, err, errlen) != 0) return -1;
 #if !PWD_HAVE_DEMO
   if (cfg->demo)
-    return snprintf(err, errlen, "--demo: this build has no demo source (daemon/demo.c is missing)"), -1;
+    return snprintf(err, errlen,
+                    "--demo: this build has no demo source (daemon/demo.c is missing)"),
+           -1;
 #endif
   return 0;
 }
@@ -81,7 +82,7 @@ static void daemon_free(pwd_daemon *d) {
   free(d->www_root);
 }
 
-/* ---- the server -------------------------------------------------------------------------------- */
+/* ---- the server ------------------------------------------------------------------------------ */
 static pw_server *make_server(pwd_daemon *d) {
   static const char *const ws_paths[] = {"/ws", NULL};
   const pwd_config *c = d->cfg;
@@ -93,15 +94,19 @@ static pw_server *make_server(pwd_daemon *d) {
   opt.log = pwd_log_sink;
   opt.tls.require_client_cert = opt.tls.ca_file != NULL; /* --tls-ca: a certificate is a must */
   pw_callbacks cb = {
-      .on_open = pwd_ws_on_open, .on_message = pwd_ws_on_message, .on_close = pwd_ws_on_close,
-      .on_http = pwd_on_http, .on_upgrade = pwd_ws_on_upgrade,
+      .on_open = pwd_ws_on_open,
+      .on_message = pwd_ws_on_message,
+      .on_close = pwd_ws_on_close,
+      .on_http = pwd_on_http,
+      .on_upgrade = pwd_ws_on_upgrade,
   };
   return pw_server_new(&opt, &cb, d);
 }
 
 /* Listen and serve; on failure a one-line message and the exit code. */
 static int start_server(pwd_daemon *d, char *err, size_t errlen) {
-  if (!(d->srv = make_server(d))) return snprintf(err, errlen, "invalid server options or TLS files"), EXIT_BAD_CONFIG;
+  if (!(d->srv = make_server(d)))
+    return snprintf(err, errlen, "invalid server options or TLS files"), EXIT_BAD_CONFIG;
   pwd_log_mute_library(1);
   int r = pw_server_start(d->srv);
   pwd_log_mute_library(0);
@@ -114,8 +119,8 @@ static int start_server(pwd_daemon *d, char *err, size_t errlen) {
   const char *host = d->cfg->host;
   const char *br = strchr(host, ':') ? "[" : "", *ket = *br ? "]" : "";
   /* The line tests and scripts read for the port (--listen HOST:0 picks a free one). */
-  pwd_log(PW_LOG_INFO, "pushwired listening on port %d: http://%s%s%s:%d/ (WebSocket: /ws)", port, br,
-          host, ket, port);
+  pwd_log(PW_LOG_INFO, "pushwired listening on port %d: http://%s%s%s:%d/ (WebSocket: /ws)", port,
+          br, host, ket, port);
   if (d->cfg->server.tls.cert_file) {
     int tls_port = pw_server_tls_port(d->srv);
     pwd_log(PW_LOG_INFO, "pushwired TLS on port %d: https://%s%s%s:%d/ (WebSocket: wss://.../ws)",
@@ -128,7 +133,8 @@ static int start_producers(pwd_daemon *d, char *err, size_t errlen) {
   if (pwd_sources_start(d, err, errlen) != 0) return -1;
 #if PWD_HAVE_DEMO
   if (d->cfg->demo) {
-    if (demo_start(pwd_demo_publish, d) != 0) return snprintf(err, errlen, "--demo: the demo source did not start"), -1;
+    if (demo_start(pwd_demo_publish, d) != 0)
+      return snprintf(err, errlen, "--demo: the demo source did not start"), -1;
     demo_running = 1;
     pwd_log(PW_LOG_INFO, "demo source running (topics demo.*)");
   }
@@ -136,7 +142,7 @@ static int start_producers(pwd_daemon *d, char *err, size_t errlen) {
   return 0;
 }
 
-/* ---- signals ---------------------------------------------------------------------------------- */
+/* ---- signals --------------------------------------------------------------------------------- */
 /* SIGHUP: read the configuration again (file, environment, the same flags) and apply what can
  * change while running. A broken file keeps the old settings. */
 static void reload(pwd_daemon *d, int argc, char **argv) {
@@ -147,10 +153,12 @@ static void reload(pwd_daemon *d, int argc, char **argv) {
   } else if (pwd_live_apply(d, &fresh) != 0) {
     pwd_log(PW_LOG_ERROR, "reload failed, settings unchanged: out of memory");
   } else {
-    if (d->cfg->server.tls.cert_file && pw_server_reload_tls(d->srv) == 0) /* the same paths, re-read */
+    if (d->cfg->server.tls.cert_file &&
+        pw_server_reload_tls(d->srv) == 0) /* the same paths, re-read */
       pwd_log(PW_LOG_INFO, "reloaded the TLS certificate files");
     pwd_log_set_level(fresh.server.log_level);
-    pwd_log(PW_LOG_INFO, "reloaded token, allow-publish, raw and log-level (%s); other settings need a restart",
+    pwd_log(PW_LOG_INFO,
+            "reloaded token, allow-publish, raw and log-level (%s); other settings need a restart",
             pwd_log_level_name(fresh.server.log_level));
   }
   pwd_config_free(&fresh);
@@ -180,7 +188,7 @@ static void stop(pwd_daemon *d, int sig) {
   pwd_log(PW_LOG_INFO, "stopped");
 }
 
-/* ---- main ------------------------------------------------------------------------------------- */
+/* ---- main ------------------------------------------------------------------------------------ */
 static int run(const pwd_config *cfg, int argc, char **argv) {
   pwd_daemon d;
   char err[512] = "";
@@ -188,7 +196,8 @@ static int run(const pwd_config *cfg, int argc, char **argv) {
   int code = 0;
   if (daemon_init(&d, cfg, err, sizeof err) != 0) code = EXIT_BAD_CONFIG;
   else if (pwd_sources_prepare(&d, err, sizeof err) != 0) code = EXIT_CANNOT_RUN;
-  else if ((code = start_server(&d, err, sizeof err)) == 0 && start_producers(&d, err, sizeof err) != 0)
+  else if ((code = start_server(&d, err, sizeof err)) == 0 &&
+           start_producers(&d, err, sizeof err) != 0)
     code = EXIT_CANNOT_RUN;
   if (code == 0) stop(&d, wait_for_stop(&d, &signals, argc, argv));
   else fprintf(stderr, "pushwired: %s\n", err);
@@ -205,7 +214,8 @@ int main(int argc, char **argv) {
   int r = pwd_config_load(&cfg, argc, argv, err, sizeof err);
   int code = 0;
   if (r == PWD_CONFIG_HELP) fputs(pwd_config_help(), stdout);
-  else if (r == PWD_CONFIG_VERSION) printf("pushwired %d.%d.%d\n", PW_VERSION_MAJOR, PW_VERSION_MINOR, PW_VERSION_PATCH);
+  else if (r == PWD_CONFIG_VERSION)
+    printf("pushwired %d.%d.%d\n", PW_VERSION_MAJOR, PW_VERSION_MINOR, PW_VERSION_PATCH);
   else if (r != PWD_CONFIG_OK) fprintf(stderr, "pushwired: %s\n", err), code = EXIT_BAD_CONFIG;
   else pwd_log_set_level(cfg.server.log_level), code = run(&cfg, argc, argv);
   pwd_config_free(&cfg);

@@ -35,7 +35,7 @@ static uint64_t load(atomic_uint_least64_t *counter) {
   return atomic_load_explicit(counter, memory_order_relaxed);
 }
 
-/* ---- a growing text buffer --------------------------------------------------------------------- */
+/* ---- a growing text buffer ------------------------------------------------------------------- */
 typedef struct text {
   char *s;
   size_t len, cap;
@@ -68,21 +68,33 @@ static void sample(text *t, const char *name, const char *type, const char *help
   put(t, "%s %llu\n", name, (unsigned long long)v);
 }
 
-/* ---- the page ------------------------------------------------------------------------------------ */
+/* ---- the page -------------------------------------------------------------------------------- */
 static void library_samples(text *t, const pw_stats *s) {
   sample(t, "pushwired_connections", "gauge", "WebSocket connections open now.", s->connections);
-  sample(t, "pushwired_connections_total", "counter", "WebSocket connections accepted.", s->connections_total);
-  sample(t, "pushwired_messages_out_total", "counter", "Messages completely written to clients.", s->messages_sent);
-  sample(t, "pushwired_messages_queued_total", "counter", "Messages accepted into client send queues.", s->messages_queued);
-  sample(t, "pushwired_bytes_out_total", "counter", "Bytes written to clients (frames and HTTP).", s->bytes_sent);
-  sample(t, "pushwired_queued_bytes", "gauge", "Bytes waiting in client send queues now (queue depth).", s->queued_bytes);
-  sample(t, "pushwired_inbox_bytes", "gauge", "Bytes published but not yet taken by a loop (inbox depth).", s->inbox_bytes);
-  family(t, "pushwired_dropped_messages_total", "counter", "Messages dropped, by the policy that dropped them.");
-  put(t, "pushwired_dropped_messages_total{policy=\"drop_new\"} %llu\n", (unsigned long long)s->dropped_new);
-  put(t, "pushwired_dropped_messages_total{policy=\"drop_oldest\"} %llu\n", (unsigned long long)s->dropped_oldest);
-  put(t, "pushwired_dropped_messages_total{policy=\"closed\"} %llu\n", (unsigned long long)s->dropped_closed);
-  sample(t, "pushwired_slow_client_closes_total", "counter", "Clients closed because their queue was full.", s->slow_closed);
-  sample(t, "pushwired_inbox_rejected_total", "counter", "Publishes refused because a loop's inbox was full.", s->rejected);
+  sample(t, "pushwired_connections_total", "counter", "WebSocket connections accepted.",
+         s->connections_total);
+  sample(t, "pushwired_messages_out_total", "counter", "Messages completely written to clients.",
+         s->messages_sent);
+  sample(t, "pushwired_messages_queued_total", "counter",
+         "Messages accepted into client send queues.", s->messages_queued);
+  sample(t, "pushwired_bytes_out_total", "counter", "Bytes written to clients (frames and HTTP).",
+         s->bytes_sent);
+  sample(t, "pushwired_queued_bytes", "gauge",
+         "Bytes waiting in client send queues now (queue depth).", s->queued_bytes);
+  sample(t, "pushwired_inbox_bytes", "gauge",
+         "Bytes published but not yet taken by a loop (inbox depth).", s->inbox_bytes);
+  family(t, "pushwired_dropped_messages_total", "counter",
+         "Messages dropped, by the policy that dropped them.");
+  put(t, "pushwired_dropped_messages_total{policy=\"drop_new\"} %llu\n",
+      (unsigned long long)s->dropped_new);
+  put(t, "pushwired_dropped_messages_total{policy=\"drop_oldest\"} %llu\n",
+      (unsigned long long)s->dropped_oldest);
+  put(t, "pushwired_dropped_messages_total{policy=\"closed\"} %llu\n",
+      (unsigned long long)s->dropped_closed);
+  sample(t, "pushwired_slow_client_closes_total", "counter",
+         "Clients closed because their queue was full.", s->slow_closed);
+  sample(t, "pushwired_inbox_rejected_total", "counter",
+         "Publishes refused because a loop's inbox was full.", s->rejected);
 }
 
 static void per_source(text *t, const char *name, const char *help, atomic_uint_least64_t *v) {
@@ -95,13 +107,19 @@ static void daemon_samples(text *t, pwd_daemon *d) {
   pwd_metrics *m = &d->metrics;
   pw_stats st;
   pw_server_stats(d->srv, &st);
-  sample(t, "pushwired_subscriptions", "gauge", "Subscriptions (client-topic pairs) now.", st.subscriptions);
+  sample(t, "pushwired_subscriptions", "gauge", "Subscriptions (client-topic pairs) now.",
+         st.subscriptions);
   sample(t, "pushwired_topics", "gauge", "Topics with at least one subscriber now.", st.topics);
-  per_source(t, "pushwired_messages_in_total", "Messages published, by where they came from.", m->published);
-  per_source(t, "pushwired_bytes_in_total", "Payload bytes published, by where they came from.", m->published_bytes);
-  per_source(t, "pushwired_publish_refused_total", "Publishes refused (bad input, token, full inbox).", m->refused);
-  sample(t, "pushwired_client_errors_total", "counter", "Error frames sent to WebSocket clients.", load(&m->client_errors));
-  sample(t, "pushwired_exec_restarts_total", "counter", "Restarts of --exec programs.", load(&m->exec_restarts));
+  per_source(t, "pushwired_messages_in_total", "Messages published, by where they came from.",
+             m->published);
+  per_source(t, "pushwired_bytes_in_total", "Payload bytes published, by where they came from.",
+             m->published_bytes);
+  per_source(t, "pushwired_publish_refused_total",
+             "Publishes refused (bad input, token, full inbox).", m->refused);
+  sample(t, "pushwired_client_errors_total", "counter", "Error frames sent to WebSocket clients.",
+         load(&m->client_errors));
+  sample(t, "pushwired_exec_restarts_total", "counter", "Restarts of --exec programs.",
+         load(&m->exec_restarts));
   family(t, "pushwired_uptime_seconds", "gauge", "Seconds since the daemon started.");
   put(t, "pushwired_uptime_seconds %.3f\n", monotonic_seconds() - m->started);
 }

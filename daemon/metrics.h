@@ -9,16 +9,22 @@
 
 /* Where a published message came from (a label of the publish counters). */
 typedef enum pwd_source {
-  PWD_SRC_HTTP, PWD_SRC_WS, PWD_SRC_UNIX, PWD_SRC_EXEC, PWD_SRC_STDIN, PWD_SRC_DEMO, PWD_NSRC
+  PWD_SRC_HTTP,
+  PWD_SRC_WS,
+  PWD_SRC_UNIX,
+  PWD_SRC_EXEC,
+  PWD_SRC_STDIN,
+  PWD_SRC_DEMO,
+  PWD_NSRC
 } pwd_source;
 
 typedef struct pwd_metrics {
-  atomic_uint_least64_t published[PWD_NSRC];      /* messages handed to pw_publish */
+  atomic_uint_least64_t published[PWD_NSRC];       /* messages handed to pw_publish */
   atomic_uint_least64_t published_bytes[PWD_NSRC]; /* their payload bytes, as received */
-  atomic_uint_least64_t refused[PWD_NSRC];        /* bad input, no token, full inbox */
-  atomic_uint_least64_t client_errors;            /* error frames sent to WebSocket clients */
-  atomic_uint_least64_t exec_restarts;            /* --exec programs restarted */
-  double started;                                 /* monotonic seconds at start */
+  atomic_uint_least64_t refused[PWD_NSRC];         /* bad input, no token, full inbox */
+  atomic_uint_least64_t client_errors;             /* error frames sent to WebSocket clients */
+  atomic_uint_least64_t exec_restarts;             /* --exec programs restarted */
+  double started;                                  /* monotonic seconds at start */
 } pwd_metrics;
 
 struct pwd_daemon;

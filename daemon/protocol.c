@@ -31,8 +31,8 @@ static void reply_error(pwd_daemon *d, pw_conn_id id, json_t *req, const char *o
 }
 
 /* {"ok":true,"op":OP,"topic":T[,"id":ID]}; `extra` (may be NULL) is merged in. */
-static void reply_ok(pwd_daemon *d, pw_conn_id id, json_t *req, const char *op,
-                     const char *topic, json_t *extra) {
+static void reply_ok(pwd_daemon *d, pw_conn_id id, json_t *req, const char *op, const char *topic,
+                     json_t *extra) {
   json_t *msg = json_pack("{s:b,s:s,s:s}", "ok", 1, "op", op, "topic", topic);
   json_t *rid = json_object_get(req, "id");
   if (msg && rid) json_object_set(msg, "id", rid);
@@ -60,7 +60,8 @@ static void op_subscribe(pwd_daemon *d, pw_conn_id id, json_t *req) {
   if (!topic) return;
   int e = pw_subscribe(d->srv, id, topic); /* on the loop thread: it acts and answers now */
   if (e == PW_EAGAIN)
-    return reply_error(d, id, req, "subscribe", "too many subscriptions on this connection (1024 at most)");
+    return reply_error(d, id, req, "subscribe",
+                       "too many subscriptions on this connection (1024 at most)");
   if (e != 0) return reply_error(d, id, req, "subscribe", pw_strerror(e));
   reply_ok(d, id, req, "subscribe", topic, NULL);
 }
@@ -81,9 +82,11 @@ static int ws_publish_allowed(pwd_daemon *d) {
 
 static void op_publish(pwd_daemon *d, pw_conn_id id, json_t *req) {
   if (!ws_publish_allowed(d))
-    return reply_error(d, id, req, "publish", "publishing over WebSocket is off (pushwired --allow-publish)");
+    return reply_error(d, id, req, "publish",
+                       "publishing over WebSocket is off (pushwired --allow-publish)");
   if (pw_conn_data(d->srv, id) != &may_publish)
-    return reply_error(d, id, req, "publish", "forbidden: a token is required (connect to /ws?token=T)");
+    return reply_error(d, id, req, "publish",
+                       "forbidden: a token is required (connect to /ws?token=T)");
   const char *topic = request_topic(d, id, req, "publish");
   if (!topic) return;
   json_t *data = json_object_get(req, "data");
@@ -94,12 +97,13 @@ static void op_publish(pwd_daemon *d, pw_conn_id id, json_t *req) {
            json_pack("{s:I}", "subscribers", (json_int_t)pw_topic_subscribers(d->srv, topic)));
 }
 
-/* ---- callbacks -------------------------------------------------------------------------------- */
-void pwd_ws_on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len,
-                       int is_binary, void *user) {
+/* ---- callbacks ------------------------------------------------------------------------------- */
+void pwd_ws_on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len, int is_binary,
+                       void *user) {
   pwd_daemon *d = user;
   if (is_binary)
-    return reply_error(d, id, NULL, NULL, "binary frames are not part of the protocol: send JSON text");
+    return reply_error(d, id, NULL, NULL,
+                       "binary frames are not part of the protocol: send JSON text");
   json_error_t err;
   json_t *req = json_loadb(data, len, 0, &err);
   if (!req) {
@@ -110,7 +114,8 @@ void pwd_ws_on_message(pw_server *srv, pw_conn_id id, const void *data, size_t l
   json_t *op = json_object_get(req, "op");
   const char *name = json_string_value(op);
   if (!json_is_object(req)) reply_error(d, id, NULL, NULL, "expected a JSON object");
-  else if (!name) reply_error(d, id, req, NULL, "missing \"op\" (subscribe, unsubscribe or publish)");
+  else if (!name)
+    reply_error(d, id, req, NULL, "missing \"op\" (subscribe, unsubscribe or publish)");
   else if (strcmp(name, "subscribe") == 0) op_subscribe(d, id, req);
   else if (strcmp(name, "unsubscribe") == 0) op_unsubscribe(d, id, req);
   else if (strcmp(name, "publish") == 0) op_publish(d, id, req);
@@ -135,7 +140,8 @@ void pwd_ws_on_open(pw_server *srv, pw_conn_id id, const pw_request *req, void *
   int can_publish = n > 0 ? pwd_token_ok(d, token, (size_t)n) : !pwd_token_required(d);
   if (can_publish) pw_conn_set_data(srv, id, &may_publish);
   if (pwd_log_enabled(PW_LOG_DEBUG))
-    pwd_log(PW_LOG_DEBUG, "client %s connected (id %llx)", req->remote_addr, (unsigned long long)id);
+    pwd_log(PW_LOG_DEBUG, "client %s connected (id %llx)", req->remote_addr,
+            (unsigned long long)id);
 }
 
 void pwd_ws_on_close(pw_server *srv, pw_conn_id id, int code, const char *reason, void *user) {

@@ -13,7 +13,7 @@
 #include "request.h"
 #include "static_files.h"
 
-/* ---- per-thread response storage -------------------------------------------------------------- */
+/* ---- per-thread response storage ------------------------------------------------------------- */
 static pthread_key_t reply_key;
 static pthread_once_t reply_once = PTHREAD_ONCE_INIT;
 
@@ -45,7 +45,7 @@ static void method_not_allowed(pw_response *res, const char *allow) {
   res->extra_headers = allow;
 }
 
-/* ---- /metrics ----------------------------------------------------------------------------------- */
+/* ---- /metrics -------------------------------------------------------------------------------- */
 static void metrics(pwd_daemon *d, const pw_request *req, pw_response *res, pwd_reply *out) {
   if (strcmp(req->method, "GET") != 0) return method_not_allowed(res, "Allow: GET\r\n");
   size_t len;
@@ -56,7 +56,7 @@ static void metrics(pwd_daemon *d, const pw_request *req, pw_response *res, pwd_
   res->body_len = len;
 }
 
-/* ---- POST /publish/<topic> ---------------------------------------------------------------------- */
+/* ---- POST /publish/<topic> ------------------------------------------------------------------- */
 static void json_reply(pw_response *res, pwd_reply *out, int status, const char *key,
                        const char *value, long subscribers) {
   json_t *msg = json_pack("{s:s}", key, value);
@@ -97,7 +97,8 @@ static void publish(pwd_daemon *d, const pw_request *req, pw_response *res, pwd_
   if (status != 0) {
     pwd_count(&d->metrics.refused[PWD_SRC_HTTP], 1);
     if (status == 401) res->extra_headers = "WWW-Authenticate: Bearer realm=\"pushwired\"\r\n";
-    return json_reply(res, out, status, "error", status == 401 ? "a token is required" : "wrong token", -1);
+    return json_reply(res, out, status, "error",
+                      status == 401 ? "a token is required" : "wrong token", -1);
   }
   char topic[1024];
   const char *raw = req->path + strlen("/publish/");
@@ -112,7 +113,7 @@ static void publish(pwd_daemon *d, const pw_request *req, pw_response *res, pwd_
   json_reply(res, out, 202, "topic", topic, (long)pw_topic_subscribers(d->srv, topic));
 }
 
-/* ---- dispatch ------------------------------------------------------------------------------------ */
+/* ---- dispatch -------------------------------------------------------------------------------- */
 void pwd_on_http(pw_server *srv, const pw_request *req, pw_response *res, void *user) {
   pwd_daemon *d = user;
   pwd_reply *out = thread_reply();

@@ -31,13 +31,13 @@ extern char **environ;
 #define STABLE_RUN_MS 10000 /* a program that ran this long restarts with the minimum delay */
 #define KILL_GRACE_MS 2000  /* SIGTERM, then SIGKILL after this */
 
-/* ---- lines ------------------------------------------------------------------------------------ */
+/* ---- lines ----------------------------------------------------------------------------------- */
 /* Splits a byte stream into lines. A line longer than `max` is dropped whole (logged), never
  * cut into pieces that would each look like a message. */
 typedef struct line_reader {
   char *buf;
   size_t len, cap, max;
-  int discarding; /* inside an overlong line: skip to its newline */
+  int discarding;   /* inside an overlong line: skip to its newline */
   const char *what; /* for the log: "unix", "exec[0]", "stdin" */
 } line_reader;
 
@@ -89,7 +89,8 @@ static void lines_feed(line_reader *lr, const char *data, size_t n, line_fn fn, 
  * we stop reading mid-stream it is a fragment of a line still being written: dropped. */
 static void lines_finish(line_reader *lr, line_fn fn, void *ctx, int at_eof) {
   if (!at_eof && lr->len > 0)
-    pwd_log(PW_LOG_WARN, "%s: stopping: %zu bytes of an unfinished line dropped", lr->what, lr->len);
+    pwd_log(PW_LOG_WARN, "%s: stopping: %zu bytes of an unfinished line dropped", lr->what,
+            lr->len);
   if (at_eof) end_line(lr, fn, ctx);
   free(lr->buf);
   memset(lr, 0, sizeof *lr);
@@ -117,7 +118,7 @@ static long long now_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- the Unix socket --------------------------------------------------------------------------- */
+/* ---- the Unix socket ------------------------------------------------------------------------- */
 typedef struct unix_client {
   pwd_daemon *d;
   int fd;
@@ -201,7 +202,8 @@ static void unix_task(pw_server *srv, void *arg) {
   unix_source *u = arg;
   while (!pw_task_should_stop()) {
     struct pollfd p[1 + UNIX_MAX_CLIENTS] = {{.fd = u->listen_fd, .events = POLLIN}};
-    for (size_t i = 0; i < u->nclients; i++) p[1 + i] = (struct pollfd){.fd = u->clients[i].fd, .events = POLLIN};
+    for (size_t i = 0; i < u->nclients; i++)
+      p[1 + i] = (struct pollfd){.fd = u->clients[i].fd, .events = POLLIN};
     size_t polled = u->nclients;
     if (poll(p, 1 + polled, STOP_POLL_MS) <= 0) continue;
     for (size_t i = polled; i-- > 0;) /* backwards: close_client moves the last one into i */
@@ -228,13 +230,16 @@ static int stale_socket(const char *path, const struct sockaddr_un *addr) {
 static int unix_listen(unix_source *u, const char *path, char *err, size_t errlen) {
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
   if (strlen(path) >= sizeof addr.sun_path)
-    return snprintf(err, errlen, "--unix %s: path longer than %zu bytes", path, sizeof addr.sun_path - 1), -1;
+    return snprintf(err, errlen, "--unix %s: path longer than %zu bytes", path,
+                    sizeof addr.sun_path - 1),
+           -1;
   strcpy(addr.sun_path, path);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int r = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&addr, sizeof addr);
   if (r != 0 && errno == EADDRINUSE && stale_socket(path, &addr))
     r = unlink(path) == 0 ? bind(fd, (struct sockaddr *)&addr, sizeof addr) : -1;
-  if (r == 0) chmod(path, 0660); /* owner and group: the socket's permissions are its access control */
+  if (r == 0)
+    chmod(path, 0660); /* owner and group: the socket's permissions are its access control */
   if (r != 0 || listen(fd, 64) != 0) {
     snprintf(err, errlen, "cannot listen on unix socket %s: %s", path,
              errno == EADDRINUSE ? "address already in use" : strerror(errno));
@@ -246,7 +251,7 @@ static int unix_listen(unix_source *u, const char *path, char *err, size_t errle
   return 0;
 }
 
-/* ---- --exec programs --------------------------------------------------------------------------- */
+/* ---- --exec programs ------------------------------------------------------------------------- */
 static void exec_line(void *ctx, char *line, size_t len) {
   exec_source *e = ctx;
   int r = pwd_publish(e->d, PWD_SRC_EXEC, e->spec->topic, line, len, 0);
@@ -271,7 +276,8 @@ static pid_t spawn(const char *command, int *out_fd) {
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
   char *argv[] = {"sh", "-c", (char *)command, NULL};
   pid_t pid = -1;
   int r = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
@@ -324,8 +330,8 @@ static int run_once(exec_source *e) {
     pwd_log(PW_LOG_ERROR, "%s: cannot run '%s': %s", e->name, e->spec->command, strerror(errno));
     return -1;
   }
-  pwd_log(PW_LOG_INFO, "%s: started '%s' (pid %d), lines go to topic '%s'", e->name, e->spec->command,
-          (int)pid, e->spec->topic);
+  pwd_log(PW_LOG_INFO, "%s: started '%s' (pid %d), lines go to topic '%s'", e->name,
+          e->spec->command, (int)pid, e->spec->topic);
   line_reader lr = {.max = e->d->cfg->max_message, .what = e->name};
   int eof = 0;
   while (!eof && !pw_task_should_stop()) {
@@ -368,7 +374,7 @@ static void exec_task(pw_server *srv, void *arg) {
   }
 }
 
-/* ---- --stdin ------------------------------------------------------------------------------------ */
+/* ---- --stdin --------------------------------------------------------------------------------- */
 static void stdin_line(void *ctx, char *line, size_t len) {
   pwd_daemon *d = ctx;
   int r = pwd_publish(d, PWD_SRC_STDIN, d->cfg->stdin_topic, line, len, 0);
@@ -380,20 +386,22 @@ static void stdin_task(pw_server *srv, void *arg) {
   line_reader lr = {.max = d->cfg->max_message, .what = "stdin"};
   int eof = 0;
   while (!eof && !pw_task_should_stop())
-    if (readable(STDIN_FILENO, STOP_POLL_MS)) eof = read_into(STDIN_FILENO, &lr, stdin_line, d) == 0;
+    if (readable(STDIN_FILENO, STOP_POLL_MS))
+      eof = read_into(STDIN_FILENO, &lr, stdin_line, d) == 0;
   while (!eof && readable(STDIN_FILENO, 0)) eof = read_into(STDIN_FILENO, &lr, stdin_line, d) == 0;
   lines_finish(&lr, stdin_line, d, eof);
   if (eof) pwd_log(PW_LOG_INFO, "stdin: end of input, the stdin source is done");
 }
 
-/* ---- lifecycle ----------------------------------------------------------------------------------- */
+/* ---- lifecycle ------------------------------------------------------------------------------- */
 int pwd_sources_prepare(pwd_daemon *d, char *err, size_t errlen) {
   pwd_sources *s = calloc(1, sizeof *s);
   if (!s) return snprintf(err, errlen, "out of memory"), -1;
   d->sources = s;
   s->unix_src.listen_fd = -1;
   s->unix_src.d = d;
-  if (d->cfg->unix_path && unix_listen(&s->unix_src, d->cfg->unix_path, err, errlen) != 0) return -1;
+  if (d->cfg->unix_path && unix_listen(&s->unix_src, d->cfg->unix_path, err, errlen) != 0)
+    return -1;
   if (d->cfg->nexec && !(s->execs = calloc(d->cfg->nexec, sizeof *s->execs)))
     return snprintf(err, errlen, "out of memory"), -1;
   for (; s->nexec < d->cfg->nexec; s->nexec++) {
@@ -405,7 +413,8 @@ int pwd_sources_prepare(pwd_daemon *d, char *err, size_t errlen) {
   return 0;
 }
 
-static int start_task(pwd_daemon *d, const char *key, pw_task_fn fn, void *arg, char *err, size_t errlen) {
+static int start_task(pwd_daemon *d, const char *key, pw_task_fn fn, void *arg, char *err,
+                      size_t errlen) {
   int r = pw_task_start(d->srv, key, fn, arg);
   if (r != 0) snprintf(err, errlen, "cannot start the %s source: %s", key, pw_strerror(r));
   return r;

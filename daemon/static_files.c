@@ -24,16 +24,26 @@
 static const struct {
   const char *ext, *type;
 } MIME_TYPES[] = {
-    {"html", "text/html; charset=utf-8"}, {"htm", "text/html; charset=utf-8"},
-    {"css", "text/css; charset=utf-8"},   {"js", "text/javascript; charset=utf-8"},
-    {"mjs", "text/javascript; charset=utf-8"}, {"json", "application/json"},
-    {"map", "application/json"},          {"txt", "text/plain; charset=utf-8"},
-    {"svg", "image/svg+xml"},             {"png", "image/png"},
-    {"jpg", "image/jpeg"},                {"jpeg", "image/jpeg"},
-    {"gif", "image/gif"},                 {"webp", "image/webp"},
-    {"ico", "image/x-icon"},              {"wasm", "application/wasm"},
-    {"woff", "font/woff"},                {"woff2", "font/woff2"},
-    {"xml", "application/xml"},           {"pdf", "application/pdf"},
+    {"html", "text/html; charset=utf-8"},
+    {"htm", "text/html; charset=utf-8"},
+    {"css", "text/css; charset=utf-8"},
+    {"js", "text/javascript; charset=utf-8"},
+    {"mjs", "text/javascript; charset=utf-8"},
+    {"json", "application/json"},
+    {"map", "application/json"},
+    {"txt", "text/plain; charset=utf-8"},
+    {"svg", "image/svg+xml"},
+    {"png", "image/png"},
+    {"jpg", "image/jpeg"},
+    {"jpeg", "image/jpeg"},
+    {"gif", "image/gif"},
+    {"webp", "image/webp"},
+    {"ico", "image/x-icon"},
+    {"wasm", "application/wasm"},
+    {"woff", "font/woff"},
+    {"woff2", "font/woff2"},
+    {"xml", "application/xml"},
+    {"pdf", "application/pdf"},
 };
 
 const char *pwd_content_type(const char *name) {
@@ -49,8 +59,11 @@ static void status_only(pw_response *res, int status) {
   static const char t400[] = "400 Bad Request\n", t403[] = "403 Forbidden\n",
                     t404[] = "404 Not Found\n", t405[] = "405 Method Not Allowed\n",
                     t500[] = "500 Internal Server Error\n";
-  const char *text = status == 400 ? t400 : status == 403 ? t403 : status == 405 ? t405
-                   : status == 500 ? t500 : t404;
+  const char *text = status == 400   ? t400
+                     : status == 403 ? t403
+                     : status == 405 ? t405
+                     : status == 500 ? t500
+                                     : t404;
   res->status = status == 400 || status == 403 || status == 405 || status == 500 ? status : 404;
   res->body = text;
   res->body_len = strlen(text);
@@ -96,7 +109,7 @@ static int resolve_inside(const char *root, const char *candidate, char *resolve
   return 0;
 }
 
-/* ---- ETag --------------------------------------------------------------------------------------- */
+/* ---- ETag ------------------------------------------------------------------------------------ */
 static void make_etag(const struct stat *st, char *etag, size_t cap) {
   long long mtime_ns = (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
   snprintf(etag, cap, "\"%llx-%llx-%llx\"", (unsigned long long)st->st_ino,
@@ -122,7 +135,7 @@ static int etag_matches(const pw_request *req, const char *etag) {
   return 0;
 }
 
-/* ---- the file ----------------------------------------------------------------------------------- */
+/* ---- the file -------------------------------------------------------------------------------- */
 static int read_all(int fd, char *buf, size_t size) {
   for (size_t got = 0; got < size;) {
     ssize_t n = read(fd, buf + got, size - got);
@@ -139,7 +152,8 @@ static void send_file(const char *path, const pw_request *req, pw_response *res,
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return close(fd), status_only(res, 404);
   if ((unsigned long long)st.st_size > PWD_STATIC_MAX_FILE) {
-    pwd_log(PW_LOG_ERROR, "static: %s is larger than %u bytes: not served", path, PWD_STATIC_MAX_FILE);
+    pwd_log(PW_LOG_ERROR, "static: %s is larger than %u bytes: not served", path,
+            PWD_STATIC_MAX_FILE);
     return close(fd), status_only(res, 500);
   }
   char etag[80];

@@ -14,8 +14,8 @@
 extern const char pw_echo_page[]; /* www/echo.html, embedded at build time */
 extern const size_t pw_echo_page_len;
 
-static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len,
-                       int is_binary, void *user) {
+static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len, int is_binary,
+                       void *user) {
   pw_send(srv, id, data, len, is_binary ? PW_BINARY : PW_TEXT);
 }
 
@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
   pw_server *srv = example_start("pw-echo-example", &opt, &cb);
   int sig;
   sigwait(&stop_signals, &sig); /* Ctrl-C (SIGINT) or SIGTERM */
-  pw_server_stop(srv); /* every client gets its 1001 "server shutting down" */
+  pw_server_stop(srv);          /* every client gets its 1001 "server shutting down" */
   pw_server_free(srv);
   return 0;
 }

@@ -24,9 +24,9 @@
 #define STEP_MS 50
 
 typedef struct job {
-  char name[MAX_NAME]; /* set before the job's first worker exists, never changed after */
+  char name[MAX_NAME];  /* set before the job's first worker exists, never changed after */
   pthread_mutex_t lock; /* guards the fields below, shared by the loop thread and the worker */
-  int active;          /* a worker has this run: new listeners will be served by it */
+  int active;           /* a worker has this run: new listeners will be served by it */
   unsigned runs;
   size_t nlisteners;
   pw_conn_id listeners[MAX_LISTENERS];
@@ -42,8 +42,7 @@ static void broadcast(pw_server *srv, job *j, const char *msg, int len) {
   for (size_t i = 0; i < j->nlisteners;) {
     if (pw_send(srv, j->listeners[i], msg, (size_t)len, PW_TEXT) == PW_ENOCONN)
       j->listeners[i] = j->listeners[--j->nlisteners];
-    else
-      i++;
+    else i++;
   }
 }
 
@@ -65,8 +64,8 @@ static void worker(pw_server *srv, void *arg) {
    * either comes before (subscribed: it gets this "done") or after (it starts a new run). */
   pthread_mutex_lock(&j->lock);
   if (!pw_task_should_stop()) {
-    int n = snprintf(msg, sizeof msg, "{\"job\":\"%s\",\"done\":true,\"runs\":%u}", j->name,
-                     j->runs);
+    int n =
+        snprintf(msg, sizeof msg, "{\"job\":\"%s\",\"done\":true,\"runs\":%u}", j->name, j->runs);
     broadcast(srv, j, msg, n);
   }
   j->nlisteners = 0;
@@ -138,16 +137,14 @@ static void start_job(pw_server *srv, pw_conn_id id, job *j) {
   reply(srv, id, j->name, r == 0 ? "started" : pw_strerror(r));
 }
 
-static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len,
-                       int is_binary, void *user) {
+static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len, int is_binary,
+                       void *user) {
   const char *s = data;
   job *j = NULL;
   if (is_binary || len < 6 || memcmp(s, "start ", 6) != 0 || !valid_name(s + 6, len - 6))
     reply(srv, id, NULL, "send \\\"start <job>\\\", a job name being 1-63 letters, digits, - or _");
-  else if (!(j = find_job(s + 6, len - 6)))
-    reply(srv, id, NULL, "too many different jobs");
-  else
-    start_job(srv, id, j);
+  else if (!(j = find_job(s + 6, len - 6))) reply(srv, id, NULL, "too many different jobs");
+  else start_job(srv, id, j);
 }
 
 int main(int argc, char **argv) {

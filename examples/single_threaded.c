@@ -46,8 +46,7 @@ static void handle(pw_server *srv, const pw_event *ev) {
     forget(ev->id);
     printf("close %llx %d %s\n", (unsigned long long)ev->id, ev->code, ev->reason);
     break;
-  default:
-    break;
+  default: break;
   }
   fflush(stdout);
 }

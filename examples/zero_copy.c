@@ -51,15 +51,15 @@ static void on_close(pw_server *srv, pw_conn_id id, int code, const char *reason
   pthread_mutex_unlock(&clients.lock);
 }
 
-static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len,
-                       int is_binary, void *user) {
+static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len, int is_binary,
+                       void *user) {
   if (is_binary || len != 5 || memcmp(data, "stats", 5) != 0) return;
   /* freed first: a buffer is counted as allocated before it can be freed, so this order
    * never shows freed > allocated. */
   uint64_t f = atomic_load(&freed), a = atomic_load(&allocated);
   char msg[96];
-  int n = snprintf(msg, sizeof msg, "{\"allocated\":%llu,\"freed\":%llu}",
-                   (unsigned long long)a, (unsigned long long)f);
+  int n = snprintf(msg, sizeof msg, "{\"allocated\":%llu,\"freed\":%llu}", (unsigned long long)a,
+                   (unsigned long long)f);
   pw_send(srv, id, msg, (size_t)n, PW_TEXT);
 }
 

@@ -29,21 +29,21 @@ extern "C" {
 
 /* ---- errors ---------------------------------------------------------------------------- */
 /* One table; the enum, pw_strerror() and pw_err_name() are generated from it. */
-#define PW_ERRNO_MAP(X)                                                       \
-  X(EINVAL,    -1, "invalid argument")                                        \
-  X(ENOMEM,    -2, "out of memory")                                           \
-  X(ENOCONN,   -3, "no such connection (unknown, stale or closed id)")        \
-  X(ESTOPPED,  -4, "server is stopped or stopping")                           \
-  X(EAGAIN,    -5, "queue full, try again later")                             \
-  X(EALREADY,  -6, "already running")                                         \
-  X(EADDRINUSE,-7, "address already in use")                                  \
-  X(EBIND,     -8, "cannot bind or listen on the address")                    \
-  X(ESTATE,    -9, "call not valid in the server's current state")            \
-  X(ETOOBIG,  -10, "message larger than allowed")                             \
-  X(EIO,      -11, "input/output error")                                      \
-  X(ETIMEDOUT,-12, "timed out")                                               \
-  X(ETHREAD,  -13, "call not allowed from this thread")                      \
-  X(ENOTFOUND,-14, "not found (no such task, or not subscribed to that topic)")
+#define PW_ERRNO_MAP(X)                                              \
+  X(EINVAL, -1, "invalid argument")                                  \
+  X(ENOMEM, -2, "out of memory")                                     \
+  X(ENOCONN, -3, "no such connection (unknown, stale or closed id)") \
+  X(ESTOPPED, -4, "server is stopped or stopping")                   \
+  X(EAGAIN, -5, "queue full, try again later")                       \
+  X(EALREADY, -6, "already running")                                 \
+  X(EADDRINUSE, -7, "address already in use")                        \
+  X(EBIND, -8, "cannot bind or listen on the address")               \
+  X(ESTATE, -9, "call not valid in the server's current state")      \
+  X(ETOOBIG, -10, "message larger than allowed")                     \
+  X(EIO, -11, "input/output error")                                  \
+  X(ETIMEDOUT, -12, "timed out")                                     \
+  X(ETHREAD, -13, "call not allowed from this thread")               \
+  X(ENOTFOUND, -14, "not found (no such task, or not subscribed to that topic)")
 
 typedef enum pw_err {
 #define PW__ERR_ENUM(name, value, text) PW_##name = (value),
@@ -96,8 +96,8 @@ enum pw_close_code {
   PW_CLOSE_GOING_AWAY = 1001,
   PW_CLOSE_PROTOCOL_ERROR = 1002,
   PW_CLOSE_UNSUPPORTED = 1003,
-  PW_CLOSE_NO_STATUS = 1005,  /* reported only: the peer's close frame had no code */
-  PW_CLOSE_ABNORMAL = 1006,   /* reported only: TCP ended without a close frame */
+  PW_CLOSE_NO_STATUS = 1005, /* reported only: the peer's close frame had no code */
+  PW_CLOSE_ABNORMAL = 1006,  /* reported only: TCP ended without a close frame */
   PW_CLOSE_INVALID_DATA = 1007,
   PW_CLOSE_POLICY = 1008,
   PW_CLOSE_TOO_BIG = 1009,
@@ -107,7 +107,7 @@ enum pw_close_code {
 
 /* ---- HTTP request, as seen by callbacks -------------------------------------------------- */
 typedef struct pw_header {
-  const char *name;  /* not NUL-terminated: use name_len */
+  const char *name; /* not NUL-terminated: use name_len */
   size_t name_len;
   const char *value; /* not NUL-terminated: use value_len; leading/trailing blanks removed */
   size_t value_len;
@@ -116,9 +116,9 @@ typedef struct pw_header {
 /* A parsed request head. Every pointer is owned by the library and valid only for the
  * duration of the callback that received it: copy what you keep. */
 typedef struct pw_request {
-  const char *method;     /* NUL-terminated, e.g. "GET" */
-  const char *path;       /* NUL-terminated, without the query, e.g. "/ws" */
-  const char *query;      /* NUL-terminated, without '?', "" when absent */
+  const char *method; /* NUL-terminated, e.g. "GET" */
+  const char *path;   /* NUL-terminated, without the query, e.g. "/ws" */
+  const char *query;  /* NUL-terminated, without '?', "" when absent */
   const pw_header *headers;
   size_t header_count;
   const void *body; /* plain requests only (on_http): the body, body_len bytes */
@@ -158,8 +158,8 @@ typedef struct pw_callbacks {
   void (*on_open)(pw_server *srv, pw_conn_id id, const pw_request *req, void *user);
   /* A complete message (fragments reassembled; text already validated as UTF-8). `data` is
    * valid only during the call. */
-  void (*on_message)(pw_server *srv, pw_conn_id id, const void *data, size_t len,
-                     int is_binary, void *user);
+  void (*on_message)(pw_server *srv, pw_conn_id id, const void *data, size_t len, int is_binary,
+                     void *user);
   /* The connection is gone; called exactly once for each on_open. `code` is the peer's close
    * code, the code the server closed with, or 1006 if TCP ended without a close handshake.
    * `reason` is NUL-terminated (possibly ""), valid only during the call. pw_conn_data
@@ -223,67 +223,67 @@ typedef enum pw_event_policy {
 /* Zero-initialise, then set what you need: every 0 means the documented default. Durations
  * in milliseconds; for the timeouts a negative value turns the feature off. */
 typedef struct pw_options {
-  const char *bind_address;    /* default "127.0.0.1"; "0.0.0.0" or "::" for all */
-  int port;                    /* default 0: the OS picks one; see pw_server_port(); -1:
-                                  no plain listener (TLS only, see tls.cert_file) */
-  const char *const *ws_paths; /* NULL-terminated list of paths that accept the upgrade;
-                                  default NULL: every path accepts it */
+  const char *bind_address;           /* default "127.0.0.1"; "0.0.0.0" or "::" for all */
+  int port;                           /* default 0: the OS picks one; see pw_server_port(); -1:
+                                         no plain listener (TLS only, see tls.cert_file) */
+  const char *const *ws_paths;        /* NULL-terminated list of paths that accept the upgrade;
+                                         default NULL: every path accepts it */
   const char *const *allowed_origins; /* NULL-terminated list of Origin values (e.g.
-                                  "https://example.com", compared case-insensitively) that
-                                  may upgrade; others get 403. A request without Origin (not a
-                                  browser) passes. Default NULL: no Origin check */
-  size_t max_message_size;     /* default 16 MiB; larger messages are closed with 1009 */
-  uint32_t max_message_frames; /* default 65536: a message of more frames (fragments) is
-                                  closed with 1009, so empty fragments cannot keep one
-                                  message going forever; 65536 lets a 4 MiB message come
-                                  in 64-byte fragments (Autobahn 9.3.1) */
-  size_t max_head_size;        /* default 8 KiB; larger request heads get 431 */
-  size_t max_body_size;        /* default 1 MiB for plain HTTP bodies; larger get 413 */
-  int idle_timeout_ms;         /* default 120000: close (1001) a client silent this long */
-  int ping_interval_ms;        /* default 30000: ping a client silent this long */
-  int handshake_timeout_ms;    /* default 10000: drop a client whose head is not complete */
-  int close_timeout_ms;        /* default 3000: wait for the peer's close frame/EOF */
-  int drain_timeout_ms;        /* default 5000: at pw_server_stop, how long clients get to
-                                  read what was accepted for them before their 1001; then
-                                  the rest is dropped (stats.dropped_closed). 5 s lets a
-                                  client reading at 200 KB/s empty a full default queue
-                                  (1 MiB), and with the close timeout (8 s in all) fits well
-                                  inside the usual SIGTERM-to-SIGKILL grace (systemd 90 s,
-                                  Kubernetes 30 s). < 0: no drain, the 1001 goes at once */
-  int max_connections;         /* default 100000: WebSocket connections open at once on the
-                                  whole server (every loop together); above it new upgrades
-                                  get 503 */
-  int backlog;                 /* default 511 */
-  size_t max_queued_bytes;     /* default 1 MiB: per-connection send queue limit (see
-                                  pw_slow_policy; a single larger message is still accepted
-                                  into an empty queue). A read that leaves a client's queue
-                                  above half of its limit stops reading that client (TCP
-                                  pushes back) until the queue drains below a quarter, so a
-                                  request/response client that pipelines is not taken for a
-                                  slow one (replies made in callbacks; see docs/api.md,
-                                  "Backpressure"); pushes it does not read still meet the
-                                  policy */
-  pw_slow_policy slow_policy;  /* default PW_SLOW_CLOSE */
-  size_t max_inbox_bytes;      /* default 64 MiB: payload bytes in commands not yet drained,
-                                  per loop; past it, sends from other threads get PW_EAGAIN
-                                  (or wait, with PW_BLOCK). A single larger message is still
-                                  accepted into an empty inbox (as max_queued_bytes does), so
-                                  a loop's inbox holds at most this + one message */
-  size_t inbox_capacity;       /* default 65536 commands per loop (rounded up to a power of 2) */
-  int send_timeout_ms;         /* default 1000: how long PW_BLOCK waits for room; < 0: no
-                                  time bound (until there is room, or the stop) */
-  int threads;                 /* default 1: event-loop threads; connections are spread over
-                                  them (SO_REUSEPORT), each with its own connections and
-                                  subscriptions; publishes reach all of them */
-  uint32_t max_subscriptions;  /* default 1024 topics per connection */
+                                         "https://example.com", compared case-insensitively) that
+                                         may upgrade; others get 403. A request without Origin
+                                         (not a browser) passes. Default NULL: no Origin check */
+  size_t max_message_size;            /* default 16 MiB; larger messages are closed with 1009 */
+  uint32_t max_message_frames;        /* default 65536: a message of more frames (fragments) is
+                                         closed with 1009, so empty fragments cannot keep one
+                                         message going forever; 65536 lets a 4 MiB message come
+                                         in 64-byte fragments (Autobahn 9.3.1) */
+  size_t max_head_size;               /* default 8 KiB; larger request heads get 431 */
+  size_t max_body_size;               /* default 1 MiB for plain HTTP bodies; larger get 413 */
+  int idle_timeout_ms;                /* default 120000: close (1001) a client silent this long */
+  int ping_interval_ms;               /* default 30000: ping a client silent this long */
+  int handshake_timeout_ms;           /* default 10000: drop a client whose head is not complete */
+  int close_timeout_ms;               /* default 3000: wait for the peer's close frame/EOF */
+  int drain_timeout_ms;               /* default 5000: at pw_server_stop, how long clients get to
+                                         read what was accepted for them before their 1001; then
+                                         the rest is dropped (stats.dropped_closed). 5 s lets a
+                                         client reading at 200 KB/s empty a full default queue
+                                         (1 MiB), and with the close timeout (8 s in all) fits well
+                                         inside the usual SIGTERM-to-SIGKILL grace (systemd 90 s,
+                                         Kubernetes 30 s). < 0: no drain, the 1001 goes at once */
+  int max_connections;                /* default 100000: WebSocket connections open at once on the
+                                         whole server (every loop together); above it new upgrades
+                                         get 503 */
+  int backlog;                        /* default 511 */
+  size_t max_queued_bytes;            /* default 1 MiB: per-connection send queue limit (see
+                                         pw_slow_policy; a single larger message is still accepted
+                                         into an empty queue). A read that leaves a client's queue
+                                         above half of its limit stops reading that client (TCP
+                                         pushes back) until the queue drains below a quarter, so a
+                                         request/response client that pipelines is not taken for a
+                                         slow one (replies made in callbacks; see docs/api.md,
+                                         "Backpressure"); pushes it does not read still meet the
+                                         policy */
+  pw_slow_policy slow_policy;         /* default PW_SLOW_CLOSE */
+  size_t max_inbox_bytes;             /* default 64 MiB: payload bytes in commands not yet drained,
+                                         per loop; past it, sends from other threads get PW_EAGAIN
+                                         (or wait, with PW_BLOCK). A single larger message is still
+                                         accepted into an empty inbox (as max_queued_bytes does), so
+                                         a loop's inbox holds at most this + one message */
+  size_t inbox_capacity;      /* default 65536 commands per loop (rounded up to a power of 2) */
+  int send_timeout_ms;        /* default 1000: how long PW_BLOCK waits for room; < 0: no
+                                 time bound (until there is room, or the stop) */
+  int threads;                /* default 1: event-loop threads; connections are spread over
+                                 them (SO_REUSEPORT), each with its own connections and
+                                 subscriptions; publishes reach all of them */
+  uint32_t max_subscriptions; /* default 1024 topics per connection */
   /* Event delivery, per kind (default: callbacks). A queued kind's callback is not called.
    * deliver_refused is for on_subscribe_refused / PW_EV_SUBSCRIBE_REFUSED. */
   pw_deliver deliver_open, deliver_message, deliver_close, deliver_refused;
   const char *const *event_headers; /* NULL-terminated names of request headers an open
                                        event keeps (e.g. "Origin"); default none */
-  size_t max_event_bytes;      /* default 16 MiB of message payload waiting in the queue */
-  size_t max_events;           /* default 65536 events waiting in the queue */
-  pw_event_policy event_policy; /* default PW_EVQ_PAUSE */
+  size_t max_event_bytes;           /* default 16 MiB of message payload waiting in the queue */
+  size_t max_events;                /* default 65536 events waiting in the queue */
+  pw_event_policy event_policy;     /* default PW_EVQ_PAUSE */
   /* TLS (wss://), off by default. With tls.cert_file set, a second listener on tls.port
    * speaks TLS (1.2 minimum, ALPN http/1.1, session tickets) beside the plain one on `port`;
    * set port to -1 for TLS only. Files are PEM, read by pw_server_new (a bad file: NULL and
@@ -407,11 +407,11 @@ PW_API pw_buf *pw_buf_new(const void *data, size_t len, int flags);
  * (delivered, dropped by a policy, connection closed, server stopped). free_fn may be NULL
  * for static memory. If pw_buf_wrap fails (NULL), free_fn is NOT called: the memory is
  * still yours. */
-PW_API pw_buf *pw_buf_wrap(const void *data, size_t len,
-                           void (*free_fn)(void *data, void *ctx), void *ctx, int flags);
+PW_API pw_buf *pw_buf_wrap(const void *data, size_t len, void (*free_fn)(void *data, void *ctx),
+                           void *ctx, int flags);
 
-PW_API void pw_buf_ref(pw_buf *buf);   /* take one more reference */
-PW_API void pw_buf_unref(pw_buf *buf); /* drop one; NULL is ignored */
+PW_API void pw_buf_ref(pw_buf *buf);               /* take one more reference */
+PW_API void pw_buf_unref(pw_buf *buf);             /* drop one; NULL is ignored */
 PW_API size_t pw_buf_len(const pw_buf *buf);       /* payload bytes */
 PW_API const void *pw_buf_data(const pw_buf *buf); /* payload */
 
@@ -474,7 +474,7 @@ PW_API int pw_conn_set_data(pw_server *srv, pw_conn_id id, void *data);
 /* The pointer last set for id, or NULL (never set, or any case where set would fail). */
 PW_API void *pw_conn_data(pw_server *srv, pw_conn_id id);
 
-/* ---- topics: publish once, deliver to every subscriber ----------------------------------------- */
+/* ---- topics: publish once, deliver to every subscriber --------------------------------------- */
 /* A topic is a name of 1..255 bytes (any bytes but NUL). A published message is one pw_buf,
  * its frame header encoded once, referenced by every subscriber's send queue on every loop:
  * no per-subscriber copy. All calls are safe from any thread; from another thread they act on
@@ -551,17 +551,17 @@ PW_API int pw_task_should_stop(void);
  * pw_task_should_stop(). Elsewhere: sleeps and returns 0. */
 PW_API int pw_task_sleep(int ms);
 
-/* ---- events for the owner's thread ------------------------------------------------------------- */
+/* ---- events for the owner's thread ----------------------------------------------------------- */
 /* A program whose main thread owns its state takes client events in that thread, without
  * locks and without busy polling: add pw_event_fd() to its own poll/epoll/libuv/GLib loop, and
  * when it is readable take events with pw_next_event until it returns 0. Per connection the
  * order is kept: open, then messages in arrival order, then close. */
 typedef enum pw_event_type {
   PW_EV_NONE = 0,
-  PW_EV_OPEN = 1,    /* id, path, query, subprotocol, remote_addr, headers */
-  PW_EV_MESSAGE = 2, /* id, is_binary, buf (payload: pw_buf_data / pw_buf_len) */
-  PW_EV_CLOSE = 3,   /* id, code, reason */
-  PW_EV_USER = 4,    /* user_type, user_data, from pw_post_event */
+  PW_EV_OPEN = 1,              /* id, path, query, subprotocol, remote_addr, headers */
+  PW_EV_MESSAGE = 2,           /* id, is_binary, buf (payload: pw_buf_data / pw_buf_len) */
+  PW_EV_CLOSE = 3,             /* id, code, reason */
+  PW_EV_USER = 4,              /* user_type, user_data, from pw_post_event */
   PW_EV_SUBSCRIBE_REFUSED = 5, /* id, topic, code: see on_subscribe_refused (with
                                   options.deliver_refused = PW_DELIVER_QUEUE) */
 } pw_event_type;
@@ -573,15 +573,15 @@ typedef struct pw_event {
   /* MESSAGE: one reference, owned by the event (pw_event_release drops it). Take your own
    * with pw_buf_ref to keep it longer, or pass it on with pw_send_buf: no copy. */
   pw_buf *buf;
-  int code;                /* CLOSE */
-  const char *reason;      /* CLOSE, NUL-terminated */
+  int code;                                             /* CLOSE */
+  const char *reason;                                   /* CLOSE, NUL-terminated */
   const char *path, *query, *subprotocol, *remote_addr; /* OPEN (subprotocol may be NULL) */
   const pw_header *headers; /* OPEN: the options.event_headers present in the request */
   size_t header_count;
-  int user_type;           /* USER */
-  void *user_data;         /* USER: whatever the poster passed; the library does not free it */
-  const char *topic;       /* SUBSCRIBE_REFUSED, NUL-terminated (code: PW_EAGAIN/PW_ENOMEM) */
-  void *internal_;         /* storage of the strings above; freed by pw_event_release */
+  int user_type;     /* USER */
+  void *user_data;   /* USER: whatever the poster passed; the library does not free it */
+  const char *topic; /* SUBSCRIBE_REFUSED, NUL-terminated (code: PW_EAGAIN/PW_ENOMEM) */
+  void *internal_;   /* storage of the strings above; freed by pw_event_release */
 } pw_event;
 
 /* A descriptor that is readable while events wait, and for good once the server has
@@ -610,39 +610,39 @@ PW_API int pw_post_event(pw_server *srv, int user_type, void *user_data);
 
 /* ---- statistics ------------------------------------------------------------------------------ */
 typedef struct pw_stats {
-  uint64_t connections;        /* WebSocket connections open now */
-  uint64_t connections_total;  /* upgrades accepted since start */
-  uint64_t messages_queued;    /* messages accepted into send queues */
-  uint64_t messages_sent;      /* messages completely written to sockets */
-  uint64_t bytes_sent;         /* wire bytes written (frames and HTTP) */
-  uint64_t queued_bytes;       /* bytes waiting in send queues now */
-  uint64_t inbox_bytes;        /* bytes in commands not yet drained now */
-  uint64_t dropped_new;        /* messages dropped by PW_SLOW_DROP_NEW (also those sent
-                                  from other threads, whose call had returned 0) */
-  uint64_t dropped_oldest;     /* messages dropped by PW_SLOW_DROP_OLDEST */
-  uint64_t dropped_closed;     /* messages for connections that closed before delivery,
-                                  including the queue of a slow client closed by policy */
-  uint64_t slow_closed;        /* connections closed by PW_SLOW_CLOSE */
-  uint64_t rejected;           /* calls from other threads answered PW_EAGAIN */
-  uint64_t wakeups;            /* inbox wakeups handled */
-  uint64_t commands;           /* commands drained (commands / wakeups = batch size) */
-  uint64_t max_batch;          /* most commands drained in one wakeup */
-  uint64_t events_queued;      /* events put in the owner's queue */
-  uint64_t events_dropped;     /* messages dropped by PW_EVQ_DROP, and
-                                  PW_EV_SUBSCRIBE_REFUSED events that found the queue full */
-  uint64_t events_closed;      /* clients closed with 1013 by PW_EVQ_CLOSE */
-  uint64_t reads_paused;       /* times a client's reading was paused by PW_EVQ_PAUSE */
-  uint64_t event_bytes;        /* message payload bytes waiting in the queue now */
-  uint64_t events_waiting;     /* events waiting in the queue now */
-  uint64_t producers_failed;   /* on-demand producers that could not start (each logged with
-                                  its topic; retried at its next first subscriber on a loop) */
+  uint64_t connections;           /* WebSocket connections open now */
+  uint64_t connections_total;     /* upgrades accepted since start */
+  uint64_t messages_queued;       /* messages accepted into send queues */
+  uint64_t messages_sent;         /* messages completely written to sockets */
+  uint64_t bytes_sent;            /* wire bytes written (frames and HTTP) */
+  uint64_t queued_bytes;          /* bytes waiting in send queues now */
+  uint64_t inbox_bytes;           /* bytes in commands not yet drained now */
+  uint64_t dropped_new;           /* messages dropped by PW_SLOW_DROP_NEW (also those sent
+                                     from other threads, whose call had returned 0) */
+  uint64_t dropped_oldest;        /* messages dropped by PW_SLOW_DROP_OLDEST */
+  uint64_t dropped_closed;        /* messages for connections that closed before delivery,
+                                     including the queue of a slow client closed by policy */
+  uint64_t slow_closed;           /* connections closed by PW_SLOW_CLOSE */
+  uint64_t rejected;              /* calls from other threads answered PW_EAGAIN */
+  uint64_t wakeups;               /* inbox wakeups handled */
+  uint64_t commands;              /* commands drained (commands / wakeups = batch size) */
+  uint64_t max_batch;             /* most commands drained in one wakeup */
+  uint64_t events_queued;         /* events put in the owner's queue */
+  uint64_t events_dropped;        /* messages dropped by PW_EVQ_DROP, and
+                                     PW_EV_SUBSCRIBE_REFUSED events that found the queue full */
+  uint64_t events_closed;         /* clients closed with 1013 by PW_EVQ_CLOSE */
+  uint64_t reads_paused;          /* times a client's reading was paused by PW_EVQ_PAUSE */
+  uint64_t event_bytes;           /* message payload bytes waiting in the queue now */
+  uint64_t events_waiting;        /* events waiting in the queue now */
+  uint64_t producers_failed;      /* on-demand producers that could not start (each logged with
+                                     its topic; retried at its next first subscriber on a loop) */
   uint64_t subscriptions_refused; /* pw_subscribe refused (over max_subscriptions, or out of
                                      memory), from any thread; from another thread the call
                                      returned 0 (see on_subscribe_refused) */
-  uint64_t reads_paused_sendq; /* times a client's reading was paused because its own send
-                                  queue passed the high-water mark (see max_queued_bytes) */
-  uint64_t subscriptions;      /* (connection, topic) subscriptions now, over every loop */
-  uint64_t topics;             /* topics with at least one subscriber now */
+  uint64_t reads_paused_sendq;    /* times a client's reading was paused because its own send
+                                     queue passed the high-water mark (see max_queued_bytes) */
+  uint64_t subscriptions;         /* (connection, topic) subscriptions now, over every loop */
+  uint64_t topics;                /* topics with at least one subscriber now */
 } pw_stats;
 
 /* A snapshot of the counters (each read atomically; together they are not one instant).

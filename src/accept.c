@@ -41,8 +41,8 @@ static void report_refusals(pw__loop *l, uint64_t n, const char *why) {
   uint64_t count;
   if (!pw__ratelog_due(&l->accept.refusals, l->now_ms, n, &count)) return;
   pw__log(l->srv, PW_LOG_WARN,
-          "%s: %llu new connection(s) refused since the last report (at most one every %d s)",
-          why, (unsigned long long)count, PW__RATELOG_MS / 1000);
+          "%s: %llu new connection(s) refused since the last report (at most one every %d s)", why,
+          (unsigned long long)count, PW__RATELOG_MS / 1000);
 }
 
 /* A descriptor that only holds a number: an eventfd needs no file system (no /dev/null in a
@@ -83,8 +83,8 @@ static void shed_pending(pw__loop *l, uv_stream_t *listener) {
   uint64_t n = 0;
   if (uv_fileno((uv_handle_t *)listener, &lfd) != 0 || !make_room(l))
     return report_refusals(l, 1, "out of file descriptors, none to free");
-  while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0 ||
-         errno == EINTR || errno == ECONNABORTED) {
+  while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0 || errno == EINTR ||
+         errno == ECONNABORTED) {
     if (fd >= 0) refuse(fd), close(fd), n++;
   }
   report_refusals(l, n, "out of file descriptors");
@@ -99,7 +99,8 @@ static void on_connection(uv_stream_t *server, int status) {
   if (!c) return report_refusals(l, 1, "could not set up a connection");
   int fd;
   if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return;
-  if (l->accept.spare_fd < 0) l->accept.spare_fd = open_spare(); /* given up by shed_pending: take it back */
+  if (l->accept.spare_fd < 0)
+    l->accept.spare_fd = open_spare(); /* given up by shed_pending: take it back */
   if (descriptor_left()) return;
   refuse(fd); /* the newest goes, so that one number stays free for the next accept */
   pw__conn_destroy(c);
@@ -143,8 +144,8 @@ int pw__accept_listen(pw__loop *l, const char *addr, int port, int reuseport, in
   int r = uv_tcp_bind(listener, (struct sockaddr *)&sa, 0);
   if (r == 0) r = uv_listen((uv_stream_t *)listener, o->backlog, on_connection);
   if (r != 0) {
-    pw__log(l->srv, PW_LOG_ERROR, "cannot listen on %s:%d%s: %s", addr, port,
-            tls ? " (TLS)" : "", uv_strerror(r));
+    pw__log(l->srv, PW_LOG_ERROR, "cannot listen on %s:%d%s: %s", addr, port, tls ? " (TLS)" : "",
+            uv_strerror(r));
     return r == UV_EADDRINUSE ? PW_EADDRINUSE : PW_EBIND;
   }
   if (l->accept.spare_fd < 0) l->accept.spare_fd = open_spare(); /* once, either listener */

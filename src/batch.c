@@ -50,8 +50,7 @@ size_t pw__batch_flush(pw__loop *l) {
   size_t work = 0;
   pw__pub *first = l->batch.n ? l->batch.pubs[0] : NULL;
   pw_buf *b = NULL;
-  if (l->batch.n > 1 && pw__topic_count(l, first->topic, first->len) > 0)
-    b = batch_buffer(l);
+  if (l->batch.n > 1 && pw__topic_count(l, first->topic, first->len) > 0) b = batch_buffer(l);
   if (b) {
     /* The frames too: a subscriber with permessage-deflate gets them compressed, as one
      * batch buffer per distinct window shared by all no-context-takeover subscribers, or
@@ -73,7 +72,7 @@ size_t pw__batch_flush(pw__loop *l) {
 size_t pw__batch_add(pw__loop *l, pw__pub *p) {
   size_t wire = pw__buf_wire_len(p->buf), work = 0;
   if (l->batch.n && (!same_topic(l->batch.pubs[0], p) || l->batch.n == PW__BATCH_MAX_MSGS ||
-                    l->batch.bytes + wire > batch_cap(l)))
+                     l->batch.bytes + wire > batch_cap(l)))
     work = pw__batch_flush(l);
   l->batch.pubs[l->batch.n++] = p;
   l->batch.bytes += wire;

@@ -102,8 +102,8 @@ pw_buf *pw_buf_new(const void *data, size_t len, int flags) {
   return pw__buf_new_frame(opcode, data, len);
 }
 
-pw_buf *pw_buf_wrap(const void *data, size_t len, void (*free_fn)(void *data, void *ctx),
-                    void *ctx, int flags) {
+pw_buf *pw_buf_wrap(const void *data, size_t len, void (*free_fn)(void *data, void *ctx), void *ctx,
+                    int flags) {
   int opcode = message_opcode(flags);
   if (opcode < 0 || (len && !data) || len > UINT32_MAX - PW_FRAME_MAX_HEADER) return NULL;
   pw_buf *b = alloc_copy(0);

@@ -30,15 +30,15 @@ enum pw__buf_kind {
 /* pw_buf_ref / pw_buf_unref are the public calls (pushwire.h). */
 struct pw_buf {
   _Atomic uint32_t refs;
-  uint8_t hdr_len;      /* frame header bytes just before payload (copied) or in hdr_space */
-  uint8_t opcode;       /* PW_OP_* of a FRAME or WRAPPED buffer, 0 for the other kinds */
-  uint8_t kind;         /* enum pw__buf_kind */
+  uint8_t hdr_len; /* frame header bytes just before payload (copied) or in hdr_space */
+  uint8_t opcode;  /* PW_OP_* of a FRAME or WRAPPED buffer, 0 for the other kinds */
+  uint8_t kind;    /* enum pw__buf_kind */
   const uint8_t *payload;
   size_t payload_len;
-  pw__free_fn free_fn;  /* NULL for copied buffers */
+  pw__free_fn free_fn; /* NULL for copied buffers */
   void *free_ctx;
-  uint32_t cork_cap;    /* CORK: bytes of data[] allocated */
-  uint32_t msgs;        /* CORK, BATCH: the messages in it */
+  uint32_t cork_cap;     /* CORK: bytes of data[] allocated */
+  uint32_t msgs;         /* CORK, BATCH: the messages in it */
   uint8_t hdr_space[10]; /* must stay right before data[]: see the layout note */
   uint8_t data[];
 };

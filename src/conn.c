@@ -17,7 +17,6 @@
 #include "tls.h"
 #include "tlsglue.h"
 
-
 typedef struct pw__write_req {
   uv_write_t req;
   size_t bytes; /* wire bytes this write covers: all written when it completes */
@@ -44,17 +43,14 @@ void pw__conn_eof(pw__conn *c) {
 void pw__conn_deliver(pw__conn *c, uint8_t *p, size_t n) {
   pw__loop *l = c->loop;
   switch (c->state) {
-  case PW__S_HTTP:
-    return pw__http_read(c, p, n);
+  case PW__S_HTTP: return pw__http_read(c, p, n);
   case PW__S_OPEN:
     c->last_active_ms = l->now_ms;
     c->ping_sent = 0;
     pw__list_push(l, c, PW__L_OPEN); /* to the tail: the list stays ordered by activity */
     /* fall through */
-  case PW__S_CLOSING:
-    return pw__ws_read(c, p, n);
-  default: /* DRAIN, LINGER: we are ending; input is discarded */
-    return;
+  case PW__S_CLOSING: return pw__ws_read(c, p, n);
+  default: /* DRAIN, LINGER: we are ending; input is discarded */ return;
   }
 }
 
@@ -69,9 +65,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   check_high_water(c);
 }
 
-void pw__conn_read_start(pw__conn *c) {
-  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-}
+void pw__conn_read_start(pw__conn *c) { uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read); }
 
 /* ---- pausing reads ------------------------------------------------------------------------ */
 /* Design notes (reading paused for the connection's own send queue):
@@ -201,12 +195,9 @@ static pw_buf *q_at(const pw__sendq *q, uint32_t i) {
   return q->ring[(q->head + i) & (q->cap - 1)];
 }
 
-
 /* Messages a queued buffer carries: 1 for a data frame, all of them for a cork or a publish
  * batch (publish.c), 0 for control frames and HTTP bytes (never dropped by a policy). */
-static uint64_t messages_in(const pw_buf *b) {
-  return pw__buf_messages(b);
-}
+static uint64_t messages_in(const pw_buf *b) { return pw__buf_messages(b); }
 
 /* Keep the loop's gauge of queued bytes in step with this queue. */
 static void q_bytes_add(pw__conn *c, size_t add, size_t sub) {
@@ -505,7 +496,6 @@ static void write_async(pw__conn *c) {
   }
   c->q.inflight = entries;
 }
-
 
 /* A burst is over: give the big ring back. */
 void pw__conn_shrink(pw__sendq *q) {

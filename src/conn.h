@@ -23,12 +23,12 @@ struct pw__http;
 struct pw__tls_conn;
 
 enum pw__state {
-  PW__S_HTTP,     /* reading HTTP requests (plain ones, or the upgrade) */
-  PW__S_OPEN,     /* WebSocket open */
-  PW__S_CLOSING,  /* we sent a close frame; waiting for the peer's */
-  PW__S_DRAIN,    /* last bytes queued; once written, shut down the write side */
-  PW__S_LINGER,   /* FIN sent; discard input until EOF or the close timeout */
-  PW__S_DEAD,     /* uv_close called; memory goes in the close callback */
+  PW__S_HTTP,    /* reading HTTP requests (plain ones, or the upgrade) */
+  PW__S_OPEN,    /* WebSocket open */
+  PW__S_CLOSING, /* we sent a close frame; waiting for the peer's */
+  PW__S_DRAIN,   /* last bytes queued; once written, shut down the write side */
+  PW__S_LINGER,  /* FIN sent; discard input until EOF or the close timeout */
+  PW__S_DEAD,    /* uv_close called; memory goes in the close callback */
 };
 
 enum pw__list { PW__L_NONE, PW__L_HTTP, PW__L_OPEN, PW__L_CLOSING };
@@ -44,39 +44,39 @@ typedef struct pw__sendq {
   pw_buf **ring;
   uint32_t cap, head, count;
   size_t offset;
-  size_t bytes;          /* wire bytes queued and not yet written */
-  uint32_t inflight;     /* entries covered by the pending uv_write (0 = none pending) */
+  size_t bytes;      /* wire bytes queued and not yet written */
+  uint32_t inflight; /* entries covered by the pending uv_write (0 = none pending) */
 } pw__sendq;
 
 typedef struct pw__conn {
   uv_tcp_t tcp;
   struct pw__loop *loop;
-  pw_conn_id id;            /* 0 until the upgrade */
-  void *user_data;          /* pw_conn_set_data: the user's, never freed by the library */
+  pw_conn_id id;                /* 0 until the upgrade */
+  void *user_data;              /* pw_conn_set_data: the user's, never freed by the library */
   struct pw__conn *prev, *next; /* in the loop's list named by `list` */
-  uint64_t last_active_ms;  /* HTTP/OPEN: last input; CLOSING..LINGER: when closing began */
+  uint64_t last_active_ms;      /* HTTP/OPEN: last input; CLOSING..LINGER: when closing began */
   uint8_t state, list;
   uint8_t dirty : 1, ping_sent : 1;
-  uint8_t read_paused : 2;  /* enum pw__pause bits: why reading is stopped (0 = reading) */
-  uint8_t opened : 1;        /* on_open was called and on_close not yet */
-  uint8_t tls_writing : 1;   /* TLS: a uv_write of copied ciphertext is pending */
-  uint8_t tls_notified : 1;  /* TLS: our close_notify is queued (before the FIN) */
-  uint8_t tls_plain : 1;     /* TLS: the client spoke plain HTTP; answered in plain */
-  struct pw__tls_conn *tls;  /* the TLS engine (tls.h) on the TLS listener, else NULL */
-  pw__wsp ws;               /* the frame/message parser (ws.c drives it) */
-  uint8_t pmd_on;           /* permessage-deflate negotiated (pmd.c): pmd holds the terms */
-  pw__deflate_params pmd;   /* 5 bytes; the codecs below come with the first message */
+  uint8_t read_paused : 2;       /* enum pw__pause bits: why reading is stopped (0 = reading) */
+  uint8_t opened : 1;            /* on_open was called and on_close not yet */
+  uint8_t tls_writing : 1;       /* TLS: a uv_write of copied ciphertext is pending */
+  uint8_t tls_notified : 1;      /* TLS: our close_notify is queued (before the FIN) */
+  uint8_t tls_plain : 1;         /* TLS: the client spoke plain HTTP; answered in plain */
+  struct pw__tls_conn *tls;      /* the TLS engine (tls.h) on the TLS listener, else NULL */
+  pw__wsp ws;                    /* the frame/message parser (ws.c drives it) */
+  uint8_t pmd_on;                /* permessage-deflate negotiated (pmd.c): pmd holds the terms */
+  pw__deflate_params pmd;        /* 5 bytes; the codecs below come with the first message */
   struct pw__inflater *inflater; /* client -> server, lazily (wsparse.c) */
   struct pw__deflater *deflater; /* server -> client with context takeover, lazily (pmd.c) */
-  struct pw__http *http;    /* HTTP-phase state (heap, freed at the upgrade) */
-  struct pw__conn_sub *subs; /* this connection's topics (heap, only when subscribed) */
+  struct pw__http *http;         /* HTTP-phase state (heap, freed at the upgrade) */
+  struct pw__conn_sub *subs;     /* this connection's topics (heap, only when subscribed) */
   uint32_t nsubs, subs_cap;
   pw__sendq q;
-  uint8_t has_policy : 1;   /* slow_policy/max_queued set for this connection */
-  uint8_t slow_policy;      /* pw_slow_policy when has_policy */
-  uint32_t max_queued;      /* per-connection queue limit in bytes, 0 = the server's */
-  uint16_t close_code;      /* the code to report to on_close */
-  char *close_reason;       /* heap copy for on_close, or NULL */
+  uint8_t has_policy : 1; /* slow_policy/max_queued set for this connection */
+  uint8_t slow_policy;    /* pw_slow_policy when has_policy */
+  uint32_t max_queued;    /* per-connection queue limit in bytes, 0 = the server's */
+  uint16_t close_code;    /* the code to report to on_close */
+  char *close_reason;     /* heap copy for on_close, or NULL */
 } pw__conn;
 
 /* (Re)start reading into the loop's shared buffer. */

@@ -61,29 +61,25 @@ typedef struct param_value {
 } param_value;
 
 static int is_tchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-    return 1;
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return 1;
   return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
 static void skip_ows(cursor *c) {
-  while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
-    c->p++;
+  while (c->p < c->end && (*c->p == ' ' || *c->p == '\t')) c->p++;
 }
 
 static int at(const cursor *c, char ch) { return c->p < c->end && *c->p == ch; }
 
 static int parse_token(cursor *c, span *s) {
   s->p = c->p;
-  while (c->p < c->end && is_tchar((unsigned char)*c->p))
-    c->p++;
+  while (c->p < c->end && is_tchar((unsigned char)*c->p)) c->p++;
   s->n = (size_t)(c->p - s->p);
   return s->n > 0;
 }
 
 static void value_add(param_value *v, char ch) {
-  if (v->len < sizeof v->text)
-    v->text[v->len] = ch;
+  if (v->len < sizeof v->text) v->text[v->len] = ch;
   v->len++;
 }
 
@@ -94,42 +90,33 @@ static int parse_quoted(cursor *c, param_value *v) {
   while (c->p < c->end && *c->p != '"') {
     unsigned char ch = (unsigned char)*c->p++;
     if (ch == '\\') {
-      if (c->p == c->end)
-        return 0;
+      if (c->p == c->end) return 0;
       ch = (unsigned char)*c->p++;
     }
-    if (!is_tchar(ch))
-      return 0;
+    if (!is_tchar(ch)) return 0;
     value_add(v, (char)ch);
   }
-  if (c->p == c->end)
-    return 0; /* unterminated */
+  if (c->p == c->end) return 0; /* unterminated */
   c->p++;
   return v->len > 0;
 }
 
 static int parse_value(cursor *c, param_value *v) {
   v->present = 1;
-  if (at(c, '"'))
-    return parse_quoted(c, v);
+  if (at(c, '"')) return parse_quoted(c, v);
   span s;
-  if (!parse_token(c, &s))
-    return 0;
-  for (size_t i = 0; i < s.n; i++)
-    value_add(v, s.p[i]);
+  if (!parse_token(c, &s)) return 0;
+  for (size_t i = 0; i < s.n; i++) value_add(v, s.p[i]);
   return 1;
 }
 
 static int span_is(span s, const char *lower) {
   size_t n = strlen(lower);
-  if (s.n != n)
-    return 0;
+  if (s.n != n) return 0;
   for (size_t i = 0; i < n; i++) {
     char ch = s.p[i];
-    if (ch >= 'A' && ch <= 'Z')
-      ch = (char)(ch - 'A' + 'a');
-    if (ch != lower[i])
-      return 0;
+    if (ch >= 'A' && ch <= 'Z') ch = (char)(ch - 'A' + 'a');
+    if (ch != lower[i]) return 0;
   }
   return 1;
 }
@@ -153,12 +140,10 @@ typedef struct offer {
 /* RFC 7692 7.1.2.1/7.1.2.2: "a decimal integer value without leading zeroes between 8 to 15,
  * inclusive". Returns the value, or 0 if the text is not one. */
 static int window_bits_value(const param_value *v) {
-  if (!v->present || v->len == 0 || v->len > 2 || v->text[0] == '0')
-    return 0;
+  if (!v->present || v->len == 0 || v->len > 2 || v->text[0] == '0') return 0;
   int n = 0;
   for (size_t i = 0; i < v->len; i++) {
-    if (v->text[i] < '0' || v->text[i] > '9')
-      return 0;
+    if (v->text[i] < '0' || v->text[i] > '9') return 0;
     n = n * 10 + (v->text[i] - '0');
   }
   return n >= 8 && n <= 15 ? n : 0;
@@ -166,8 +151,7 @@ static int window_bits_value(const param_value *v) {
 
 static int param_id(span name) {
   for (int i = 0; i < P_COUNT; i++)
-    if (span_is(name, param_names[i]))
-      return i;
+    if (span_is(name, param_names[i])) return i;
   return -1;
 }
 
@@ -184,12 +168,9 @@ static void offer_param(offer *o, span name, const param_value *v) {
   switch (id) {
   case P_SERVER_NCT: /* "This extension parameter has no value." */
   case P_CLIENT_NCT:
-    if (v->present)
-      o->declined = 1;
-    else if (id == P_SERVER_NCT)
-      o->server_nct = 1;
-    else
-      o->client_nct = 1;
+    if (v->present) o->declined = 1;
+    else if (id == P_SERVER_NCT) o->server_nct = 1;
+    else o->client_nct = 1;
     break;
   case P_SERVER_BITS: /* a value is required */
     o->server_bits = bits;
@@ -207,30 +188,24 @@ static void offer_param(offer *o, span name, const param_value *v) {
 static int parse_extension(cursor *c, offer *o) {
   span name;
   memset(o, 0, sizeof *o);
-  if (!parse_token(c, &name))
-    return 0;
+  if (!parse_token(c, &name)) return 0;
   o->is_pmd = span_is(name, "permessage-deflate");
   for (;;) {
     skip_ows(c);
-    if (c->p == c->end || at(c, ','))
-      return 1;
-    if (!at(c, ';'))
-      return 0;
+    if (c->p == c->end || at(c, ',')) return 1;
+    if (!at(c, ';')) return 0;
     c->p++;
     skip_ows(c);
     span pname;
     param_value v = {0};
-    if (!parse_token(c, &pname))
-      return 0;
+    if (!parse_token(c, &pname)) return 0;
     skip_ows(c);
     if (at(c, '=')) {
       c->p++;
       skip_ows(c);
-      if (!parse_value(c, &v))
-        return 0;
+      if (!parse_value(c, &v)) return 0;
     }
-    if (o->is_pmd)
-      offer_param(o, pname, &v);
+    if (o->is_pmd) offer_param(o, pname, &v);
   }
 }
 
@@ -238,16 +213,12 @@ static int parse_extension(cursor *c, offer *o) {
 static int next_extension(cursor *c, offer *o) {
   for (;;) {
     skip_ows(c);
-    if (c->p == c->end)
-      return 0;
-    if (!at(c, ','))
-      break;
+    if (c->p == c->end) return 0;
+    if (!at(c, ',')) break;
     c->p++;
   }
-  if (!parse_extension(c, o))
-    return -1;
-  if (c->p < c->end)
-    c->p++; /* the ',' */
+  if (!parse_extension(c, o)) return -1;
+  if (c->p < c->end) c->p++; /* the ',' */
   return 1;
 }
 
@@ -270,8 +241,7 @@ static int agree_server_bits(const resolved *r, const offer *o, int *bits) {
     *bits = r->server_bits;
     return 1;
   }
-  if (o->server_bits < 9)
-    return 0;
+  if (o->server_bits < 9) return 0;
   *bits = o->server_bits < r->server_bits ? o->server_bits : r->server_bits;
   return 1;
 }
@@ -314,22 +284,18 @@ static int first_acceptable(const struct pw_deflate_options *cfg, const char *va
   cursor c = {value, value + len};
   offer o;
   while (next_extension(&c, &o) == 1)
-    if (agree(cfg, &o, out))
-      return 1;
+    if (agree(cfg, &o, out)) return 1;
   return 0;
 }
 
-int pw__deflate_negotiate(const struct pw_deflate_options *cfg, const char *value,
-                          size_t value_len, pw__deflate_params *out) {
-  if (!cfg || !out || (!value && value_len))
-    return PW_EINVAL;
+int pw__deflate_negotiate(const struct pw_deflate_options *cfg, const char *value, size_t value_len,
+                          pw__deflate_params *out) {
+  if (!cfg || !out || (!value && value_len)) return PW_EINVAL;
   if (!value)
     value = ""; /* no header: an empty list (NULL + 0 would be pointer arithmetic on NULL) */
   memset(out, 0, sizeof *out);
-  if (!value_well_formed(value, value_len))
-    return PW__PMD_MALFORMED;
-  if (!cfg->enable)
-    return PW__PMD_NONE;
+  if (!value_well_formed(value, value_len)) return PW__PMD_MALFORMED;
+  if (!cfg->enable) return PW__PMD_NONE;
   return first_acceptable(cfg, value, value_len, out) ? PW__PMD_ACCEPT : PW__PMD_NONE;
 }
 
@@ -340,8 +306,7 @@ static int is_extensions_header(const pw_header *h) {
 
 int pw__deflate_negotiate_request(const struct pw_deflate_options *cfg, const pw_request *req,
                                   pw__deflate_params *out) {
-  if (!cfg || !req || !out || (!req->headers && req->header_count))
-    return PW_EINVAL;
+  if (!cfg || !req || !out || (!req->headers && req->header_count)) return PW_EINVAL;
   memset(out, 0, sizeof *out);
   for (size_t i = 0; i < req->header_count; i++)
     if (is_extensions_header(&req->headers[i]) &&
@@ -362,15 +327,15 @@ size_t pw__deflate_response(const pw__deflate_params *p, char out[PW__DEFLATE_RE
                    p->server_no_context_takeover ? "; server_no_context_takeover" : "",
                    p->client_no_context_takeover ? "; client_no_context_takeover" : "");
   if (p->server_bits_offered || (p->server_max_window_bits && p->server_max_window_bits < 15))
-    n += snprintf(out + n, (size_t)(PW__DEFLATE_RESPONSE_MAX - n),
-                  "; server_max_window_bits=%d", p->server_max_window_bits);
+    n += snprintf(out + n, (size_t)(PW__DEFLATE_RESPONSE_MAX - n), "; server_max_window_bits=%d",
+                  p->server_max_window_bits);
   if (p->client_max_window_bits && p->client_max_window_bits < 15)
-    n += snprintf(out + n, (size_t)(PW__DEFLATE_RESPONSE_MAX - n),
-                  "; client_max_window_bits=%d", p->client_max_window_bits);
+    n += snprintf(out + n, (size_t)(PW__DEFLATE_RESPONSE_MAX - n), "; client_max_window_bits=%d",
+                  p->client_max_window_bits);
   return (size_t)n;
 }
 
-/* ---- codec: shared pieces --------------------------------------------------------------------- */
+/* ---- codec: shared pieces -------------------------------------------------------------------- */
 
 /* RFC 7692 7.2.1: what Z_SYNC_FLUSH ends with (an empty stored block), dropped by the sender
  * and appended again by the receiver (7.2.2). */
@@ -380,8 +345,7 @@ static const uint8_t sync_tail[4] = {0x00, 0x00, 0xff, 0xff};
 #define ZCHUNK ((size_t)1 << 30)
 
 void pw__zbuf_free(pw__zbuf *b) {
-  if (!b)
-    return;
+  if (!b) return;
   free(b->data);
   b->data = NULL;
   b->len = b->cap = 0;
@@ -389,8 +353,7 @@ void pw__zbuf_free(pw__zbuf *b) {
 
 /* Room for at least `more` bytes after len (doubling, to keep appends amortised). */
 static int zbuf_reserve(pw__zbuf *b, size_t more) {
-  if (more > SIZE_MAX - b->len ||
-      pw__grow((void **)&b->data, &b->cap, b->len + more, 1, 256) != 0)
+  if (more > SIZE_MAX - b->len || pw__grow((void **)&b->data, &b->cap, b->len + more, 1, 256) != 0)
     return PW_ENOMEM;
   return 0;
 }
@@ -402,8 +365,7 @@ static uInt clamp_uint(size_t n) { return n > ZCHUNK ? (uInt)ZCHUNK : (uInt)n; }
 static voidpf counted_alloc(voidpf opaque, uInt items, uInt size) {
   size_t n = (size_t)items * size;
   max_align_t *p = malloc(sizeof(max_align_t) + n);
-  if (!p)
-    return Z_NULL;
+  if (!p) return Z_NULL;
   *(size_t *)(void *)p = n;
   *(size_t *)opaque += n;
   return p + 1;
@@ -426,7 +388,7 @@ int pw__inflate_close_code(int err) {
   return err == PW_ETOOBIG ? 1009 : err == PW_EIO ? 1007 : 1011;
 }
 
-/* ---- deflate ----------------------------------------------------------------------------------- */
+/* ---- deflate --------------------------------------------------------------------------------- */
 
 struct pw__deflater {
   z_stream zs;
@@ -441,8 +403,7 @@ int pw__deflater_new(pw__deflater **out, int window_bits, int level, int mem_lev
       mem_level > 9)
     return PW_EINVAL;
   pw__deflater *d = calloc(1, sizeof *d);
-  if (!d)
-    return PW_ENOMEM;
+  if (!d) return PW_ENOMEM;
   d->window_bits = (uint8_t)(window_bits < 9 ? 9 : window_bits);
   d->level = (uint8_t)(level ? level : PW__DEFLATE_DEFAULT_LEVEL);
   d->mem_level = (uint8_t)(mem_level ? mem_level : PW__DEFLATE_DEFAULT_MEM_LEVEL);
@@ -453,17 +414,14 @@ int pw__deflater_new(pw__deflater **out, int window_bits, int level, int mem_lev
 
 int pw__deflater_new_server(pw__deflater **out, const struct pw_deflate_options *cfg,
                             const pw__deflate_params *p) {
-  if (!cfg || !p)
-    return PW_EINVAL;
+  if (!cfg || !p) return PW_EINVAL;
   return pw__deflater_new(out, p->server_max_window_bits, cfg->level, cfg->mem_level,
                           p->server_no_context_takeover);
 }
 
 void pw__deflater_release(pw__deflater *d) {
-  if (d && d->ready)
-    deflateEnd(&d->zs);
-  if (d)
-    d->ready = 0;
+  if (d && d->ready) deflateEnd(&d->zs);
+  if (d) d->ready = 0;
 }
 
 void pw__deflater_free(pw__deflater *d) {
@@ -472,21 +430,18 @@ void pw__deflater_free(pw__deflater *d) {
 }
 
 void pw__deflater_reset(pw__deflater *d) {
-  if (d && d->ready)
-    deflateReset(&d->zs);
+  if (d && d->ready) deflateReset(&d->zs);
 }
 
 size_t pw__deflater_mem(const pw__deflater *d) { return d ? sizeof *d + d->zlib_bytes : 0; }
 
 /* Negative window bits: raw DEFLATE, no zlib header or checksum (RFC 7692 uses bare DEFLATE). */
 static int deflater_ready(pw__deflater *d) {
-  if (d->ready)
-    return 0;
+  if (d->ready) return 0;
   zstream_hooks(&d->zs, &d->zlib_bytes);
   int zr = deflateInit2(&d->zs, d->level, Z_DEFLATED, -(int)d->window_bits, d->mem_level,
                         Z_DEFAULT_STRATEGY);
-  if (zr != Z_OK)
-    return zr == Z_MEM_ERROR ? PW_ENOMEM : PW_EIO;
+  if (zr != Z_OK) return zr == Z_MEM_ERROR ? PW_ENOMEM : PW_EIO;
   d->ready = 1;
   return 0;
 }
@@ -502,8 +457,7 @@ static int deflate_pump(pw__deflater *d, pw__zbuf *out, int flush) {
     d->zs.avail_out = clamp_uint(out->cap - out->len);
     int zr = deflate(&d->zs, flush);
     out->len = (size_t)(d->zs.next_out - out->data);
-    if (zr != Z_OK && zr != Z_BUF_ERROR)
-      return PW_EIO;
+    if (zr != Z_OK && zr != Z_BUF_ERROR) return PW_EIO;
   } while (d->zs.avail_out == 0 || d->zs.avail_in > 0);
   return 0;
 }
@@ -516,8 +470,7 @@ static int deflate_all(pw__deflater *d, const uint8_t *p, size_t len, pw__zbuf *
     d->zs.avail_in = (uInt)chunk;
     int last = chunk == len;
     int rc = deflate_pump(d, out, last ? Z_SYNC_FLUSH : Z_NO_FLUSH);
-    if (rc || last)
-      return rc;
+    if (rc || last) return rc;
     p += chunk;
     len -= chunk;
   }
@@ -536,8 +489,7 @@ static int drop_sync_tail(pw__zbuf *out, size_t start) {
  * repairs that (forgetting is always legal for a sender), so the deflater stays usable. */
 static int deflate_failed(pw__deflater *d, pw__zbuf *out, size_t start, int rc) {
   out->len = start;
-  if (d->ready)
-    deflateReset(&d->zs);
+  if (d->ready) deflateReset(&d->zs);
   return rc;
 }
 
@@ -546,32 +498,24 @@ static int deflate_failed(pw__deflater *d, pw__zbuf *out, size_t start, int rc) 
  * with a sync flush), so the block changes neither its window nor its bit position, and zlib
  * would refuse a second sync flush with no input in between (Z_BUF_ERROR, no marker). */
 static int empty_message(pw__zbuf *out) {
-  if (zbuf_reserve(out, 1))
-    return PW_ENOMEM;
+  if (zbuf_reserve(out, 1)) return PW_ENOMEM;
   out->data[out->len++] = 0x00;
   return 0;
 }
 
 int pw__deflate_message(pw__deflater *d, const void *data, size_t len, pw__zbuf *out) {
-  if (!d || !out || (!data && len) || out->len > out->cap)
-    return PW_EINVAL;
-  if (len == 0)
-    return empty_message(out);
+  if (!d || !out || (!data && len) || out->len > out->cap) return PW_EINVAL;
+  if (len == 0) return empty_message(out);
   size_t start = out->len;
   int rc = deflater_ready(d);
-  if (rc)
-    return rc;
+  if (rc) return rc;
   /* deflateBound assumes Z_FINISH; a sync flush adds at most a few bytes (an empty stored
    * block and alignment), so this is one allocation in the common case. */
   rc = zbuf_reserve(out, deflateBound(&d->zs, (uLong)(len > ZCHUNK ? ZCHUNK : len)) + 16);
-  if (!rc)
-    rc = deflate_all(d, data, len, out);
-  if (!rc)
-    rc = drop_sync_tail(out, start);
-  if (rc)
-    return deflate_failed(d, out, start, rc);
-  if (d->no_context_takeover)
-    deflateReset(&d->zs);
+  if (!rc) rc = deflate_all(d, data, len, out);
+  if (!rc) rc = drop_sync_tail(out, start);
+  if (rc) return deflate_failed(d, out, start, rc);
+  if (d->no_context_takeover) deflateReset(&d->zs);
   return 0;
 }
 
@@ -579,14 +523,13 @@ int pw__deflate_oneshot(int window_bits, int level, int mem_level, const void *d
                         pw__zbuf *out) {
   pw__deflater *d;
   int rc = pw__deflater_new(&d, window_bits, level, mem_level, 1);
-  if (rc)
-    return rc;
+  if (rc) return rc;
   rc = pw__deflate_message(d, data, len, out);
   pw__deflater_free(d);
   return rc;
 }
 
-/* ---- inflate ----------------------------------------------------------------------------------- */
+/* ---- inflate --------------------------------------------------------------------------------- */
 
 struct pw__inflater {
   z_stream zs;
@@ -603,12 +546,10 @@ struct pw__inflater {
 
 int pw__inflater_new(pw__inflater **out, int window_bits, int no_context_takeover,
                      size_t max_message) {
-  if (!out || window_bits < 8 || window_bits > 15 || max_message == 0 ||
-      max_message == SIZE_MAX)
+  if (!out || window_bits < 8 || window_bits > 15 || max_message == 0 || max_message == SIZE_MAX)
     return PW_EINVAL;
   pw__inflater *in = calloc(1, sizeof *in);
-  if (!in)
-    return PW_ENOMEM;
+  if (!in) return PW_ENOMEM;
   in->window_bits = (uint8_t)(window_bits < 9 ? 9 : window_bits);
   in->no_context_takeover = no_context_takeover != 0;
   in->limit = max_message;
@@ -616,30 +557,23 @@ int pw__inflater_new(pw__inflater **out, int window_bits, int no_context_takeove
   return 0;
 }
 
-int pw__inflater_new_server(pw__inflater **out, const pw__deflate_params *p,
-                            size_t max_message) {
-  if (!p)
-    return PW_EINVAL;
+int pw__inflater_new_server(pw__inflater **out, const pw__deflate_params *p, size_t max_message) {
+  if (!p) return PW_EINVAL;
   return pw__inflater_new(out, p->client_max_window_bits, p->client_no_context_takeover,
                           max_message);
 }
 
 void pw__inflater_free(pw__inflater *in) {
-  if (!in)
-    return;
-  if (in->ready)
-    inflateEnd(&in->zs);
+  if (!in) return;
+  if (in->ready) inflateEnd(&in->zs);
   pw__zbuf_free(&in->out);
   free(in);
 }
 
 int pw__inflater_release(pw__inflater *in) {
-  if (!in)
-    return PW_EINVAL;
-  if (!in->no_context_takeover || in->in_message)
-    return PW_ESTATE;
-  if (in->ready)
-    inflateEnd(&in->zs);
+  if (!in) return PW_EINVAL;
+  if (!in->no_context_takeover || in->in_message) return PW_ESTATE;
+  if (in->ready) inflateEnd(&in->zs);
   in->ready = 0;
   return 0;
 }
@@ -649,12 +583,10 @@ size_t pw__inflater_mem(const pw__inflater *in) {
 }
 
 static int inflater_ready(pw__inflater *in) {
-  if (in->ready)
-    return 0;
+  if (in->ready) return 0;
   zstream_hooks(&in->zs, &in->zlib_bytes);
   int zr = inflateInit2(&in->zs, -(int)in->window_bits);
-  if (zr != Z_OK)
-    return zr == Z_MEM_ERROR ? PW_ENOMEM : PW_EIO;
+  if (zr != Z_OK) return zr == Z_MEM_ERROR ? PW_ENOMEM : PW_EIO;
   in->ready = 1;
   in->ended = 0;
   return 0;
@@ -670,14 +602,11 @@ static int inflate_fail(pw__inflater *in, int rc) {
  * inflated bytes. */
 static int inflate_room(pw__inflater *in) {
   pw__zbuf *b = &in->out;
-  if (b->len < b->cap)
-    return 0;
+  if (b->len < b->cap) return 0;
   size_t cap = b->cap ? b->cap * 2 : 4096;
-  if (cap > in->limit + 1 || cap < b->cap)
-    cap = in->limit + 1;
+  if (cap > in->limit + 1 || cap < b->cap) cap = in->limit + 1;
   uint8_t *p = realloc(b->data, cap);
-  if (!p)
-    return PW_ENOMEM;
+  if (!p) return PW_ENOMEM;
   b->data = p;
   b->cap = cap;
   return 0;
@@ -694,47 +623,36 @@ static int inflate_piece(pw__inflater *in, const uint8_t *p, size_t n, int is_ta
   in->zs.next_in = (Bytef *)(uintptr_t)p;
   in->zs.avail_in = (uInt)n;
   for (;;) {
-    if (in->ended && (in->zs.avail_in == 0 || is_tail))
-      return 0;
+    if (in->ended && (in->zs.avail_in == 0 || is_tail)) return 0;
     int rc = in->ended ? inflate_restart(in) : 0;
-    if (!rc)
-      rc = inflate_room(in);
-    if (rc)
-      return rc;
+    if (!rc) rc = inflate_room(in);
+    if (rc) return rc;
     in->zs.next_out = in->out.data + in->out.len;
     in->zs.avail_out = clamp_uint(in->out.cap - in->out.len);
     int zr = inflate(&in->zs, Z_NO_FLUSH);
     in->out.len = (size_t)(in->zs.next_out - in->out.data);
-    if (zr == Z_STREAM_END)
-      in->ended = 1;
-    else if (zr == Z_MEM_ERROR)
-      return PW_ENOMEM;
+    if (zr == Z_STREAM_END) in->ended = 1;
+    else if (zr == Z_MEM_ERROR) return PW_ENOMEM;
     else if (zr != Z_OK && zr != Z_BUF_ERROR)
       return PW_EIO; /* Z_DATA_ERROR, Z_NEED_DICT, Z_STREAM_ERROR */
-    if (in->out.len > in->limit)
-      return PW_ETOOBIG;
-    if (in->zs.avail_in == 0 && in->zs.avail_out > 0)
-      return 0;
+    if (in->out.len > in->limit) return PW_ETOOBIG;
+    if (in->zs.avail_in == 0 && in->zs.avail_out > 0) return 0;
   }
 }
 
 /* The start of a message drops the previous one's output unless it was taken. */
 static void inflate_begin(pw__inflater *in) {
-  if (in->in_message)
-    return;
+  if (in->in_message) return;
   pw__zbuf_free(&in->out);
   in->in_message = 1;
   in->had_input = 0;
 }
 
 int pw__inflate_push(pw__inflater *in, const void *data, size_t n) {
-  if (!in || (!data && n))
-    return PW_EINVAL;
-  if (in->error)
-    return in->error;
+  if (!in || (!data && n)) return PW_EINVAL;
+  if (in->error) return in->error;
   inflate_begin(in);
-  if (n == 0)
-    return 0;
+  if (n == 0) return 0;
   int rc = inflater_ready(in);
   in->had_input = 1;
   const uint8_t *p = data;
@@ -751,17 +669,13 @@ int pw__inflate_push(pw__inflater *in, const void *data, size_t n) {
  * refer to this one, so the window is carried into the fresh stream as a dictionary. */
 static int inflate_restart(pw__inflater *in) {
   in->ended = 0;
-  if (in->no_context_takeover)
-    return inflateReset(&in->zs) == Z_OK ? 0 : PW_EIO;
+  if (in->no_context_takeover) return inflateReset(&in->zs) == Z_OK ? 0 : PW_EIO;
   uInt n = 0;
   uint8_t *dict = malloc((size_t)1 << in->window_bits);
-  if (!dict)
-    return PW_ENOMEM;
+  if (!dict) return PW_ENOMEM;
   int zr = inflateGetDictionary(&in->zs, dict, &n);
-  if (zr == Z_OK)
-    zr = inflateReset(&in->zs);
-  if (zr == Z_OK && n > 0)
-    zr = inflateSetDictionary(&in->zs, dict, n);
+  if (zr == Z_OK) zr = inflateReset(&in->zs);
+  if (zr == Z_OK && n > 0) zr = inflateSetDictionary(&in->zs, dict, n);
   free(dict);
   return zr == Z_OK ? 0 : PW_EIO;
 }
@@ -771,28 +685,22 @@ static int inflate_restart(pw__inflater *in) {
  * stream ended. A message cut short leaves zlib inside a block, or off a byte boundary. */
 static int inflate_end_message(pw__inflater *in) {
   int rc = inflate_piece(in, sync_tail, sizeof sync_tail, 1);
-  if (rc)
-    return rc;
-  if (in->ended)
-    return inflate_restart(in);
+  if (rc) return rc;
+  if (in->ended) return inflate_restart(in);
   if (!(in->zs.data_type & 128) || (in->zs.data_type & 63) != 0)
     return PW_EIO; /* truncated: the tail was read as part of an unfinished block */
-  if (in->no_context_takeover && inflateReset(&in->zs) != Z_OK)
-    return PW_EIO;
+  if (in->no_context_takeover && inflateReset(&in->zs) != Z_OK) return PW_EIO;
   return 0;
 }
 
 int pw__inflate_finish(pw__inflater *in, const uint8_t **msg, size_t *len) {
-  if (!in || !msg || !len)
-    return PW_EINVAL;
-  if (in->error)
-    return in->error;
+  if (!in || !msg || !len) return PW_EINVAL;
+  if (in->error) return in->error;
   inflate_begin(in);
   /* Zero compressed bytes: an empty message, and the stream does not move (nothing was sent
    * by the peer's compressor either). */
   int rc = in->had_input ? inflate_end_message(in) : 0;
-  if (rc)
-    return inflate_fail(in, rc);
+  if (rc) return inflate_fail(in, rc);
   in->in_message = 0;
   *msg = in->out.data;
   *len = in->out.len;
@@ -801,15 +709,12 @@ int pw__inflate_finish(pw__inflater *in, const uint8_t **msg, size_t *len) {
 
 uint8_t *pw__inflate_take(pw__inflater *in, size_t *len) {
   if (!in || in->in_message) {
-    if (len)
-      *len = 0;
+    if (len) *len = 0;
     return NULL;
   }
   uint8_t *p = in->out.len ? in->out.data : NULL;
-  if (len)
-    *len = in->out.len;
-  if (!p)
-    free(in->out.data);
+  if (len) *len = in->out.len;
+  if (!p) free(in->out.data);
   in->out.data = NULL;
   in->out.len = in->out.cap = 0;
   return p;

@@ -102,8 +102,8 @@ enum {
  * a permessage-deflate offer with an unknown, duplicate or invalid parameter, or one asking
  * for what the server cannot do, is declined (the next offer gets its turn). The whole value
  * is checked for syntax first. Returns PW__PMD_*, or PW_EINVAL (a NULL argument). */
-int pw__deflate_negotiate(const struct pw_deflate_options *cfg, const char *value,
-                          size_t value_len, pw__deflate_params *out);
+int pw__deflate_negotiate(const struct pw_deflate_options *cfg, const char *value, size_t value_len,
+                          pw__deflate_params *out);
 
 /* The same over every Sec-WebSocket-Extensions header of a request, in order, as if they were
  * one comma-separated value (RFC 6455 9.1: the header may be split across lines). */
@@ -114,7 +114,7 @@ int pw__deflate_negotiate_request(const struct pw_deflate_options *cfg, const pw
  * string of at most PW__DEFLATE_RESPONSE_MAX bytes; returns its length (without the NUL). */
 size_t pw__deflate_response(const pw__deflate_params *p, char out[PW__DEFLATE_RESPONSE_MAX]);
 
-/* ---- codec ------------------------------------------------------------------------------------ */
+/* ---- codec ----------------------------------------------------------------------------------- */
 
 /* A growable byte buffer. Owner: whoever holds the struct; pw__zbuf_free releases data. */
 typedef struct pw__zbuf {
@@ -168,8 +168,7 @@ typedef struct pw__inflater pw__inflater;
 int pw__inflater_new(pw__inflater **out, int window_bits, int no_context_takeover,
                      size_t max_message);
 /* The client side of an agreement (its window, its context takeover). */
-int pw__inflater_new_server(pw__inflater **out, const pw__deflate_params *p,
-                            size_t max_message);
+int pw__inflater_new_server(pw__inflater **out, const pw__deflate_params *p, size_t max_message);
 void pw__inflater_free(pw__inflater *in);
 
 /* Feed the next piece of a compressed message's payload (any split, empty pieces allowed).

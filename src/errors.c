@@ -4,7 +4,8 @@
 
 const char *pw_strerror(int code) {
   switch (code) {
-#define PW__ERR_TEXT(name, value, text) case PW_##name: return text;
+#define PW__ERR_TEXT(name, value, text) \
+  case PW_##name: return text;
     PW_ERRNO_MAP(PW__ERR_TEXT)
 #undef PW__ERR_TEXT
   case 0: return "success";
@@ -14,7 +15,8 @@ const char *pw_strerror(int code) {
 
 const char *pw_err_name(int code) {
   switch (code) {
-#define PW__ERR_NAME(name, value, text) case PW_##name: return "PW_" #name;
+#define PW__ERR_NAME(name, value, text) \
+  case PW_##name: return "PW_" #name;
     PW_ERRNO_MAP(PW__ERR_NAME)
 #undef PW__ERR_NAME
   case 0: return "PW_OK";

@@ -291,8 +291,8 @@ static pw__event_node *take(pw_server *srv, int *resume) {
   }
   q->count--;
   q->bytes -= n->bytes;
-  *resume = q->paused && q->count <= srv->opt.max_events / 2 &&
-            q->bytes <= srv->opt.max_event_bytes / 2;
+  *resume =
+      q->paused && q->count <= srv->opt.max_events / 2 && q->bytes <= srv->opt.max_event_bytes / 2;
   if (*resume) q->paused = 0;
   return n;
 }

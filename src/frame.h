@@ -20,12 +20,12 @@ enum pw__opcode {
 #define PW_CONTROL_MAX_PAYLOAD 125
 
 typedef struct pw__frame_hdr {
-  uint8_t fin;      /* 1 if FIN is set */
-  uint8_t rsv;      /* RSV1..3 as bits 2..0 (0x4 = RSV1) */
-  uint8_t opcode;   /* PW_OP_* (raw 4-bit value) */
-  uint8_t masked;   /* 1 if the MASK bit is set */
-  uint8_t mask[4];  /* masking key when masked */
-  uint8_t hdr_len;  /* bytes of header consumed: 2..14 */
+  uint8_t fin;     /* 1 if FIN is set */
+  uint8_t rsv;     /* RSV1..3 as bits 2..0 (0x4 = RSV1) */
+  uint8_t opcode;  /* PW_OP_* (raw 4-bit value) */
+  uint8_t masked;  /* 1 if the MASK bit is set */
+  uint8_t mask[4]; /* masking key when masked */
+  uint8_t hdr_len; /* bytes of header consumed: 2..14 */
   uint64_t payload_len;
 } pw__frame_hdr;
 

@@ -57,8 +57,8 @@ int pw__is_upgrade(const pw_request *req) {
 }
 
 static int b64_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '+' || c == '/';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '/';
 }
 
 int pw__ws_key_valid(const char *key, size_t len) {

@@ -24,7 +24,7 @@
 typedef struct pw__http {
   uint8_t *buf;
   size_t len, cap;
-  size_t scanned; /* bytes already searched for the end of the head */
+  size_t scanned;       /* bytes already searched for the end of the head */
   pw__head_check check; /* how far the head's bytes were judged (httphead.h) */
 } pw__http;
 
@@ -69,8 +69,10 @@ static const char *status_text(int status) {
   case 502: return "Bad Gateway";
   case 503: return "Service Unavailable";
   default: /* the class names of RFC 9110 15 */
-    return status < 300 ? "OK" : status < 400 ? "Redirection" : status < 500 ? "Client Error"
-                                                                            : "Server Error";
+    return status < 300   ? "OK"
+           : status < 400 ? "Redirection"
+           : status < 500 ? "Client Error"
+                          : "Server Error";
   }
 }
 
@@ -106,8 +108,8 @@ static void respond_as(pw__conn *c, int status, const char *type, const char *ex
   pw__conn_queue(c, b);
 }
 
-static void respond(pw__conn *c, int status, const char *type, const char *extra,
-                    const void *body, size_t body_len, int keep_alive) {
+static void respond(pw__conn *c, int status, const char *type, const char *extra, const void *body,
+                    size_t body_len, int keep_alive) {
   respond_as(c, status, type, extra, body, body_len, keep_alive, BODY_SENT);
 }
 
@@ -172,7 +174,7 @@ typedef struct upgrade_topics {
   const pw_request *req; /* the request on_upgrade was given: a call must name it */
   uint32_t max;          /* options.max_subscriptions */
   uint32_t count, cap;
-  char **names;          /* heap copies, NUL-terminated */
+  char **names; /* heap copies, NUL-terminated */
 } upgrade_topics;
 
 /* The upgrade whose on_upgrade runs now on this thread, else NULL. A call from anywhere else
@@ -282,8 +284,7 @@ static void send_101(pw__conn *c, const pw_request *req, const char *proto) {
 /* Everything that may still refuse the upgrade, in order: the handshake rules, the path, the
  * access checks, the extension offer, the recorded subscriptions, a place for the
  * connection. 101 once c is an open WebSocket (subscribed), else the status to answer. */
-static int accept_upgrade(pw__conn *c, head_info *hi, const pw_request *req,
-                          upgrade_topics *t) {
+static int accept_upgrade(pw__conn *c, head_info *hi, const pw_request *req, upgrade_topics *t) {
   int status = pw__upgrade_status(req, hi->parser.http_major, hi->parser.http_minor);
   if (status == 101 && !path_accepts_upgrade(c->loop->srv, req->path)) status = 404;
   if (status == 101) status = upgrade_allowed(c, req, t);
@@ -394,8 +395,8 @@ static void serve_plain(pw__conn *c, pw_request *req, int keep_alive) {
     return respond_as(c, status, NULL, NULL, body, (size_t)n, keep_alive,
                       body_mode(status, req->method));
   }
-  respond_as(c, res.status, res.content_type, res.extra_headers, res.body, res.body_len,
-             keep_alive, body_mode(res.status, req->method));
+  respond_as(c, res.status, res.content_type, res.extra_headers, res.body, res.body_len, keep_alive,
+             body_mode(res.status, req->method));
 }
 
 /* ---- the byte stream ----------------------------------------------------------------------- */
@@ -464,8 +465,8 @@ void pw__http_read(pw__conn *c, const uint8_t *p, size_t n) {
   if (append(c->http, p, n) != 0) return respond_error(c, 500, NULL);
   while (c->state == PW__S_HTTP && c->http && c->http->len > 0) {
     size_t head_len = find_head_end(c->http);
-    int bad = pw__head_check_bytes(c->http->buf, head_len ? head_len : c->http->len,
-                                   &c->http->check);
+    int bad =
+        pw__head_check_bytes(c->http->buf, head_len ? head_len : c->http->len, &c->http->check);
     if (bad) return refuse_head(c, bad);
     if (head_len > o->max_head_size || (!head_len && c->http->len > o->max_head_size))
       return respond_error(c, 431, NULL);

@@ -58,7 +58,7 @@ int pw__head_body(const pw__head *hi, size_t max_body, uint64_t *body_len);
 
 /* Strings the request hands out NUL-terminated: path and query in one heap block. */
 typedef struct pw__req_strings {
-  char remote[64]; /* "" here; the connection glue writes the peer's address */
+  char remote[64];    /* "" here; the connection glue writes the peer's address */
   char *path, *query; /* in `block` */
   char *block;
 } pw__req_strings;

@@ -53,8 +53,8 @@ int pw__door_pop(pw__door *d, pw__cmd *cmd) {
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
-int pw__door_init(pw__door *d, uv_loop_t *uv, uv_async_cb on_wake, void *data,
-                  size_t capacity, size_t budget) {
+int pw__door_init(pw__door *d, uv_loop_t *uv, uv_async_cb on_wake, void *data, size_t capacity,
+                  size_t budget) {
   if (ring_init(d, capacity) != 0) return PW_ENOMEM;
   d->budget = budget;
   d->refund = 0;

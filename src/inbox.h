@@ -68,25 +68,25 @@ typedef struct pw__cell {
 
 typedef struct pw__door {
   pw__cell *cells;
-  size_t mask;                          /* capacity - 1 (a power of two) */
-  size_t budget;                        /* options.max_inbox_bytes */
-  _Alignas(64) _Atomic size_t tail;     /* producers: next cell to claim */
-  _Atomic size_t bytes;                 /* charged and not yet refunded */
-  _Atomic int producers;                /* inside push or close right now */
+  size_t mask;                      /* capacity - 1 (a power of two) */
+  size_t budget;                    /* options.max_inbox_bytes */
+  _Alignas(64) _Atomic size_t tail; /* producers: next cell to claim */
+  _Atomic size_t bytes;             /* charged and not yet refunded */
+  _Atomic int producers;            /* inside push or close right now */
   _Atomic int closed;
-  _Atomic int waiters;                  /* PW_BLOCK producers waiting for room */
-  _Alignas(64) size_t head;             /* consumer only: next cell to take */
-  size_t refund;                        /* consumer only: charges to give back at settle */
+  _Atomic int waiters;      /* PW_BLOCK producers waiting for room */
+  _Alignas(64) size_t head; /* consumer only: next cell to take */
+  size_t refund;            /* consumer only: charges to give back at settle */
   uv_mutex_t room_lock;
   uv_cond_t room_cond;
-  uv_async_t wake;                      /* its data: what pw__door_init was given */
+  uv_async_t wake; /* its data: what pw__door_init was given */
 } pw__door;
 
 /* Loop thread, before the loop runs: a door of `capacity` cells (rounded up to a power of
  * two) and `budget` bytes, whose wakeup calls on_wake(&door->wake) with wake.data = data.
  * 0 or PW_ENOMEM. */
-int pw__door_init(pw__door *d, uv_loop_t *uv, uv_async_cb on_wake, void *data,
-                  size_t capacity, size_t budget);
+int pw__door_init(pw__door *d, uv_loop_t *uv, uv_async_cb on_wake, void *data, size_t capacity,
+                  size_t budget);
 /* After the async handle has closed (pw__door_close_handle and the loop run). */
 void pw__door_destroy(pw__door *d);
 

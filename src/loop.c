@@ -31,8 +31,10 @@ pw__loop *pw__current_loop(void) { return current_loop; }
 void pw__list_remove(pw__loop *l, pw__conn *c) {
   if (c->list == PW__L_NONE) return;
   pw__list_head *h = &l->lists[c->list];
-  if (c->prev) c->prev->next = c->next; else h->first = c->next;
-  if (c->next) c->next->prev = c->prev; else h->last = c->prev;
+  if (c->prev) c->prev->next = c->next;
+  else h->first = c->next;
+  if (c->next) c->next->prev = c->prev;
+  else h->last = c->prev;
   c->prev = c->next = NULL;
   c->list = PW__L_NONE;
   h->count--;
@@ -44,7 +46,8 @@ void pw__list_push(pw__loop *l, pw__conn *c, int list) {
   pw__list_head *h = &l->lists[list];
   c->prev = h->last;
   c->next = NULL;
-  if (h->last) h->last->next = c; else h->first = c;
+  if (h->last) h->last->next = c;
+  else h->first = c;
   h->last = c;
   c->list = (uint8_t)list;
   h->count++;
@@ -53,7 +56,8 @@ void pw__list_push(pw__loop *l, pw__conn *c, int list) {
 /* ---- corking: flush dirty connections once per turn ------------------------------------- */
 void pw__mark_dirty(pw__loop *l, pw__conn *c) {
   if (c->dirty || c->state == PW__S_DEAD) return;
-  if (pw__grow((void **)&l->flush.conns, &l->flush.cap, l->flush.n + 1, sizeof *l->flush.conns, 64) != 0)
+  if (pw__grow((void **)&l->flush.conns, &l->flush.cap, l->flush.n + 1, sizeof *l->flush.conns,
+               64) != 0)
     return pw__conn_flush(c); /* no memory to defer: write now */
   l->flush.conns[l->flush.n++] = c;
   c->dirty = 1;
@@ -114,8 +118,7 @@ static void on_tick(uv_timer_t *t) {
 
 /* A quarter of the shortest enabled timeout, within [10 ms, 1 s]. */
 static uint64_t tick_interval(const pw_options *o) {
-  int t[] = {o->handshake_timeout_ms, o->close_timeout_ms, o->ping_interval_ms,
-             o->idle_timeout_ms};
+  int t[] = {o->handshake_timeout_ms, o->close_timeout_ms, o->ping_interval_ms, o->idle_timeout_ms};
   uint64_t best = 1000;
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
     if (t[i] > 0 && (uint64_t)t[i] / 4 < best) best = (uint64_t)t[i] / 4;
@@ -252,7 +255,7 @@ static size_t drain(pw__loop *l, int *more) {
     work += pw__dispatch(l, &cmd);
     n++;
   }
-  pw__batch_flush(l); /* the last publishes of the drain (batch.h) */
+  pw__batch_flush(l);        /* the last publishes of the drain (batch.h) */
   pw__door_settle(&l->door); /* refunds in one atomic per drain; blocked producers retry */
   return n;
 }
@@ -285,8 +288,8 @@ int pw__loop_init(pw__loop *l, pw_server *srv, unsigned index) {
   l->index = index;
   l->rbuf = malloc(PW__READ_BUF_SIZE);
   if (!l->rbuf || uv_loop_init(&l->uv) != 0) return free(l->rbuf), PW_ENOMEM;
-  if (pw__slots_init(&l->slots, index, (uint32_t)srv->opt.max_connections,
-                     &srv->ws_connections) != 0 ||
+  if (pw__slots_init(&l->slots, index, (uint32_t)srv->opt.max_connections, &srv->ws_connections) !=
+          0 ||
       pw__door_init(&l->door, &l->uv, on_wake, l, srv->opt.inbox_capacity,
                     srv->opt.max_inbox_bytes) != 0) {
     pw__slots_destroy(&l->slots);
@@ -316,8 +319,9 @@ int pw__loop_listen(pw__loop *l, const char *addr, int port, int reuseport, int 
  * program. The library must not change a process-wide disposition (child processes inherit
  * it: `yes | head -1` would then fail with EPIPE), and libuv writes with writev, which has no
  * MSG_NOSIGNAL. So the loop thread blocks SIGPIPE while it runs: the kernel sends a write's
- * SIGPIPE to the thread that wrote, where, blocked, it stays pending and harmless; the write fails with EPIPE, handled
- * like any write error. This covers every write path (uv_try_write, uv_write, shutdown). */
+ * SIGPIPE to the thread that wrote, where, blocked, it stays pending and harmless; the write
+ * fails with EPIPE, handled like any write error. This covers every write path (uv_try_write,
+ * uv_write, shutdown). */
 static void block_sigpipe(sigset_t *saved) {
   sigset_t pipe_set;
   sigemptyset(&pipe_set);

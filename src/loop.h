@@ -19,10 +19,24 @@
 
 /* Counters: written on the loop thread (or, for `rejected`, by producers), read by any
  * thread through pw_server_stats. One list, so the struct and the snapshot cannot drift. */
-#define PW__COUNTERS(X)                                                                    \
-  X(connections_total) X(messages_queued) X(messages_sent) X(bytes_sent) X(dropped_new)    \
-  X(dropped_oldest) X(dropped_closed) X(slow_closed) X(rejected) X(wakeups) X(commands)    \
-  X(max_batch) X(queued_bytes) X(subscriptions_refused) X(reads_paused_sendq)
+/* clang-format off */
+#define PW__COUNTERS(X) \
+  X(connections_total) \
+  X(messages_queued) \
+  X(messages_sent) \
+  X(bytes_sent) \
+  X(dropped_new) \
+  X(dropped_oldest) \
+  X(dropped_closed) \
+  X(slow_closed) \
+  X(rejected) \
+  X(wakeups) \
+  X(commands) \
+  X(max_batch) \
+  X(queued_bytes) \
+  X(subscriptions_refused) \
+  X(reads_paused_sendq)
+/* clang-format on */
 
 typedef struct pw__loop_stats {
 #define PW__COUNTER_FIELD(name) _Atomic uint64_t name;
@@ -46,7 +60,6 @@ static inline void pw__gauge_add(_Atomic uint64_t *c, int64_t delta) {
  * writev gets: at 65,536 a publish to 10,000 subscribers left ~6 frames per writev (0.8 M
  * msg/s); at 1 M (~10 ms of appends here) it is ~100 (see docs/benchmarks.md). */
 #define PW__DRAIN_WORK (1 << 20)
-
 
 /* The stop sequence of one loop (see loop.c, "stop"). */
 enum pw__stop_phase {
@@ -89,11 +102,11 @@ typedef struct pw__loop {
   pw__list_head lists[4]; /* indexed by enum pw__list, each in time order */
   pw__corking flush;      /* dirty connections */
   pw__stopping stop;
-  pw__accept accept;      /* listeners, descriptor shedding (accept.h) */
-  pw__door door;          /* the only way in from other threads, and the stop request */
-  pw__batch batch;        /* publishes drained together (batch.h) */
-  pw__topics topics;      /* this loop's subscriptions and fan-out gauges (topic.h) */
-  pw__paused paused;      /* clients PW_EVQ_PAUSE stopped reading (events.h) */
+  pw__accept accept; /* listeners, descriptor shedding (accept.h) */
+  pw__door door;     /* the only way in from other threads, and the stop request */
+  pw__batch batch;   /* publishes drained together (batch.h) */
+  pw__topics topics; /* this loop's subscriptions and fan-out gauges (topic.h) */
+  pw__paused paused; /* clients PW_EVQ_PAUSE stopped reading (events.h) */
   pw__ratelog tls_failures, bad_responses; /* logged rarely (conn.c TLS glue, http.c) */
   pw__conn *closing_conn; /* the connection whose on_close runs now (conn.c), or NULL */
   pw__loop_stats stats;

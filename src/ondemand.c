@@ -19,8 +19,8 @@ typedef struct pw__od_pattern {
   struct pw__od_pattern *next;
   pw_topic_fn fn;
   void *arg;
-  size_t len;      /* of the prefix when `prefix`, else of the whole name */
-  int prefix;      /* the pattern ended in '*' */
+  size_t len; /* of the prefix when `prefix`, else of the whole name */
+  int prefix; /* the pattern ended in '*' */
   char text[];
 } pw__od_pattern;
 
@@ -28,8 +28,8 @@ typedef struct pw__od_pattern {
 typedef struct pw__od_topic {
   pw__rtopic *topic;
   const pw__od_pattern *pattern;
-  int running;     /* the producer task exists (it may be finishing) */
-  int revived;     /* asked to stop, then wanted again before it returned */
+  int running; /* the producer task exists (it may be finishing) */
+  int revived; /* asked to stop, then wanted again before it returned */
   char key[8 + 256];
 } pw__od_topic;
 
@@ -108,8 +108,10 @@ static void producer_main(pw_server *srv, void *arg) {
 
 static void count_failure(pw_server *srv, const char *name, size_t len, int r) {
   atomic_fetch_add_explicit(&srv->ondemand.failed, 1, memory_order_relaxed);
-  pw__log(srv, PW_LOG_ERROR, "on-demand producer for %.*s not started: %s (tried again at its "
-          "next first subscriber on a loop)", (int)len, name, pw_strerror(r));
+  pw__log(srv, PW_LOG_ERROR,
+          "on-demand producer for %.*s not started: %s (tried again at its "
+          "next first subscriber on a loop)",
+          (int)len, name, pw_strerror(r));
 }
 
 /* A producer that cannot start (no thread, or its key taken by another task) is counted and

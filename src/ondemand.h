@@ -19,7 +19,7 @@ struct pw__od_pattern;
 typedef struct pw__ondemand {
   uv_mutex_t lock; /* the pattern list */
   struct pw__od_pattern *patterns;
-  _Atomic uint64_t failed;     /* producers that could not start (stats.producers_failed) */
+  _Atomic uint64_t failed; /* producers that could not start (stats.producers_failed) */
 } pw__ondemand;
 
 void pw__ondemand_init(pw__ondemand *od);

@@ -45,7 +45,8 @@ typedef struct int_rule {
   int zero_ok;
 } int_rule;
 
-#define RULE(field, lo, hi, zero) {#field, offsetof(pw_options, field), lo, hi, zero}
+#define RULE(field, lo, hi, zero) \
+  { #field, offsetof(pw_options, field), lo, hi, zero }
 static const int_rule int_rules[] = {
     RULE(port, -1, 65535, 0),
     RULE(tls.port, 0, 65535, 0),

@@ -19,9 +19,7 @@ void pw__pmd_free(pw__conn *c) {
 }
 
 /* ---- compressing one message ---------------------------------------------------------------- */
-static int is_data_frame(const pw_buf *b) {
-  return pw__buf_is_message(b);
-}
+static int is_data_frame(const pw_buf *b) { return pw__buf_is_message(b); }
 
 /* Whether c compresses with its own context-takeover deflater. Not under
  * PW_SLOW_DROP_OLDEST: a message dropped from the queue would leave the client's window
@@ -84,8 +82,7 @@ static int append_frame(pw__conn *c, const struct pw_deflate_options *cfg, const
 
 /* One message as c should get it: a frame with RSV1 and the compressed length (a real frame
  * buffer, so the queue may cork it like any other), or NULL: send the plain one. */
-static pw_buf *compressed_one(pw__conn *c, const struct pw_deflate_options *cfg,
-                              const pw_buf *b) {
+static pw_buf *compressed_one(pw__conn *c, const struct pw_deflate_options *cfg, const pw_buf *b) {
   pw__zbuf z = {0};
   pw_buf *out = NULL;
   if (compress_payload(c, cfg, b, &z) == 0 && worth_sending(c, &z, b)) {

@@ -97,8 +97,8 @@ int pw_publish_buf(pw_server *srv, const char *topic, pw_buf *buf, int flags) {
       pw__batch_fan_out(l, p);
       continue;
     }
-    pw__cmd cmd = {.kind = PW__CMD_PUBLISH, .u.pub = p,
-                   .charge = fanout_charge(l, pw__buf_wire_len(buf))};
+    pw__cmd cmd = {
+        .kind = PW__CMD_PUBLISH, .u.pub = p, .charge = fanout_charge(l, pw__buf_wire_len(buf))};
     int r = pw__send_cmd(l, &cmd, flags);
     if (r != 0) pw__pub_unref(p), result = r;
   }

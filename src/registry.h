@@ -25,13 +25,13 @@
 struct pw__od_topic;
 
 typedef struct pw__rtopic {
-  struct pw__rtopic *next;       /* hash chain (shard lock) */
+  struct pw__rtopic *next; /* hash chain (shard lock) */
   uint64_t hash;
   _Atomic uint64_t subscribers;  /* over every loop; each loop adds its own changes */
   unsigned loops;                /* loops holding the entry: those with a subscriber */
   struct pw__od_topic *producer; /* on-demand producer state, or NULL (ondemand.c) */
   size_t len;
-  char name[];                   /* NUL-terminated */
+  char name[]; /* NUL-terminated */
 } pw__rtopic;
 
 typedef struct pw__reg_shard {

@@ -48,7 +48,7 @@ pw__conn *pw__open_conn(pw__loop *l, pw_conn_id id) {
   return c && c->state == PW__S_OPEN ? c : NULL;
 }
 
-/* ---- the calls -------------------------------------------------------------------------------- */
+/* ---- the calls ------------------------------------------------------------------------------- */
 /* Queue `buf` for `id` on loop l (already validated), consuming one reference. */
 static int send_owned(pw__loop *l, pw_conn_id id, pw_buf *buf, int flags) {
   if (pw__current_loop() == l) {

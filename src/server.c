@@ -201,8 +201,10 @@ static void join_tasks(pw_server *srv, uint64_t t0) {
   uint64_t deadline = t0 + (ms > 0 ? (uint64_t)ms * 1000000u : 0);
   unsigned left = pw__tasks_join_until(&srv->tasks, deadline);
   if (left)
-    pw__log(srv, PW_LOG_WARN, "%u task(s) still running after the stop; pw_server_free "
-            "waits for them", left);
+    pw__log(srv, PW_LOG_WARN,
+            "%u task(s) still running after the stop; pw_server_free "
+            "waits for them",
+            left);
 }
 
 /* The order matters: the state moves first, so from here every new send, publish or call

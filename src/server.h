@@ -18,22 +18,22 @@ enum pw__srv_state { PW__NEW, PW__RUNNING, PW__STOPPING, PW__STOPPED };
 #define PW__MAX_LOOPS 64 /* ids keep 8 bits for the loop */
 
 struct pw_server {
-  pw_options opt;         /* defaults filled in */
+  pw_options opt; /* defaults filled in */
   pw_callbacks cb;
   void *user;
   pw__loop *loops;
   unsigned nloops;
   _Atomic int state;
-  _Atomic int port;       /* -1 until listening */
-  _Atomic int tls_port;   /* -1 until the TLS listener listens (or without TLS) */
+  _Atomic int port;                /* -1 until listening */
+  _Atomic int tls_port;            /* -1 until the TLS listener listens (or without TLS) */
   _Atomic uint32_t ws_connections; /* open WebSockets on every loop (max_connections) */
-  struct pw__tls_ctx *tls; /* the TLS context when options.tls.cert_file is set, else NULL */
-  uv_thread_t *threads;   /* one per loop; in run mode loop 0 runs in the caller's */
+  struct pw__tls_ctx *tls;  /* the TLS context when options.tls.cert_file is set, else NULL */
+  uv_thread_t *threads;     /* one per loop; in run mode loop 0 runs in the caller's */
   unsigned threads_started; /* guarded by lock */
-  unsigned caller_loop;   /* 1 when loop 0 runs in pw_server_run's caller */
-  uv_mutex_t lock;        /* lifecycle transitions */
+  unsigned caller_loop;     /* 1 when loop 0 runs in pw_server_run's caller */
+  uv_mutex_t lock;          /* lifecycle transitions */
   uv_cond_t done_cond;
-  unsigned done;          /* loops that have returned (guarded by lock) */
+  unsigned done; /* loops that have returned (guarded by lock) */
   pw__tasks tasks;
   pw__events events;
   pw__ondemand ondemand;

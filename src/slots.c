@@ -12,8 +12,7 @@ static pw__slot *slot_at(const pw__slots *t, uint32_t index) {
   return &t->chunks[chunk][index % PW__SLOT_CHUNK];
 }
 
-int pw__slots_init(pw__slots *t, unsigned loop_index, uint32_t max_slots,
-                   _Atomic uint32_t *total) {
+int pw__slots_init(pw__slots *t, unsigned loop_index, uint32_t max_slots, _Atomic uint32_t *total) {
   if (max_slots == 0 || max_slots > PW__SLOT_MAX - 1) max_slots = PW__SLOT_MAX - 1;
   t->total = total;
   t->total_max = max_slots;

@@ -24,11 +24,11 @@ typedef struct pw__slot {
 } pw__slot;
 
 typedef struct pw__slots {
-  pw__slot **chunks;     /* nchunks_max pointers, allocated at init, never moved */
+  pw__slot **chunks; /* nchunks_max pointers, allocated at init, never moved */
   uint32_t nchunks_max;
   _Atomic uint32_t nchunks; /* chunks allocated so far (release: chunk pointer is set) */
-  uint32_t free_head;    /* PW__SLOT_NONE when empty */
-  _Atomic uint32_t live;  /* written by the loop thread, read by stats */
+  uint32_t free_head;       /* PW__SLOT_NONE when empty */
+  _Atomic uint32_t live;    /* written by the loop thread, read by stats */
   unsigned loop_index;
   /* Live ids of every loop of the server, against max_connections (server-wide): shared by
    * the loops' tables, reserved by alloc, given back by retire. */
@@ -38,8 +38,7 @@ typedef struct pw__slots {
 
 /* A table of at most max_slots slots; its live ids count in *total, which may not pass
  * max_slots (the limit is shared by every table given the same counter). */
-int pw__slots_init(pw__slots *t, unsigned loop_index, uint32_t max_slots,
-                   _Atomic uint32_t *total);
+int pw__slots_init(pw__slots *t, unsigned loop_index, uint32_t max_slots, _Atomic uint32_t *total);
 void pw__slots_destroy(pw__slots *t);
 /* Allocate a slot for conn and store its new id in *id: 0, PW_EAGAIN (the shared count is at
  * its limit), PW_ENOMEM (no memory, or this table has no slot left). */

@@ -176,8 +176,7 @@ static int may_wait(pw_server *srv, pw__task *k) {
 
 /* Registry lock held. By serial, not by pointer: a task frees itself as it returns. */
 static void await_return(pw__tasks *t, const char *key, uint64_t serial) {
-  for (pw__task *k; (k = find_key(t, key)) && k->serial == serial;)
-    await_any_return(t, UINT64_MAX);
+  for (pw__task *k; (k = find_key(t, key)) && k->serial == serial;) await_any_return(t, UINT64_MAX);
 }
 
 int pw_task_stop(pw_server *srv, const char *key) {
@@ -220,9 +219,7 @@ void pw__task_note_report(void) {
   if (current_task) atomic_store(&current_task->reported, 1);
 }
 
-int pw_task_should_stop(void) {
-  return current_task && atomic_load(&current_task->stop);
-}
+int pw_task_should_stop(void) { return current_task && atomic_load(&current_task->stop); }
 
 int pw_task_sleep(int ms) {
   pw__task *k = current_task;
@@ -257,13 +254,14 @@ static unsigned others_live(const pw__tasks *t) {
 unsigned pw__tasks_join_until(pw__tasks *t, uint64_t deadline_ns) {
   unsigned left;
   uv_mutex_lock(&t->lock);
-  while ((left = others_live(t)) > 0 && uv_hrtime() < deadline_ns)
-    await_any_return(t, deadline_ns);
+  while ((left = others_live(t)) > 0 && uv_hrtime() < deadline_ns) await_any_return(t, deadline_ns);
   uv_mutex_unlock(&t->lock);
   return left;
 }
 
-struct pw_server *pw__task_server(void) { return current_task ? current_task->srv : NULL; }
+struct pw_server *pw__task_server(void) {
+  return current_task ? current_task->srv : NULL;
+}
 
 void pw__tasks_destroy(pw__tasks *t) {
   pw__tasks_ask_stop(t);

@@ -22,13 +22,11 @@ static void append_openssl_reasons(char *buf, size_t cap, size_t used) {
   unsigned long e;
   int shown = 0;
   while ((e = ERR_get_error()) != 0) {
-    if (shown++ >= 3 || used + 1 >= cap)
-      continue;
+    if (shown++ >= 3 || used + 1 >= cap) continue;
     char one[256];
     ERR_error_string_n(e, one, sizeof one);
     int n = snprintf(buf + used, cap - used, "%s%s", shown == 1 ? ": " : "; ", one);
-    if (n > 0)
-      used += (size_t)n < cap - used ? (size_t)n : cap - used - 1;
+    if (n > 0) used += (size_t)n < cap - used ? (size_t)n : cap - used - 1;
   }
 }
 
@@ -139,15 +137,13 @@ static int load_identity(SSL_CTX *sc, const tls_paths *p, char *err, size_t cap)
 }
 
 static int load_client_ca(SSL_CTX *sc, const tls_paths *p, char *err, size_t cap) {
-  if (!p->ca_file)
-    return 0;
+  if (!p->ca_file) return 0;
   if (SSL_CTX_load_verify_locations(sc, p->ca_file, NULL) != 1)
     return ctx_error(err, cap, PW_EINVAL, "cannot load client CA file %s", p->ca_file);
   /* The names sent in CertificateRequest, so a client with several certificates picks one
    * these CAs signed. */
   STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(p->ca_file);
-  if (!names)
-    return ctx_error(err, cap, PW_EINVAL, "no CA certificate in %s", p->ca_file);
+  if (!names) return ctx_error(err, cap, PW_EINVAL, "no CA certificate in %s", p->ca_file);
   SSL_CTX_set_client_CA_list(sc, names);
   int mode = SSL_VERIFY_PEER | (p->require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
   SSL_CTX_set_verify(sc, mode, NULL);
@@ -181,12 +177,10 @@ struct pw__tls_ctx {
 
 int pw__tls_ctx_new(const struct pw_tls_options *cfg, pw__tls_ctx **out, char *err,
                     size_t err_cap) {
-  if (!out)
-    return ctx_error(err, err_cap, PW_EINVAL, "no place for the TLS context");
+  if (!out) return ctx_error(err, err_cap, PW_EINVAL, "no place for the TLS context");
   *out = NULL;
   int rc = config_check(cfg, err, err_cap);
-  if (rc)
-    return rc;
+  if (rc) return rc;
   pw__tls_ctx *ctx = calloc(1, sizeof *ctx);
   if (!ctx || paths_copy(&ctx->paths, cfg) != 0) {
     free(ctx);
@@ -206,25 +200,21 @@ int pw__tls_ctx_new(const struct pw_tls_options *cfg, pw__tls_ctx **out, char *e
 
 int pw__tls_ctx_reload(pw__tls_ctx *ctx, const struct pw_tls_options *cfg, char *err,
                        size_t err_cap) {
-  if (!ctx)
-    return ctx_error(err, err_cap, PW_EINVAL, "no TLS context");
+  if (!ctx) return ctx_error(err, err_cap, PW_EINVAL, "no TLS context");
   tls_paths fresh;
   int rc = 0;
   if (cfg) {
-    if ((rc = config_check(cfg, err, err_cap)) != 0)
-      return rc;
-    if (paths_copy(&fresh, cfg) != 0)
-      return ctx_error(err, err_cap, PW_ENOMEM, "out of memory");
+    if ((rc = config_check(cfg, err, err_cap)) != 0) return rc;
+    if (paths_copy(&fresh, cfg) != 0) return ctx_error(err, err_cap, PW_ENOMEM, "out of memory");
   } else {
     pthread_mutex_lock(&ctx->lock);
-    rc = paths_copy(&fresh, &(struct pw_tls_options){
-                                .cert_file = ctx->paths.cert_file,
-                                .key_file = ctx->paths.key_file,
-                                .ca_file = ctx->paths.ca_file,
-                                .require_client_cert = ctx->paths.require_client_cert});
+    rc = paths_copy(
+        &fresh, &(struct pw_tls_options){.cert_file = ctx->paths.cert_file,
+                                         .key_file = ctx->paths.key_file,
+                                         .ca_file = ctx->paths.ca_file,
+                                         .require_client_cert = ctx->paths.require_client_cert});
     pthread_mutex_unlock(&ctx->lock);
-    if (rc)
-      return ctx_error(err, err_cap, PW_ENOMEM, "out of memory");
+    if (rc) return ctx_error(err, err_cap, PW_ENOMEM, "out of memory");
   }
   /* The slow part (file reads, key checks) runs outside the lock: accepts go on meanwhile. */
   SSL_CTX *next = build_ssl_ctx(&fresh, &rc, err, err_cap);
@@ -245,8 +235,7 @@ int pw__tls_ctx_reload(pw__tls_ctx *ctx, const struct pw_tls_options *cfg, char 
 }
 
 unsigned pw__tls_ctx_generation(pw__tls_ctx *ctx) {
-  if (!ctx)
-    return 0;
+  if (!ctx) return 0;
   pthread_mutex_lock(&ctx->lock);
   unsigned g = ctx->generation;
   pthread_mutex_unlock(&ctx->lock);
@@ -254,8 +243,7 @@ unsigned pw__tls_ctx_generation(pw__tls_ctx *ctx) {
 }
 
 void pw__tls_ctx_free(pw__tls_ctx *ctx) {
-  if (!ctx)
-    return;
+  if (!ctx) return;
   SSL_CTX_free(ctx->current);
   paths_free(&ctx->paths);
   pthread_mutex_destroy(&ctx->lock);
@@ -275,13 +263,13 @@ static SSL_CTX *ctx_acquire(pw__tls_ctx *ctx) {
 /* ---- one connection ------------------------------------------------------------------- */
 
 struct pw__tls_conn {
-  SSL *ssl;          /* owns the two memory BIOs (SSL_set_bio) and a reference to its SSL_CTX */
-  unsigned long err; /* first OpenSSL error of the failure, 0 if none was queued */
-  int failure;       /* 0 or the sticky PW__TLS_E* result */
-  uint8_t fed_any;   /* some ciphertext arrived: the plain-HTTP check is done */
-  uint8_t hs_done;   /* handshake complete */
-  uint8_t got_eof;   /* the peer's close_notify was read */
-  uint8_t sent_close;/* our close_notify is queued (or there was nothing to close) */
+  SSL *ssl;           /* owns the two memory BIOs (SSL_set_bio) and a reference to its SSL_CTX */
+  unsigned long err;  /* first OpenSSL error of the failure, 0 if none was queued */
+  int failure;        /* 0 or the sticky PW__TLS_E* result */
+  uint8_t fed_any;    /* some ciphertext arrived: the plain-HTTP check is done */
+  uint8_t hs_done;    /* handshake complete */
+  uint8_t got_eof;    /* the peer's close_notify was read */
+  uint8_t sent_close; /* our close_notify is queued (or there was nothing to close) */
 };
 
 /* Record a failure once: its first OpenSSL error, the thread's queue left empty. */
@@ -295,8 +283,7 @@ static int conn_fail(pw__tls_conn *c, int result) {
 }
 
 pw__tls_conn *pw__tls_conn_new(pw__tls_ctx *ctx) {
-  if (!ctx)
-    return NULL;
+  if (!ctx) return NULL;
   pw__tls_conn *c = calloc(1, sizeof *c);
   SSL_CTX *sc = c ? ctx_acquire(ctx) : NULL;
   if (!sc) {
@@ -320,8 +307,7 @@ pw__tls_conn *pw__tls_conn_new(pw__tls_ctx *ctx) {
 }
 
 void pw__tls_conn_free(pw__tls_conn *c) {
-  if (!c)
-    return;
+  if (!c) return;
   SSL_free(c->ssl);
   free(c);
 }
@@ -330,13 +316,10 @@ void pw__tls_conn_free(pw__tls_conn *c) {
  * with 'A'..'Z' (content types are 20..24; an SSLv2-style hello has the top bit set), so the
  * first byte decides; the rest only tells HTTP from other garbage. */
 static int looks_like_http(const uint8_t *p, size_t n) {
-  if (p[0] < 'A' || p[0] > 'Z')
-    return 0;
+  if (p[0] < 'A' || p[0] > 'Z') return 0;
   for (size_t i = 1; i < n && i < 8; i++) {
-    if (p[i] == ' ')
-      return 1;
-    if (p[i] < 'A' || p[i] > 'Z')
-      return 0;
+    if (p[i] == ' ') return 1;
+    if (p[i] < 'A' || p[i] > 'Z') return 0;
   }
   return n < 8; /* could still be a method: decide now, the first byte already rules TLS out */
 }
@@ -365,16 +348,12 @@ static int advance_handshake(pw__tls_conn *c) {
 }
 
 int pw__tls_conn_feed(pw__tls_conn *c, const void *cipher, size_t n) {
-  if (!c || (!cipher && n))
-    return PW_EINVAL;
-  if (c->failure)
-    return c->failure;
-  if (n == 0)
-    return 0;
+  if (!c || (!cipher && n)) return PW_EINVAL;
+  if (c->failure) return c->failure;
+  if (n == 0) return 0;
   if (!c->fed_any) {
     c->fed_any = 1;
-    if (looks_like_http(cipher, n))
-      return c->failure = PW__TLS_EPLAIN;
+    if (looks_like_http(cipher, n)) return c->failure = PW__TLS_EPLAIN;
   }
   BIO *rbio = SSL_get_rbio(c->ssl);
   for (const char *p = cipher; n > 0;) {
@@ -388,14 +367,10 @@ int pw__tls_conn_feed(pw__tls_conn *c, const void *cipher, size_t n) {
 }
 
 long pw__tls_conn_read(pw__tls_conn *c, uint8_t *buf, size_t cap) {
-  if (!c || (!buf && cap))
-    return PW_EINVAL;
-  if (c->failure)
-    return c->failure;
-  if (c->got_eof)
-    return PW__TLS_EOF;
-  if (!c->hs_done)
-    return 0;
+  if (!c || (!buf && cap)) return PW_EINVAL;
+  if (c->failure) return c->failure;
+  if (c->got_eof) return PW__TLS_EOF;
+  if (!c->hs_done) return 0;
   size_t got = 0;
   while (got < cap && got < LONG_MAX - PW__TLS_RECORD_MAX) {
     size_t n = 0;
@@ -405,17 +380,14 @@ long pw__tls_conn_read(pw__tls_conn *c, uint8_t *buf, size_t cap) {
       continue;
     }
     int e = SSL_get_error(c->ssl, 0);
-    if (e == SSL_ERROR_ZERO_RETURN)
-      c->got_eof = 1;
+    if (e == SSL_ERROR_ZERO_RETURN) c->got_eof = 1;
     else if (e != SSL_ERROR_WANT_READ)
       conn_fail(c, PW__TLS_EPROTO); /* reported now, or after the bytes read before it */
     break;
   }
   BIO *fresh = fresh_bio_if_big(SSL_get_rbio(c->ssl));
-  if (fresh)
-    SSL_set0_rbio(c->ssl, fresh);
-  if (got > 0)
-    return (long)got;
+  if (fresh) SSL_set0_rbio(c->ssl, fresh);
+  if (got > 0) return (long)got;
   return c->failure ? c->failure : c->got_eof ? PW__TLS_EOF : 0;
 }
 
@@ -424,18 +396,14 @@ static int write_ok(const pw__tls_conn *c) { return c->hs_done && !c->sent_close
 static int seal(pw__tls_conn *c, const void *plain, size_t n) {
   size_t written = 0;
   ERR_clear_error();
-  if (SSL_write_ex(c->ssl, plain, n, &written) == 1 && written == n)
-    return 0;
+  if (SSL_write_ex(c->ssl, plain, n, &written) == 1 && written == n) return 0;
   return conn_fail(c, PW__TLS_EPROTO); /* a memory BIO never says "retry": out of memory */
 }
 
 int pw__tls_conn_write(pw__tls_conn *c, const void *plain, size_t n) {
-  if (!c || (!plain && n))
-    return PW_EINVAL;
-  if (c->failure)
-    return c->failure;
-  if (!write_ok(c))
-    return PW_ESTATE;
+  if (!c || (!plain && n)) return PW_EINVAL;
+  if (c->failure) return c->failure;
+  if (!write_ok(c)) return PW_ESTATE;
   return n ? seal(c, plain, n) : 0;
 }
 
@@ -443,20 +411,16 @@ int pw__tls_conn_write(pw__tls_conn *c, const void *plain, size_t n) {
  * piece at a record boundary is encrypted where it lies (whole records only; its tail joins
  * the stage). */
 int pw__tls_conn_writev(pw__tls_conn *c, const struct iovec *iov, size_t iovcnt) {
-  if (!c || (!iov && iovcnt))
-    return PW_EINVAL;
-  if (c->failure)
-    return c->failure;
-  if (!write_ok(c))
-    return PW_ESTATE;
+  if (!c || (!iov && iovcnt)) return PW_EINVAL;
+  if (c->failure) return c->failure;
+  if (!write_ok(c)) return PW_ESTATE;
   uint8_t stage[PW__TLS_RECORD_MAX];
   size_t staged = 0;
   int rc = 0;
   for (size_t i = 0; i < iovcnt && rc == 0; i++) {
     const uint8_t *p = iov[i].iov_base;
     size_t left = iov[i].iov_len;
-    if (!p && left)
-      return PW_EINVAL;
+    if (!p && left) return PW_EINVAL;
     while (left > 0 && rc == 0) {
       if (staged == 0 && left >= PW__TLS_RECORD_MAX) {
         size_t whole = left - left % PW__TLS_RECORD_MAX;
@@ -473,16 +437,14 @@ int pw__tls_conn_writev(pw__tls_conn *c, const struct iovec *iov, size_t iovcnt)
       }
     }
   }
-  if (rc == 0 && staged > 0)
-    rc = seal(c, stage, staged);
+  if (rc == 0 && staged > 0) rc = seal(c, stage, staged);
   return rc;
 }
 
 size_t pw__tls_conn_out(pw__tls_conn *c, const uint8_t **p) {
   char *data = NULL;
   long n = c ? BIO_get_mem_data(SSL_get_wbio(c->ssl), &data) : 0;
-  if (p)
-    *p = (const uint8_t *)data;
+  if (p) *p = (const uint8_t *)data;
   return n > 0 ? (size_t)n : 0;
 }
 
@@ -490,34 +452,28 @@ size_t pw__tls_conn_out(pw__tls_conn *c, const uint8_t **p) {
  * reading them into a scratch buffer is the fallback should seeking be refused. */
 static void skip_output(BIO *wbio, size_t n) {
   long pos = BIO_tell(wbio);
-  if (pos >= 0 && n <= (size_t)(LONG_MAX - pos) && BIO_seek(wbio, pos + (long)n) >= 0)
-    return;
+  if (pos >= 0 && n <= (size_t)(LONG_MAX - pos) && BIO_seek(wbio, pos + (long)n) >= 0) return;
   uint8_t scratch[4096];
   while (n > 0) {
     int r = BIO_read(wbio, scratch, n < sizeof scratch ? (int)n : (int)sizeof scratch);
-    if (r <= 0)
-      break;
+    if (r <= 0) break;
     n -= (size_t)r;
   }
 }
 
 void pw__tls_conn_out_consume(pw__tls_conn *c, size_t n) {
-  if (!c || n == 0)
-    return;
+  if (!c || n == 0) return;
   size_t pending = pw__tls_conn_out(c, NULL);
   BIO *wbio = SSL_get_wbio(c->ssl);
   skip_output(wbio, n < pending ? n : pending);
   ERR_clear_error();
   BIO *fresh = fresh_bio_if_big(wbio);
-  if (fresh)
-    SSL_set0_wbio(c->ssl, fresh);
+  if (fresh) SSL_set0_wbio(c->ssl, fresh);
 }
 
 int pw__tls_conn_shutdown(pw__tls_conn *c) {
-  if (!c)
-    return PW_EINVAL;
-  if (c->failure || c->sent_close)
-    return 0;
+  if (!c) return PW_EINVAL;
+  if (c->failure || c->sent_close) return 0;
   c->sent_close = 1;
   if (!c->hs_done)
     return 0; /* nothing to protect yet: SSL_shutdown would only complain "in init" */
@@ -528,18 +484,15 @@ int pw__tls_conn_shutdown(pw__tls_conn *c) {
 }
 
 pw__tls_state pw__tls_conn_state(const pw__tls_conn *c) {
-  if (!c || c->failure)
-    return PW__TLS_FAILED;
-  if (c->got_eof || c->sent_close)
-    return PW__TLS_CLOSED;
+  if (!c || c->failure) return PW__TLS_FAILED;
+  if (c->got_eof || c->sent_close) return PW__TLS_CLOSED;
   return c->hs_done ? PW__TLS_OPEN : PW__TLS_HANDSHAKING;
 }
 
 const char *pw__tls_conn_alpn(const pw__tls_conn *c) {
   const unsigned char *p = NULL;
   unsigned int n = 0;
-  if (c)
-    SSL_get0_alpn_selected(c->ssl, &p, &n);
+  if (c) SSL_get0_alpn_selected(c->ssl, &p, &n);
   return n == 8 && memcmp(p, "http/1.1", 8) == 0 ? "http/1.1" : NULL;
 }
 
@@ -563,8 +516,7 @@ size_t pw__tls_conn_peer_subject(const pw__tls_conn *c, char *buf, size_t cap) {
       memcpy(buf, data, len);
     }
   }
-  if (cap > 0)
-    buf[len] = '\0';
+  if (cap > 0) buf[len] = '\0';
   BIO_free(mem);
   ERR_clear_error();
   return len;
@@ -580,8 +532,7 @@ static const char *failure_reason(const pw__tls_conn *c, char *tmp, size_t cap) 
              X509_verify_cert_error_string(v));
     return tmp;
   }
-  if (reason)
-    return reason;
+  if (reason) return reason;
   if (c->err) {
     ERR_error_string_n(c->err, tmp, cap);
     return tmp;
@@ -590,19 +541,17 @@ static const char *failure_reason(const pw__tls_conn *c, char *tmp, size_t cap) 
 }
 
 const char *pw__tls_conn_strerror(const pw__tls_conn *c, char *buf, size_t cap) {
-  if (!buf || cap == 0)
-    return "";
+  if (!buf || cap == 0) return "";
   char tmp[256];
   int f = c ? c->failure : 0;
-  if (f == PW_ENOMEM)
-    snprintf(buf, cap, "TLS: out of memory");
+  if (f == PW_ENOMEM) snprintf(buf, cap, "TLS: out of memory");
   else if (f == PW__TLS_EPLAIN)
-    snprintf(buf, cap, "plain HTTP request on the TLS port (the client must use https:// or "
-                       "wss://)");
+    snprintf(buf, cap,
+             "plain HTTP request on the TLS port (the client must use https:// or "
+             "wss://)");
   else if (f == PW__TLS_EHANDSHAKE || f == PW__TLS_EPROTO)
     snprintf(buf, cap, "%s: %s", f == PW__TLS_EHANDSHAKE ? "TLS handshake failed" : "TLS error",
              failure_reason(c, tmp, sizeof tmp));
-  else
-    snprintf(buf, cap, "no error");
+  else snprintf(buf, cap, "no error");
   return buf;
 }

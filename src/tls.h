@@ -77,8 +77,8 @@ enum pw__tls_result {
   PW__TLS_EPROTO = -103,     /* a TLS error after the handshake (bad record, bad MAC) */
 };
 
-#define PW__TLS_RECORD_MAX 16384         /* plaintext bytes in one TLS record */
-#define PW__TLS_BIO_KEEP (64 * 1024)     /* a drained memory BIO larger than this is replaced */
+#define PW__TLS_RECORD_MAX 16384     /* plaintext bytes in one TLS record */
+#define PW__TLS_BIO_KEEP (64 * 1024) /* a drained memory BIO larger than this is replaced */
 
 /* ---- server context ------------------------------------------------------------------ */
 
@@ -90,8 +90,7 @@ typedef struct pw__tls_ctx pw__tls_ctx;
 /* Build a context from cfg (the paths are copied). 0 and *out set, or PW_EINVAL (bad
  * config, unreadable or mismatched files) / PW_ENOMEM with a sentence in err (err_cap bytes,
  * may be NULL/0), e.g. "cannot load certificate chain from x.pem: ... No such file". */
-int pw__tls_ctx_new(const struct pw_tls_options *cfg, pw__tls_ctx **out, char *err,
-                    size_t err_cap);
+int pw__tls_ctx_new(const struct pw_tls_options *cfg, pw__tls_ctx **out, char *err, size_t err_cap);
 
 /* Rebuild the SSL_CTX from the files (cfg NULL: the same paths as before, re-read; else the
  * new paths) and make it current for new connections; existing ones keep theirs. Any thread.

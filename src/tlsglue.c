@@ -50,10 +50,11 @@ static void report_tls_failure(pw__conn *c) {
   if (!pw__ratelog_due(&l->tls_failures, l->now_ms, 1, &count)) return;
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0)
     uv_ip_name((struct sockaddr *)&sa, peer, sizeof peer);
-  pw__log(l->srv, PW_LOG_WARN, "TLS connection from %s closed: %s (%llu TLS failure(s) since "
-          "the last report, at most one report every %d s)", peer,
-          pw__tls_conn_strerror(c->tls, why, sizeof why),
-          (unsigned long long)count, PW__RATELOG_MS / 1000);
+  pw__log(l->srv, PW_LOG_WARN,
+          "TLS connection from %s closed: %s (%llu TLS failure(s) since "
+          "the last report, at most one report every %d s)",
+          peer, pw__tls_conn_strerror(c->tls, why, sizeof why), (unsigned long long)count,
+          PW__RATELOG_MS / 1000);
 }
 
 /* The engine said no: log, answer (the alert it queued, or a plain 400 to plain HTTP: those

@@ -30,9 +30,9 @@ typedef struct pw__topic {
   uint64_t hash;
   pw__topic_sub *subs;
   uint32_t nsubs, cap;
-  struct pw__rtopic *rt;  /* the server's entry (registry.h), held while nsubs > 0 */
+  struct pw__rtopic *rt; /* the server's entry (registry.h), held while nsubs > 0 */
   size_t len;
-  char name[];            /* NUL-terminated */
+  char name[]; /* NUL-terminated */
 } pw__topic;
 
 typedef struct pw__conn_sub {

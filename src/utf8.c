@@ -49,22 +49,38 @@ enum {
 #define L3 C_L3
 #define L4 C_L4
 static const uint8_t byte_class[256] = {
-  A,    A,  A,  A,  A,    A, A, A, A, A, A, A, A,    A,  A,  A, /* 00..0F */
-  A,    A,  A,  A,  A,    A, A, A, A, A, A, A, A,    A,  A,  A, /* 10..1F */
-  A,    A,  A,  A,  A,    A, A, A, A, A, A, A, A,    A,  A,  A, /* 20..2F */
-  A,    A,  A,  A,  A,    A, A, A, A, A, A, A, A,    A,  A,  A, /* 30..3F */
-  A,    A,  A,  A,  A,    A, A, A, A, A, A, A, A,    A,  A,  A, /* 40..4F */
-  A,    A,  A,  A,  A,    A, A, A, A, A, A, A, A,    A,  A,  A, /* 50..5F */
-  A,    A,  A,  A,  A,    A, A, A, A, A, A, A, A,    A,  A,  A, /* 60..6F */
-  A,    A,  A,  A,  A,    A, A, A, A, A, A, A, A,    A,  A,  A, /* 70..7F */
-  K,    K,  K,  K,  K,    K, K, K, K, K, K, K, K,    K,  K,  K, /* 80..8F */
-  N,    N,  N,  N,  N,    N, N, N, N, N, N, N, N,    N,  N,  N, /* 90..9F */
-  H,    H,  H,  H,  H,    H, H, H, H, H, H, H, H,    H,  H,  H, /* A0..AF */
-  H,    H,  H,  H,  H,    H, H, H, H, H, H, H, H,    H,  H,  H, /* B0..BF */
-  X,    X,  L2, L2, L2,   L2, L2, L2, L2, L2, L2, L2, L2, L2, L2, L2, /* C0..CF: C0, C1 overlong */
-  L2,   L2, L2, L2, L2,   L2, L2, L2, L2, L2, L2, L2, L2, L2, L2, L2, /* D0..DF */
-  C_E0, L3, L3, L3, L3,   L3, L3, L3, L3, L3, L3, L3, L3, C_ED, L3, L3, /* E0..EF */
-  C_F0, L4, L4, L4, C_F4, X, X, X, X, X, X, X, X,    X,  X,  X, /* F0..FF: F5+ > U+10FFFF */
+    A,    A,  A,  A,  A,    A,    A,  A,
+    A,    A,  A,  A,  A,    A,    A,  A, /* 00..0F */
+    A,    A,  A,  A,  A,    A,    A,  A,
+    A,    A,  A,  A,  A,    A,    A,  A, /* 10..1F */
+    A,    A,  A,  A,  A,    A,    A,  A,
+    A,    A,  A,  A,  A,    A,    A,  A, /* 20..2F */
+    A,    A,  A,  A,  A,    A,    A,  A,
+    A,    A,  A,  A,  A,    A,    A,  A, /* 30..3F */
+    A,    A,  A,  A,  A,    A,    A,  A,
+    A,    A,  A,  A,  A,    A,    A,  A, /* 40..4F */
+    A,    A,  A,  A,  A,    A,    A,  A,
+    A,    A,  A,  A,  A,    A,    A,  A, /* 50..5F */
+    A,    A,  A,  A,  A,    A,    A,  A,
+    A,    A,  A,  A,  A,    A,    A,  A, /* 60..6F */
+    A,    A,  A,  A,  A,    A,    A,  A,
+    A,    A,  A,  A,  A,    A,    A,  A, /* 70..7F */
+    K,    K,  K,  K,  K,    K,    K,  K,
+    K,    K,  K,  K,  K,    K,    K,  K, /* 80..8F */
+    N,    N,  N,  N,  N,    N,    N,  N,
+    N,    N,  N,  N,  N,    N,    N,  N, /* 90..9F */
+    H,    H,  H,  H,  H,    H,    H,  H,
+    H,    H,  H,  H,  H,    H,    H,  H, /* A0..AF */
+    H,    H,  H,  H,  H,    H,    H,  H,
+    H,    H,  H,  H,  H,    H,    H,  H, /* B0..BF */
+    X,    X,  L2, L2, L2,   L2,   L2, L2,
+    L2,   L2, L2, L2, L2,   L2,   L2, L2, /* C0..CF: C0, C1 overlong */
+    L2,   L2, L2, L2, L2,   L2,   L2, L2,
+    L2,   L2, L2, L2, L2,   L2,   L2, L2, /* D0..DF */
+    C_E0, L3, L3, L3, L3,   L3,   L3, L3,
+    L3,   L3, L3, L3, L3,   C_ED, L3, L3, /* E0..EF */
+    C_F0, L4, L4, L4, C_F4, X,    X,  X,
+    X,    X,  X,  X,  X,    X,    X,  X, /* F0..FF: F5+ > U+10FFFF */
 };
 #undef A
 #undef K
@@ -82,16 +98,16 @@ static const uint8_t byte_class[256] = {
 #define T2 S_TAIL2
 #define T3 S_TAIL3
 static const uint8_t next_state[N_STATES][N_CLASSES] = {
-  /*          ASCII 80-8F 90-9F A0-BF bad L2  E0    L3  ED    F0    L4  F4 */
-  [S_ACCEPT] = {OK, R,    R,    R,    R,  T1, S_E0, T2, S_ED, S_F0, T3, S_F4},
-  [S_REJECT] = {R,  R,    R,    R,    R,  R,  R,    R,  R,    R,    R,  R},
-  [S_TAIL1] =  {R,  OK,   OK,   OK,   R,  R,  R,    R,  R,    R,    R,  R},
-  [S_TAIL2] =  {R,  T1,   T1,   T1,   R,  R,  R,    R,  R,    R,    R,  R},
-  [S_TAIL3] =  {R,  T2,   T2,   T2,   R,  R,  R,    R,  R,    R,    R,  R},
-  [S_E0] =     {R,  R,    R,    T1,   R,  R,  R,    R,  R,    R,    R,  R},
-  [S_ED] =     {R,  T1,   T1,   R,    R,  R,  R,    R,  R,    R,    R,  R},
-  [S_F0] =     {R,  R,    T2,   T2,   R,  R,  R,    R,  R,    R,    R,  R},
-  [S_F4] =     {R,  T2,   R,    R,    R,  R,  R,    R,  R,    R,    R,  R},
+    /*          ASCII 80-8F 90-9F A0-BF bad L2  E0    L3  ED    F0    L4  F4 */
+    [S_ACCEPT] = {OK, R, R, R, R, T1, S_E0, T2, S_ED, S_F0, T3, S_F4},
+    [S_REJECT] = {R, R, R, R, R, R, R, R, R, R, R, R},
+    [S_TAIL1] = {R, OK, OK, OK, R, R, R, R, R, R, R, R},
+    [S_TAIL2] = {R, T1, T1, T1, R, R, R, R, R, R, R, R},
+    [S_TAIL3] = {R, T2, T2, T2, R, R, R, R, R, R, R, R},
+    [S_E0] = {R, R, R, T1, R, R, R, R, R, R, R, R},
+    [S_ED] = {R, T1, T1, R, R, R, R, R, R, R, R, R},
+    [S_F0] = {R, R, T2, T2, R, R, R, R, R, R, R, R},
+    [S_F4] = {R, T2, R, R, R, R, R, R, R, R, R, R},
 };
 #undef OK
 #undef R
@@ -100,9 +116,7 @@ static const uint8_t next_state[N_STATES][N_CLASSES] = {
 #undef T3
 
 /* Advance the DFA over one byte. */
-static uint32_t step(uint32_t state, uint8_t byte) {
-  return next_state[state][byte_class[byte]];
-}
+static uint32_t step(uint32_t state, uint8_t byte) { return next_state[state][byte_class[byte]]; }
 
 /* Length of the ASCII run at the start of p[0..n). Text is mostly ASCII, so test eight bytes
  * with one AND (memcpy: no alignment or aliasing assumptions), then finish byte by byte. */
@@ -111,12 +125,10 @@ static size_t ascii_run(const uint8_t *p, size_t n) {
   while (n - i >= 8) {
     uint64_t w;
     memcpy(&w, p + i, 8);
-    if (w & UINT64_C(0x8080808080808080))
-      break;
+    if (w & UINT64_C(0x8080808080808080)) break;
     i += 8;
   }
-  while (i < n && p[i] < 0x80)
-    i++;
+  while (i < n && p[i] < 0x80) i++;
   return i;
 }
 
@@ -128,8 +140,7 @@ int pw__utf8_feed(pw__utf8 *u, const uint8_t *p, size_t n) {
      * Looking at the byte first keeps non-ASCII text from paying for a failed word test. */
     if (s == S_ACCEPT && p[i] < 0x80) {
       i += ascii_run(p + i, n - i);
-      if (i == n)
-        break;
+      if (i == n) break;
     }
     s = step(s, p[i++]);
   }
@@ -137,9 +148,7 @@ int pw__utf8_feed(pw__utf8 *u, const uint8_t *p, size_t n) {
   return s == S_REJECT ? -1 : 0;
 }
 
-int pw__utf8_complete(const pw__utf8 *u) {
-  return u->state == S_ACCEPT;
-}
+int pw__utf8_complete(const pw__utf8 *u) { return u->state == S_ACCEPT; }
 
 int pw__utf8_valid(const uint8_t *p, size_t n) {
   pw__utf8 u = {0};

@@ -21,10 +21,8 @@ static int read_mode(const pw__conn *c) {
 void pw__ws_free_buffers(pw__conn *c) {
   /* Entering CLOSING the parser goes on reading control frames: a close frame split across
    * reads keeps its first part. Any other time the connection reads no more. */
-  if (c->state == PW__S_CLOSING)
-    pw__wsp_drop_message(&c->ws);
-  else
-    pw__wsp_free(&c->ws);
+  if (c->state == PW__S_CLOSING) pw__wsp_drop_message(&c->ws);
+  else pw__wsp_free(&c->ws);
   /* Past OPEN no data message is read or queued: the codecs (up to ~300 KiB) go now. */
   pw__pmd_free(c);
 }
@@ -55,15 +53,14 @@ static int on_close(void *ctx, int code, const uint8_t *reason, size_t reason_le
   return read_mode(c);
 }
 
-static void on_fail(void *ctx, int code, const char *reason) {
-  pw__conn_fail(ctx, code, reason);
-}
+static void on_fail(void *ctx, int code, const char *reason) { pw__conn_fail(ctx, code, reason); }
 
 static const pw__wsp_ops ws_ops = {on_message, on_control, on_close, on_fail};
 
 void pw__ws_read(pw__conn *c, uint8_t *p, size_t n) {
   const pw_options *o = &c->loop->srv->opt;
-  pw__wsp_config cfg = {&ws_ops, c, o->max_message_size, o->max_message_frames,
-                        c->pmd_on ? &c->pmd : NULL, &c->inflater};
+  pw__wsp_config cfg = {
+      &ws_ops,     c, o->max_message_size, o->max_message_frames, c->pmd_on ? &c->pmd : NULL,
+      &c->inflater};
   pw__wsp_feed(&c->ws, &cfg, read_mode(c), p, n);
 }

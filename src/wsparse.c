@@ -35,9 +35,10 @@ static void fail(run *r, int code, const char *reason) {
 }
 
 static void fail_code(run *r, int code) {
-  fail(r, code, code == CLOSE_PROTOCOL_ERROR ? "protocol error"
-                : code == CLOSE_INVALID_DATA ? "invalid UTF-8"
-                                             : "message too big");
+  fail(r, code,
+       code == CLOSE_PROTOCOL_ERROR ? "protocol error"
+       : code == CLOSE_INVALID_DATA ? "invalid UTF-8"
+                                    : "message too big");
 }
 
 /* ---- judging a new frame header ----------------------------------------------------------- */
@@ -101,8 +102,7 @@ static int msg_append(pw__wsp *w, const uint8_t *p, size_t n) {
 static void message_done(run *r, const uint8_t *direct, size_t direct_len) {
   pw__wsp *w = r->w;
   int opcode = w->msg_opcode;
-  if (opcode == PW_OP_TEXT && !pw__utf8_complete(&w->utf8))
-    return fail_code(r, CLOSE_INVALID_DATA);
+  if (opcode == PW_OP_TEXT && !pw__utf8_complete(&w->utf8)) return fail_code(r, CLOSE_INVALID_DATA);
   w->msg_opcode = 0;
   memset(&w->utf8, 0, sizeof w->utf8);
   if (direct) return deliver(r, opcode, direct, direct_len);
@@ -117,17 +117,17 @@ static void message_done(run *r, const uint8_t *direct, size_t direct_len) {
 /* ---- compressed messages (permessage-deflate) ----------------------------------------------- */
 static void inflate_fail(run *r, int err) {
   int code = pw__inflate_close_code(err);
-  fail(r, code, code == CLOSE_TOO_BIG        ? "message too big"
-                : code == CLOSE_INVALID_DATA ? "invalid compressed data"
-                                             : "out of memory");
+  fail(r, code,
+       code == CLOSE_TOO_BIG        ? "message too big"
+       : code == CLOSE_INVALID_DATA ? "invalid compressed data"
+                                    : "out of memory");
 }
 
 /* The connection's inflater, made on the first compressed message (most clients of a push
  * server never send one: they pay nothing). */
 static pw__inflater *inflater_for(run *r) {
   pw__inflater **in = r->cfg->inflater;
-  if (!*in && pw__inflater_new_server(in, r->cfg->pmd, r->cfg->max_message_size) != 0)
-    return NULL;
+  if (!*in && pw__inflater_new_server(in, r->cfg->pmd, r->cfg->max_message_size) != 0) return NULL;
   return *in;
 }
 
@@ -217,10 +217,8 @@ static void control_piece(run *r, const uint8_t *p, size_t n) {
 static void frame_payload(run *r, uint8_t *p, size_t n) {
   pw__wsp *w = r->w;
   if (w->frame.masked) pw__frame_mask(p, n, w->frame.mask, w->frame_done);
-  if (is_control(w->frame.opcode))
-    control_piece(r, p, n);
-  else if (r->mode == PW__WSP_ALL)
-    data_piece(r, p, n);
+  if (is_control(w->frame.opcode)) control_piece(r, p, n);
+  else if (r->mode == PW__WSP_ALL) data_piece(r, p, n);
   w->frame_done += n; /* harmless if a callback stopped us: the feed loop ends */
 }
 

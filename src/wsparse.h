@@ -50,17 +50,17 @@ typedef struct pw__wsp_config {
 
 /* Parser state; zero-initialised = before the first frame. Owns `msg` and `ctrl`. */
 typedef struct pw__wsp {
-  pw__frame_hdr frame;  /* the frame whose payload is being read */
-  uint64_t frame_done;  /* payload bytes of `frame` consumed */
-  uint8_t *msg;         /* reassembly buffer (heap, only while a message is in progress) */
+  pw__frame_hdr frame; /* the frame whose payload is being read */
+  uint64_t frame_done; /* payload bytes of `frame` consumed */
+  uint8_t *msg;        /* reassembly buffer (heap, only while a message is in progress) */
   size_t msg_len, msg_cap;
-  uint8_t *ctrl;        /* a control frame's payload split across feeds (heap) */
-  pw__utf8 utf8;        /* validator state of the text message in progress */
-  uint32_t msg_frames;  /* data frames of the message in progress, counting its first */
+  uint8_t *ctrl;       /* a control frame's payload split across feeds (heap) */
+  pw__utf8 utf8;       /* validator state of the text message in progress */
+  uint32_t msg_frames; /* data frames of the message in progress, counting its first */
   uint8_t hdr_buf[PW_FRAME_MAX_HEADER]; /* a partial frame header */
-  uint8_t hdr_have;     /* bytes in hdr_buf */
-  uint8_t msg_opcode : 4; /* PW_OP_TEXT/BINARY while a fragmented message is in progress */
-  uint8_t in_frame : 1; /* 1 while `frame`'s payload is being read (bit fields: 96 bytes) */
+  uint8_t hdr_have;                     /* bytes in hdr_buf */
+  uint8_t msg_opcode : 4;   /* PW_OP_TEXT/BINARY while a fragmented message is in progress */
+  uint8_t in_frame : 1;     /* 1 while `frame`'s payload is being read (bit fields: 96 bytes) */
   uint8_t msg_deflated : 1; /* the message in progress began with RSV1 (permessage-deflate):
                                msg_len counts its compressed bytes, msg stays empty */
 } pw__wsp;

@@ -39,10 +39,10 @@
 
 typedef struct conn {
   int fd, open, topic;
-  int idx;              /* position in open_conns while open */
-  size_t head_len;      /* HTTP phase: bytes of the request head so far */
-  char *head;           /* HTTP phase only */
-  unsigned char *pend;  /* rest of a frame cut by a partial write (frame_len bytes) */
+  int idx;             /* position in open_conns while open */
+  size_t head_len;     /* HTTP phase: bytes of the request head so far */
+  char *head;          /* HTTP phase only */
+  unsigned char *pend; /* rest of a frame cut by a partial write (frame_len bytes) */
   size_t pend_off, pend_len;
 } conn;
 
@@ -202,7 +202,8 @@ static void handshake(conn *c) {
   accept_key(key, key_len, acc);
   int len = snprintf(resp, sizeof resp,
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", acc);
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                     acc);
   if (write(c->fd, resp, (size_t)len) != len) { /* a fresh socket takes 129 bytes */
     conn_close(c);
     return;
@@ -351,7 +352,8 @@ static int listen_on(int port) {
   lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)port),
                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t sl = sizeof sa;
   if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) || listen(lfd, 4096) ||

@@ -140,8 +140,8 @@ int main(int argc, char **argv) {
   char ports[32], threads[16];
   snprintf(ports, sizeof ports, "127.0.0.1:%d", opt.port);
   snprintf(threads, sizeof threads, "%d", max_clients + 8);
-  const char *options[] = {"listening_ports", ports, "num_threads", threads,
-                           "tcp_nodelay", "1", "listen_backlog", "4096", NULL};
+  const char *options[] = {"listening_ports", ports,  "num_threads", threads, "tcp_nodelay", "1",
+                           "listen_backlog",  "4096", NULL};
   struct mg_callbacks cb;
   memset(&cb, 0, sizeof cb);
   ctx = mg_start(&cb, NULL, options);

@@ -50,8 +50,8 @@ typedef struct topic_ring {
   unsigned char *mem; /* ring_cap slots of slot_stride bytes: LWS_PRE headroom + payload */
 } topic_ring;
 
-typedef struct pss {  /* lws's per-session data: one per connection, zeroed by lws */
-  uint64_t next;      /* next message to send (ring position) */
+typedef struct pss { /* lws's per-session data: one per connection, zeroed by lws */
+  uint64_t next;     /* next message to send (ring position) */
   int topic;
 } pss;
 
@@ -149,8 +149,8 @@ static int write_one(struct lws *wsi, pss *s) {
   return 0;
 }
 
-static int callback_push(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                         void *in, size_t len) {
+static int callback_push(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len) {
   pss *s = user;
   switch (reason) {
   case LWS_CALLBACK_ESTABLISHED: {
@@ -163,20 +163,15 @@ static int callback_push(struct lws *wsi, enum lws_callback_reasons reason, void
     push_gate_set(&gate, 1, 0);
     return 0;
   }
-  case LWS_CALLBACK_CLOSED:
-    clients--;
-    return 0;
-  case LWS_CALLBACK_RECEIVE: /* subscribers have nothing to say; ignore */
-    return 0;
+  case LWS_CALLBACK_CLOSED: clients--; return 0;
+  case LWS_CALLBACK_RECEIVE: /* subscribers have nothing to say; ignore */ return 0;
   case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
     atomic_store(&wake_pending, 0); /* before the walk: a later publish wakes us again */
     if (opt.rate <= 0) door_open();
     lws_callback_on_writable_all_protocol(lws_get_context(wsi), lws_get_protocol(wsi));
     return 0;
-  case LWS_CALLBACK_SERVER_WRITEABLE:
-    return write_one(wsi, s);
-  default:
-    return lws_callback_http_dummy(wsi, reason, user, in, len);
+  case LWS_CALLBACK_SERVER_WRITEABLE: return write_one(wsi, s);
+  default: return lws_callback_http_dummy(wsi, reason, user, in, len);
   }
 }
 

@@ -29,14 +29,14 @@
 #define PUSH_HDR_BYTES 17
 
 typedef struct push_opts {
-  int port;           /* --port P (0 = the kernel picks) */
-  int producers;      /* --producers K (default 1) */
-  double rate;        /* --rate R messages/s per producer (0 = as fast as allowed) */
-  size_t size;        /* --size S payload bytes (default 64, >= 17) */
-  double duration;    /* --duration D seconds from startup (0 = until SIGTERM/SIGINT) */
-  int topics;         /* --topics T (default 1) */
-  int threads;        /* --threads N (meaning per peer; default 1) */
-  size_t lag_bytes;   /* --lag-bytes B: per-client backlog before drops (peer-specific use) */
+  int port;         /* --port P (0 = the kernel picks) */
+  int producers;    /* --producers K (default 1) */
+  double rate;      /* --rate R messages/s per producer (0 = as fast as allowed) */
+  size_t size;      /* --size S payload bytes (default 64, >= 17) */
+  double duration;  /* --duration D seconds from startup (0 = until SIGTERM/SIGINT) */
+  int topics;       /* --topics T (default 1) */
+  int threads;      /* --threads N (meaning per peer; default 1) */
+  size_t lag_bytes; /* --lag-bytes B: per-client backlog before drops (peer-specific use) */
 } push_opts;
 
 static inline uint64_t push_now_ns(void) {
@@ -71,8 +71,14 @@ static inline void push_usage(const char *name, const char *extra) {
 typedef int (*push_extra_fn)(int argc, char **argv, int i, void *user);
 static inline int push_parse(int argc, char **argv, push_opts *o, const char *name,
                              push_extra_fn extra, void *user, const char *extra_usage) {
-  *o = (push_opts){.port = 0, .producers = 1, .rate = 0, .size = 64, .duration = 0,
-                   .topics = 1, .threads = 1, .lag_bytes = 64 * 1024};
+  *o = (push_opts){.port = 0,
+                   .producers = 1,
+                   .rate = 0,
+                   .size = 64,
+                   .duration = 0,
+                   .topics = 1,
+                   .threads = 1,
+                   .lag_bytes = 64 * 1024};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     int used = 0;
@@ -92,8 +98,8 @@ static inline int push_parse(int argc, char **argv, push_opts *o, const char *na
     i += used - 1;
   }
   if (o->producers < 1 || o->producers > 255 || o->topics < 1 || o->size < PUSH_HDR_BYTES ||
-      o->size > (16u << 20) || o->rate < 0 || o->duration < 0 || o->threads < 1 ||
-      o->port < 0 || o->port > 65535) {
+      o->size > (16u << 20) || o->rate < 0 || o->duration < 0 || o->threads < 1 || o->port < 0 ||
+      o->port > 65535) {
     fprintf(stderr, "%s: bad option value (size >= %d, producers 1..255, topics >= 1)\n", name,
             PUSH_HDR_BYTES);
     return -1;
@@ -117,8 +123,7 @@ static inline void push_pacer_wait(push_pacer *p) {
   if (push_now_ns() >= due) return;
   struct timespec ts = {.tv_sec = (time_t)(due / 1000000000u),
                         .tv_nsec = (long)(due % 1000000000u)};
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
-  }
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
 }
 
 /* One descriptor per client: take the hard limit (10,000 subscribers need > 1,024). */
@@ -162,7 +167,8 @@ typedef struct push_gate {
   pthread_cond_t cv;
   int open, stop;
 } push_gate;
-#define PUSH_GATE_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0}
+#define PUSH_GATE_INIT \
+  { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 }
 
 static inline void push_gate_set(push_gate *g, int open, int stop) {
   pthread_mutex_lock(&g->mu);

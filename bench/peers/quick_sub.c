@@ -136,7 +136,8 @@ static double proc_cpu(void) {
 
 static int start_connect(int ep, cl *c) {
   c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)port),
                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) && errno != EINPROGRESS) return -1;
   struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN, .data.ptr = c};

@@ -48,7 +48,8 @@ static int upgrade_status_v(int port, const char *target, const char *extra, int
   char buf[512] = {0};
   struct pollfd p = {.fd = fd, .events = POLLIN};
   int status = -1;
-  if (poll(&p, 1, 3000) == 1 && read(fd, buf, sizeof buf - 1) > 12) sscanf(buf, "HTTP/1.1 %d", &status);
+  if (poll(&p, 1, 3000) == 1 && read(fd, buf, sizeof buf - 1) > 12)
+    sscanf(buf, "HTTP/1.1 %d", &status);
   close(fd);
   return status;
 }
@@ -68,9 +69,13 @@ int main(void) {
   const char *bearer = "Authorization: Bearer secret\r\n";
 
   /* Origin list: checked before the callback, case-insensitively; no Origin passes. */
-  CHECK_EQ_INT(upgrade_status(port, "/ws", "Origin: https://evil.example\r\nAuthorization: Bearer secret\r\n"), 403);
+  CHECK_EQ_INT(upgrade_status(port, "/ws",
+                              "Origin: https://evil.example\r\nAuthorization: Bearer secret\r\n"),
+               403);
   CHECK_EQ_INT(atomic_load(&upgrade_calls), 0);
-  CHECK_EQ_INT(upgrade_status(port, "/ws", "Origin: https://GOOD.example\r\nAuthorization: Bearer secret\r\n"), 101);
+  CHECK_EQ_INT(upgrade_status(port, "/ws",
+                              "Origin: https://GOOD.example\r\nAuthorization: Bearer secret\r\n"),
+               101);
   CHECK_EQ_INT(upgrade_status(port, "/ws", bearer), 101);
   /* The callback: path, token (header or query), subprotocol, bad return value. */
   CHECK_EQ_INT(upgrade_status(port, "/private", bearer), 403);

@@ -18,7 +18,7 @@
 
 static _Atomic int frees[NBUF];
 static uint8_t memory[NBUF][64]; /* small wrapped buffers point here */
-static uint8_t *big[NBUF];      /* large ones are heap memory freed by free_fn */
+static uint8_t *big[NBUF];       /* large ones are heap memory freed by free_fn */
 
 static void count_free(void *data, void *ctx) {
   intptr_t i = (intptr_t)ctx;
@@ -58,11 +58,13 @@ static void test_delivered_and_shared(void) {
   pw_server *srv = th_start(NULL, NULL);
   wsc a, b, c;
   int port = pw_server_port(srv);
-  CHECK_EQ_INT(wsc_connect(&a, port, "/") | wsc_connect(&b, port, "/") | wsc_connect(&c, port, "/"), 0);
+  CHECK_EQ_INT(wsc_connect(&a, port, "/") | wsc_connect(&b, port, "/") | wsc_connect(&c, port, "/"),
+               0);
   pw_conn_id ids[3] = {th_wait_open(1, 3000), th_wait_open(2, 3000), th_wait_open(3, 3000)};
   for (int i = 0; i < 10; i++) {
     snprintf((char *)memory[i], sizeof memory[i], "message %d", i);
-    pw_buf *b0 = pw_buf_wrap(memory[i], strlen((char *)memory[i]), count_free, (void *)(intptr_t)i, PW_TEXT);
+    pw_buf *b0 =
+        pw_buf_wrap(memory[i], strlen((char *)memory[i]), count_free, (void *)(intptr_t)i, PW_TEXT);
     for (int k = 0; k < 3; k++) CHECK_EQ_INT(pw_send_buf(srv, ids[k], b0, 0), 0);
     CHECK_EQ_INT(atomic_load(&frees[i]), 0); /* we still hold our reference */
     pw_buf_unref(b0);
@@ -111,7 +113,9 @@ static void test_policy(pw_slow_policy policy, const char *name) {
   pw_stats st;
   sleep_ms(200);
   pw_server_stats(srv, &st);
-  fprintf(stderr, "  %s: dropped_new %llu dropped_oldest %llu dropped_closed %llu slow_closed %llu queued %llu\n",
+  fprintf(stderr,
+          "  %s: dropped_new %llu dropped_oldest %llu dropped_closed %llu slow_closed %llu queued "
+          "%llu\n",
           name, (unsigned long long)st.dropped_new, (unsigned long long)st.dropped_oldest,
           (unsigned long long)st.dropped_closed, (unsigned long long)st.slow_closed,
           (unsigned long long)st.queued_bytes);
@@ -141,7 +145,7 @@ static void test_server_stopped_with_data_queued(void) {
   pw_stats st;
   pw_server_stats(srv, &st);
   CHECK(st.queued_bytes > 0); /* data really is queued when we stop */
-  pw_server_free(srv);       /* stop + free: every queued buffer released before it returns */
+  pw_server_free(srv);        /* stop + free: every queued buffer released before it returns */
   CHECK(all_freed_once(0, N));
   wsc_close(&cl);
 }

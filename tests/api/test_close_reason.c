@@ -12,10 +12,10 @@
 #include "../support/check.h"
 
 static const char *bad_reasons[] = {
-    "\xff",               /* never valid */
-    "caf\xc3",            /* truncated 2-byte sequence */
-    "\xed\xa0\x80",       /* a UTF-16 surrogate */
-    "\xc0\xaf",           /* overlong '/' */
+    "\xff",                     /* never valid */
+    "caf\xc3",                  /* truncated 2-byte sequence */
+    "\xed\xa0\x80",             /* a UTF-16 surrogate */
+    "\xc0\xaf",                 /* overlong '/' */
     "ok then \xf4\x90\x80\x80", /* past U+10FFFF */
 };
 
@@ -52,7 +52,7 @@ int main(void) {
   /* 41 three-byte characters: 123 bytes, the most a close frame can carry after its code */
   char reason[124 + 3] = "";
   for (int i = 0; i < 41; i++) strcat(reason, "\xe2\x82\xac"); /* EURO SIGN */
-  strcat(reason, "x"); /* 124 bytes: one too many */
+  strcat(reason, "x");                                         /* 124 bytes: one too many */
   CHECK_EQ_INT(pw_close(srv, id, 4000, reason), PW_EINVAL);
   reason[123] = 0;
   CHECK_EQ_INT(pw_close(srv, id, 4001, reason), 0);

@@ -17,9 +17,12 @@
 static const char *const KEEP_HEADERS[] = {"Host", NULL};
 
 static pw_server *queued_server(size_t max_bytes, size_t max_events, pw_event_policy policy) {
-  pw_options o = {.deliver_open = PW_DELIVER_QUEUE, .deliver_message = PW_DELIVER_QUEUE,
-                  .deliver_close = PW_DELIVER_QUEUE, .event_headers = KEEP_HEADERS,
-                  .max_event_bytes = max_bytes, .max_events = max_events,
+  pw_options o = {.deliver_open = PW_DELIVER_QUEUE,
+                  .deliver_message = PW_DELIVER_QUEUE,
+                  .deliver_close = PW_DELIVER_QUEUE,
+                  .event_headers = KEEP_HEADERS,
+                  .max_event_bytes = max_bytes,
+                  .max_events = max_events,
                   .event_policy = policy};
   pw_server *srv = pw_server_new(&o, NULL, NULL);
   CHECK(srv != NULL);
@@ -141,7 +144,8 @@ static void test_order_under_load(void) {
     conn_track *ct = track_of(track, ntrack, ev.id);
     if (ev.type == PW_EV_OPEN && !ct && ntrack < CLIENTS) check_open(track, &ntrack, &ev);
     else if (ev.type == PW_EV_MESSAGE) check_message(ct, &ev);
-    else if (ev.type == PW_EV_CLOSE && ct && !ct->closed) ct->closed = 1, closes++, CHECK_EQ_INT(ev.code, 1000);
+    else if (ev.type == PW_EV_CLOSE && ct && !ct->closed)
+      ct->closed = 1, closes++, CHECK_EQ_INT(ev.code, 1000);
     else strays++;
     pw_event_release(&ev);
   }
@@ -199,7 +203,7 @@ static void test_pause_bounds_memory(void) {
           (unsigned long long)peak, limit, (unsigned long long)st.reads_paused);
   CHECK_EQ_INT(next, SLOW_MSGS); /* nothing lost */
   CHECK_EQ_INT(bad, 0);
-  CHECK(st.reads_paused > 0);   /* the policy acted, and reading resumed */
+  CHECK(st.reads_paused > 0);                   /* the policy acted, and reading resumed */
   CHECK(peak <= limit + 64 * 1024 + SLOW_SIZE); /* limit + one read + one message */
   wsc_close(&c);
   pw_server_free(srv);
@@ -280,8 +284,10 @@ static int next_message(pw_server *srv, const char *want, size_t len, int timeou
  * fail with pw__conn_resume_reads starting to read while a reason is left: the third
  * message arrives before the client has read its queue.) */
 static void test_pause_reasons_combine(void) {
-  pw_options o = {.deliver_open = PW_DELIVER_QUEUE, .deliver_message = PW_DELIVER_QUEUE,
-                  .max_events = 4, .max_queued_bytes = 4 * 1024 * 1024};
+  pw_options o = {.deliver_open = PW_DELIVER_QUEUE,
+                  .deliver_message = PW_DELIVER_QUEUE,
+                  .max_events = 4,
+                  .max_queued_bytes = 4 * 1024 * 1024};
   pw_server *srv = pw_server_new(&o, NULL, NULL);
   CHECK_EQ_INT(pw_server_start(srv), 0);
   wsc c;
@@ -346,7 +352,8 @@ static void test_post_from_threads(void) {
   pw_event ev;
   while (total < POSTERS * POSTS && pw_next_event(srv, &ev, 5000) == 1) {
     int who = ev.user_type;
-    if (ev.type != PW_EV_USER || who < 0 || who >= POSTERS || (intptr_t)ev.user_data != next[who]) bad++;
+    if (ev.type != PW_EV_USER || who < 0 || who >= POSTERS || (intptr_t)ev.user_data != next[who])
+      bad++;
     else next[who]++;
     total++;
     pw_event_release(&ev);
@@ -426,7 +433,7 @@ static void test_next_event_after_stop(void) {
   CHECK_EQ_INT(w.result, PW_ESTOPPED);
   CHECK_EQ_INT(atomic_load(&w.opens), 1);
   CHECK_EQ_INT(atomic_load(&w.closes), 1); /* the close of the stop came before the end */
-  CHECK(fd_readable(srv));   /* readable with an empty queue: the end is news too */
+  CHECK(fd_readable(srv));                 /* readable with an empty queue: the end is news too */
   CHECK_EQ_INT(pw_next_event(srv, &ev, 0), PW_ESTOPPED);
   uint64_t t0 = now_ms();
   CHECK_EQ_INT(pw_next_event(srv, &ev, 5000), PW_ESTOPPED);

@@ -130,7 +130,8 @@ static void test_status_texts(int port) {
   const char *r405 = strstr(out, "HTTP/1.1 405");
   CHECK(r204 && r405 && r204 < r405);
   char between[512] = "";
-  if (r204 && r405 && r405 > r204) snprintf(between, sizeof between, "%.*s", (int)(r405 - r204), r204);
+  if (r204 && r405 && r405 > r204)
+    snprintf(between, sizeof between, "%.*s", (int)(r405 - r204), r204);
   CHECK(strstr(between, "Content-Length") == NULL); /* none on a 204 */
   const char *head = strstr(out, "HTTP/1.1 200");
   CHECK(head && strstr(head, "Content-Length: 11\r\n") != NULL); /* HEAD: the GET's length */
@@ -159,9 +160,9 @@ static int warns(char *copy, size_t cap) {
 }
 
 static const char *const bad_paths[] = {
-    "/null-body", "/status-negative", "/status-huge", "/status-101", "/status-199",
-    "/status-600", "/type-crlf", "/extra-bare-lf", "/extra-bare-cr", "/extra-empty-line",
-    "/extra-unended", "/extra-bad-name", "/extra-length",
+    "/null-body",     "/status-negative", "/status-huge",   "/status-101",    "/status-199",
+    "/status-600",    "/type-crlf",       "/extra-bare-lf", "/extra-bare-cr", "/extra-empty-line",
+    "/extra-unended", "/extra-bad-name",  "/extra-length",
 };
 #define NBAD (sizeof bad_paths / sizeof bad_paths[0])
 

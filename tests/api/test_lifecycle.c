@@ -35,8 +35,8 @@ static void on_open(pw_server *srv, pw_conn_id id, const pw_request *req, void *
   pthread_mutex_unlock(&S.lock);
 }
 
-static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len,
-                       int is_binary, void *user) {
+static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len, int is_binary,
+                       void *user) {
   pthread_mutex_lock(&S.lock);
   S.messages++;
   pthread_mutex_unlock(&S.lock);
@@ -63,8 +63,7 @@ static void on_close(pw_server *srv, pw_conn_id id, int code, const char *reason
   pthread_mutex_unlock(&S.lock);
 }
 
-static const pw_callbacks CB = {.on_open = on_open, .on_message = on_message,
-                                .on_close = on_close};
+static const pw_callbacks CB = {.on_open = on_open, .on_message = on_message, .on_close = on_close};
 
 static void reset_seen(void) {
   pthread_mutex_lock(&S.lock);
@@ -137,7 +136,7 @@ static void test_callbacks_and_close(void) {
   pw_conn_id id = S.ids[0];
   CHECK(id != 0);
   CHECK_EQ_INT(pw_send(srv, id, "x", 1, 7), PW_EINVAL);
-  CHECK_EQ_INT(pw_send(srv, id ^ 2, "x", 1, PW_TEXT), PW_ENOCONN);       /* stale generation */
+  CHECK_EQ_INT(pw_send(srv, id ^ 2, "x", 1, PW_TEXT), PW_ENOCONN);            /* stale generation */
   CHECK_EQ_INT(pw_send(srv, id | (5ull << 56), "x", 1, PW_TEXT), PW_ENOCONN); /* no such loop */
   CHECK_EQ_INT(pw_send(srv, 0, "x", 1, PW_TEXT), PW_ENOCONN);
   CHECK_EQ_INT(pw_send(srv, id, "x", 1, PW_TEXT), 0); /* from this (non-loop) thread */
@@ -234,9 +233,7 @@ static void test_stop_from_callback_sends_1001(void) {
   pw_server_free(srv);
 }
 
-static void *run_thread(void *arg) {
-  return (void *)(intptr_t)pw_server_run(arg);
-}
+static void *run_thread(void *arg) { return (void *)(intptr_t)pw_server_run(arg); }
 
 static void test_run_in_caller_thread(void) {
   pw_server *srv = pw_server_new(NULL, &CB, NULL);
@@ -259,9 +256,7 @@ static void test_run_in_caller_thread(void) {
   pw_server_free(srv);
 }
 
-static void *stop_thread(void *arg) {
-  return (void *)(intptr_t)pw_server_stop(arg);
-}
+static void *stop_thread(void *arg) { return (void *)(intptr_t)pw_server_stop(arg); }
 
 static void test_concurrent_stops(void) {
   pw_server *srv = started();
@@ -320,8 +315,8 @@ static void test_max_connections_server_wide(void) {
   pthread_mutex_lock(&S.lock);
   for (int i = 0; i < S.opens && i < 256; i++) loops[(S.ids[i] >> 56) & 1]++;
   pthread_mutex_unlock(&S.lock);
-  fprintf(stderr, "  max_connections %d over 2 loops: %d of %d in (loop 0: %d, loop 1: %d)\n",
-          MAXC, in, TRIES, loops[0], loops[1]);
+  fprintf(stderr, "  max_connections %d over 2 loops: %d of %d in (loop 0: %d, loop 1: %d)\n", MAXC,
+          in, TRIES, loops[0], loops[1]);
   CHECK_EQ_INT(in, MAXC);
   pw_stats st;
   pw_server_stats(srv, &st);

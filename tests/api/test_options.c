@@ -68,7 +68,8 @@ static void test_deflate_edges(void) {
   static const int good_bits[] = {0, 8, 9, 15};
   for (size_t i = 0; i < 4; i++) {
     pw_options o = {.deflate = {.server_max_window_bits = good_bits[i],
-                                .client_max_window_bits = good_bits[i], .level = i == 3 ? 9 : 1,
+                                .client_max_window_bits = good_bits[i],
+                                .level = i == 3 ? 9 : 1,
                                 .mem_level = i == 3 ? 9 : 1}};
     CHECK_EQ_INT(pw_options_check(&o, NULL, 0), 0);
   }
@@ -85,9 +86,13 @@ static void test_good(void) {
   CHECK_EQ_INT(pw_options_check(NULL, err, sizeof err), 0);
   CHECK_EQ_INT(err[0], 0);
   CHECK_EQ_INT(pw_options_check(&(pw_options){0}, NULL, 0), 0);
-  pw_options o = {.threads = 64, .port = 65535, .log_level = PW_LOG_DEBUG,
-                  .idle_timeout_ms = -1, .send_timeout_ms = -1, .deflate = {.enable = 1, .server_max_window_bits = 8,
-                                                     .level = 9, .mem_level = 1}};
+  pw_options o = {
+      .threads = 64,
+      .port = 65535,
+      .log_level = PW_LOG_DEBUG,
+      .idle_timeout_ms = -1,
+      .send_timeout_ms = -1,
+      .deflate = {.enable = 1, .server_max_window_bits = 8, .level = 9, .mem_level = 1}};
   CHECK_EQ_INT(pw_options_check(&o, err, sizeof err), 0);
   /* a message cut to the caller's buffer, still NUL-terminated */
   char tiny[8];

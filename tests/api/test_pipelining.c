@@ -104,8 +104,10 @@ static void test_pipelined_echoes(void) {
   pw_server_stats(srv, &st);
   /* How often the pause was needed depends on how much the kernel buffers: here 0-3 times
    * in 50 runs, and those were the runs that ended in 1008 without it. */
-  fprintf(stderr, "  pipelined: %d of %d runs intact in %llu ms; reads paused for the send "
-          "queue %llu times\n", good, RUNS, (unsigned long long)(now_ms() - t0),
+  fprintf(stderr,
+          "  pipelined: %d of %d runs intact in %llu ms; reads paused for the send "
+          "queue %llu times\n",
+          good, RUNS, (unsigned long long)(now_ms() - t0),
           (unsigned long long)st.reads_paused_sendq);
   CHECK_EQ_INT(st.slow_closed, 0);
   free(wire);
@@ -175,9 +177,10 @@ static void test_slow_reader(void) {
   CHECK_EQ_INT(m, COUNT * SLOW_REPS);
   pw_stats st;
   pw_server_stats(srv, &st);
-  fprintf(stderr, "  slow reader: %d echoes intact; reads paused for the send queue %llu "
-          "times, at most %llu bytes queued\n", m, (unsigned long long)st.reads_paused_sendq,
-          (unsigned long long)max_queued);
+  fprintf(stderr,
+          "  slow reader: %d echoes intact; reads paused for the send queue %llu "
+          "times, at most %llu bytes queued\n",
+          m, (unsigned long long)st.reads_paused_sendq, (unsigned long long)max_queued);
   CHECK_EQ_INT(st.slow_closed, 0);
   CHECK(max_queued <= 1024 * 1024); /* high mark + one read's echoes: under the limit */
   CHECK(st.reads_paused_sendq > 0); /* the pause is what carried it */

@@ -118,8 +118,8 @@ static void test_refused_subscription_callback(void) {
   CHECK_EQ_INT(pw_call(srv, subscribe_on_loop, NULL), 0);
   CHECK(th_wait(loop_call_done, NULL, 3000));
   CHECK_EQ_INT(atomic_load(&loop_call_result), PW_EAGAIN); /* told directly ... */
-  CHECK_EQ_INT(stats_of(srv).subscriptions_refused, 3);  /* ... counted ... */
-  CHECK_EQ_INT(refusals_seen(), 2);                      /* ... and no callback */
+  CHECK_EQ_INT(stats_of(srv).subscriptions_refused, 3);    /* ... counted ... */
+  CHECK_EQ_INT(refusals_seen(), 2);                        /* ... and no callback */
   wsc_close(&c);
   pw_server_free(srv);
 }
@@ -131,8 +131,7 @@ static void test_refused_subscription_callback(void) {
  * Checked to fail: with pw__events_refused not called (the callback path taken), no event
  * came and the callback ran twice. */
 static void test_refused_subscription_event(void) {
-  pw_options o = {.max_subscriptions = 1, .deliver_refused = PW_DELIVER_QUEUE,
-                  .max_events = 1};
+  pw_options o = {.max_subscriptions = 1, .deliver_refused = PW_DELIVER_QUEUE, .max_events = 1};
   int seen_before = refusals_seen();
   pw_server *srv = start(&o);
   wsc c;
@@ -217,7 +216,7 @@ static void test_big_message_into_empty_inbox(void) {
   pw_conn_id id = connect_one(srv, &c, 0);
   CHECK(th_hold_loop(srv));
   static uint8_t big[16 * 1024];
-  CHECK_EQ_INT(pw_send(srv, id, big, sizeof big, PW_BINARY), 0); /* alone: it fits */
+  CHECK_EQ_INT(pw_send(srv, id, big, sizeof big, PW_BINARY), 0);  /* alone: it fits */
   CHECK_EQ_INT(pw_send(srv, id, "small", 5, PW_TEXT), PW_EAGAIN); /* beside it: no */
   CHECK_EQ_INT(stats_of(srv).rejected, 1);
   blocked_send b = {.srv = srv, .id = id, .result = 1};

@@ -139,8 +139,8 @@ static pw_stats stats_of(pw_server *srv) {
 #define DRAIN_MSG 1024
 
 static void test_drain_delivers_everything_accepted(void) {
-  pw_options o = {.max_queued_bytes = 64u << 20, .close_timeout_ms = 300,
-                  .drain_timeout_ms = 20000};
+  pw_options o = {
+      .max_queued_bytes = 64u << 20, .close_timeout_ms = 300, .drain_timeout_ms = 20000};
   wsc c;
   pw_conn_id id;
   pw_server *srv = start_with_client(&o, &c, &id);
@@ -192,8 +192,8 @@ static void test_drain_delivers_everything_accepted(void) {
 
 static void test_non_reader_bounded_and_counted(void) {
   enum { DRAIN = 400, CLOSE = 400, MARGIN = 1500 };
-  pw_options o = {.max_queued_bytes = 64u << 20, .drain_timeout_ms = DRAIN,
-                  .close_timeout_ms = CLOSE};
+  pw_options o = {
+      .max_queued_bytes = 64u << 20, .drain_timeout_ms = DRAIN, .close_timeout_ms = CLOSE};
   pw_server *srv = th_start(&o, NULL);
   CHECK(srv != NULL);
   wsc c;
@@ -372,9 +372,9 @@ static void test_stop_from_callbacks(void) {
 typedef struct producer {
   pw_server *srv;
   pw_conn_id id;
-  int publish;        /* 0: pw_send to id, 1: pw_publish to "t" */
+  int publish; /* 0: pw_send to id, 1: pw_publish to "t" */
   _Atomic int accepted;
-  int last;           /* the answer that ended it */
+  int last; /* the answer that ended it */
   uint64_t ended_ms;
 } producer;
 
@@ -490,8 +490,7 @@ static void publish_then_stop(pw_server *srv, void *arg) {
 }
 
 static void sleeper(pw_server *srv, void *arg) {
-  while (!pw_task_sleep(60000)) {
-  }
+  while (!pw_task_sleep(60000)) {}
   atomic_store(&sleeper_asked, 1);
 }
 
@@ -517,7 +516,7 @@ static void test_stop_from_a_task(void) {
   CHECK_EQ_INT(got, atomic_load(&task_published));
   CHECK_EQ_INT(atomic_load(&sleeper_asked), 1);
   CHECK_EQ_INT(pw_task_running(srv, "sleeper"), 0); /* joined by the task's stop */
-  pw_server_free(srv); /* joins the publisher */
+  pw_server_free(srv);                              /* joins the publisher */
 }
 
 /* A task that ignores pw_task_should_stop must not hold the stop past the drain timeout
@@ -796,8 +795,8 @@ static int total_accepted(void *p) {
 static void stress_round(uint64_t *rng) {
   /* A queue limit far above what a round sends: a reader slowed by a sanitizer must not be
    * closed as a slow consumer (its producers would then see PW_ENOCONN). */
-  pw_options o = {.threads = 2, .inbox_capacity = 64, .send_timeout_ms = -1,
-                  .max_queued_bytes = 256u << 20};
+  pw_options o = {
+      .threads = 2, .inbox_capacity = 64, .send_timeout_ms = -1, .max_queued_bytes = 256u << 20};
   pw_server *srv = th_start(&o, NULL);
   CHECK(srv != NULL);
   if (!srv) return;

@@ -93,8 +93,10 @@ static void check_latest_wins(wsc *slow) {
 }
 
 static void test_policy(pw_slow_policy policy) {
-  pw_options o = {.max_queued_bytes = LIMIT, .slow_policy = policy,
-                  .max_inbox_bytes = 256 * 1024, .close_timeout_ms = 300};
+  pw_options o = {.max_queued_bytes = LIMIT,
+                  .slow_policy = policy,
+                  .max_inbox_bytes = 256 * 1024,
+                  .close_timeout_ms = 300};
   run r = {0};
   r.srv = th_start(&o, NULL);
   int port = pw_server_port(r.srv);

@@ -94,8 +94,8 @@ static footprint settled_footprint(long threads) {
 }
 
 static void check_flat(const char *what, footprint warm, footprint end) {
-  printf("%s: VmSize %ld -> %ld kB, mappings %ld -> %ld, thread stacks %ld -> %ld\n", what,
-         warm.kb, end.kb, warm.maps, end.maps, warm.stacks, end.stacks);
+  printf("%s: VmSize %ld -> %ld kB, mappings %ld -> %ld, thread stacks %ld -> %ld\n", what, warm.kb,
+         end.kb, warm.maps, end.maps, warm.stacks, end.stacks);
   CHECK(warm.kb > 0 && warm.maps > 0);
   CHECK(end.kb - warm.kb <= SLACK_KB);
   CHECK(end.stacks - warm.stacks <= SLACK_MAPS);
@@ -206,9 +206,7 @@ static void test_on_demand_topics_reaped(void) {
 /* ---- the natural pattern: post "done", return, the owner starts the next run ---- */
 enum { CYCLES = 1000, DONE_EVENT = 77 };
 
-static void posts_then_returns(pw_server *srv, void *arg) {
-  pw_post_event(srv, DONE_EVENT, arg);
-}
+static void posts_then_returns(pw_server *srv, void *arg) { pw_post_event(srv, DONE_EVENT, arg); }
 
 /* Checked to fail without the wait for a reported run (PW_EALREADY at once): 83 (the old
  * task.c) to 430 (this one without the wait) of the 1,000 starts answered PW_EALREADY. */
@@ -338,7 +336,9 @@ static int logged_failures(void) {
   return n;
 }
 
-static void hold_key(pw_server *srv, void *arg) { while (!pw_task_sleep(10000)) {} }
+static void hold_key(pw_server *srv, void *arg) {
+  while (!pw_task_sleep(10000)) {}
+}
 
 static _Atomic int producer_started;
 

@@ -43,7 +43,8 @@ static void test_sixteen_threads_start_one(void) {
   pthread_barrier_init(&go, NULL, N);
   racer r[N];
   pthread_t t[N];
-  for (int i = 0; i < N; i++) r[i] = (racer){srv, &go, 1}, pthread_create(&t[i], NULL, race_start, &r[i]);
+  for (int i = 0; i < N; i++)
+    r[i] = (racer){srv, &go, 1}, pthread_create(&t[i], NULL, race_start, &r[i]);
   int started = 0, already = 0;
   for (int i = 0; i < N; i++) {
     pthread_join(t[i], NULL);
@@ -108,7 +109,7 @@ static void test_server_stop_joins_tasks(void) {
 }
 
 static void stops_server(pw_server *srv, void *arg) {
-  pw_task_stop(srv, "self");           /* asking itself: no join, no deadlock */
+  pw_task_stop(srv, "self");                              /* asking itself: no join, no deadlock */
   atomic_store(&runs, pw_server_stop(srv) == 0 ? 1 : -1); /* from a task thread */
 }
 
@@ -126,7 +127,8 @@ static _Atomic int done_called, done_result = 1;
 
 static void done_early(pw_server *srv, void *arg) {
   atomic_fetch_add(&runs, 1);
-  atomic_store(&done_result, pw_task_done()); /* checked by the main thread: CHECK is not thread-safe */
+  atomic_store(&done_result,
+               pw_task_done()); /* checked by the main thread: CHECK is not thread-safe */
   atomic_store(&done_called, 1);
   sleep_ms(100); /* still returning: a new start must wait for it, not refuse */
 }

@@ -66,12 +66,14 @@ static void test_reach_unsubscribe_close(void) {
   CHECK(th_wait_closes(1, 3000));
   CHECK(th_wait_subscribers(srv, "a", N / 2 - 2, 3000));
   CHECK_EQ_INT(pw_publish(srv, "a", "again", 5, PW_TEXT), 0);
-  for (int i = 4; i < N; i += 2) next_text(&c[i], got, sizeof got, 3000), CHECK(strcmp(got, "again") == 0);
+  for (int i = 4; i < N; i += 2)
+    next_text(&c[i], got, sizeof got, 3000), CHECK(strcmp(got, "again") == 0);
   next_text(&c[0], got, sizeof got, 200);
   CHECK(strcmp(got, "") == 0); /* unsubscribed: nothing */
   CHECK_EQ_INT(pw_subscribe(srv, ids[2], "a"), PW_ENOCONN);
   CHECK_EQ_INT(pw_publish(srv, "", "x", 1, PW_TEXT), PW_EINVAL);
-  for (int i = 0; i < N; i++) if (i != 2) wsc_close(&c[i]);
+  for (int i = 0; i < N; i++)
+    if (i != 2) wsc_close(&c[i]);
   pw_server_free(srv);
 }
 
@@ -164,7 +166,8 @@ static void test_batches_keep_order(void) {
   wsc c[MIX_SUBS];
   connect_n(srv, c, mix_ids, MIX_SUBS, 0);
   for (int i = 0; i < MIX_SUBS; i++)
-    CHECK_EQ_INT(pw_subscribe(srv, mix_ids[i], "x"), 0), CHECK_EQ_INT(pw_subscribe(srv, mix_ids[i], "y"), 0);
+    CHECK_EQ_INT(pw_subscribe(srv, mix_ids[i], "x"), 0),
+        CHECK_EQ_INT(pw_subscribe(srv, mix_ids[i], "y"), 0);
   CHECK(th_wait_subscribers(srv, "y", MIX_SUBS, 3000)); /* a barrier on both loops */
   pw_stats before;
   pw_server_stats(srv, &before);
@@ -178,7 +181,8 @@ static void test_batches_keep_order(void) {
   CHECK_EQ_INT(total, MIX_SUBS * MIX_PRODUCERS * MIX_MSGS);
   pw_stats after;
   pw_server_stats(srv, &after);
-  CHECK_EQ_INT((int)(after.messages_queued - before.messages_queued), MIX_SUBS * MIX_PRODUCERS * MIX_MSGS);
+  CHECK_EQ_INT((int)(after.messages_queued - before.messages_queued),
+               MIX_SUBS * MIX_PRODUCERS * MIX_MSGS);
   for (int i = 0; i < MIX_SUBS; i++) wsc_close(&c[i]);
   pw_server_free(srv);
 }
@@ -264,14 +268,15 @@ static void test_on_demand(void) {
   pthread_barrier_init(&go, NULL, M);
   pthread_t t[M];
   subber sb[M];
-  for (int i = 0; i < M; i++) sb[i] = (subber){srv, ids[i], &go}, pthread_create(&t[i], NULL, subscribe_at_once, &sb[i]);
+  for (int i = 0; i < M; i++)
+    sb[i] = (subber){srv, ids[i], &go}, pthread_create(&t[i], NULL, subscribe_at_once, &sb[i]);
   for (int i = 0; i < M; i++) pthread_join(t[i], NULL);
   pthread_barrier_destroy(&go);
   CHECK(th_wait(one_running, NULL, 3000));
   char got[64];
   next_text(&c[M - 1], got, sizeof got, 3000);
   CHECK(strncmp(got, "tick:x ", 7) == 0); /* the producer feeds the subscribers */
-  CHECK_EQ_INT(atomic_load(&starts), 1);   /* eight concurrent first subscribers, one start */
+  CHECK_EQ_INT(atomic_load(&starts), 1);  /* eight concurrent first subscribers, one start */
   for (int i = 0; i < M - 1; i++) pw_unsubscribe(srv, ids[i], "tick:x");
   CHECK(th_wait_subscribers(srv, "tick:x", 1, 3000));
   sleep_ms(50);
@@ -287,7 +292,7 @@ static void test_on_demand(void) {
   CHECK_EQ_INT(atomic_load(&max_running), 1);
   pw_subscribe(srv, ids[0], "tick:x");
   CHECK(th_wait(one_running, NULL, 3000)); /* starts again for a new first subscriber */
-  pw_server_free(srv);                       /* and stops with the server */
+  pw_server_free(srv);                     /* and stops with the server */
   CHECK_EQ_INT(atomic_load(&running), 0);
   for (int i = 0; i < M - 1; i++) wsc_close(&c[i]);
 }

@@ -66,7 +66,7 @@ static void upgrade_args(const pw_request *req) {
 }
 
 /* Part 1's upgrade: note where the producer is, then choose "t". */
-static _Atomic long started;  /* the highest number whose pw_publish has begun */
+static _Atomic long started; /* the highest number whose pw_publish has begun */
 static _Atomic long at_upgrade;
 
 static int early_upgrade(const pw_request *req) {
@@ -138,8 +138,7 @@ static void *producer(void *srv) {
     int n = snprintf(msg, sizeof msg, "%ld", k);
     atomic_store(&started, k); /* before the call: see the argument at the top */
     while (pw_publish(srv, "t", msg, (size_t)n, PW_TEXT | PW_BLOCK) == PW_EAGAIN &&
-           !atomic_load(&producer_stop)) {
-    }
+           !atomic_load(&producer_stop)) {}
   }
   return NULL;
 }
@@ -185,8 +184,7 @@ static void test_args(pw_server *srv, int port) {
   CHECK_EQ_INT(wsc_connect(&c, port, "/args"), 0);
   CHECK(take_open(srv) != 0);
   CHECK(atomic_load(&args_done));
-  const int want[R_COUNT] = {PW_EINVAL, PW_EINVAL, PW_EINVAL, PW_EINVAL, 0, 0, 0, 0, 0,
-                             PW_EAGAIN};
+  const int want[R_COUNT] = {PW_EINVAL, PW_EINVAL, PW_EINVAL, PW_EINVAL, 0, 0, 0, 0, 0, PW_EAGAIN};
   for (int i = 0; i < R_COUNT; i++) CHECK_EQ_INT(args_results[i], want[i]);
   char longest[256];
   memset(longest, 'x', 255);
@@ -228,7 +226,8 @@ static void test_outside_and_503(void) {
 }
 
 int main(void) {
-  pw_options o = {.deliver_open = PW_DELIVER_QUEUE, .max_subscriptions = MAX_SUBS,
+  pw_options o = {.deliver_open = PW_DELIVER_QUEUE,
+                  .max_subscriptions = MAX_SUBS,
                   .max_queued_bytes = 256u << 20};
   pw_callbacks cb = {.on_upgrade = on_upgrade};
   pw_server *srv = pw_server_new(&o, &cb, NULL);

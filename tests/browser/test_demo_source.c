@@ -15,7 +15,8 @@
 #include "demo.h"
 
 enum { SINE, CPU, LOG, COUNTER, NTOPICS };
-static const char *const topic_names[NTOPICS] = {"demo.sine", "demo.cpu", "demo.log", "demo.counter"};
+static const char *const topic_names[NTOPICS] = {"demo.sine", "demo.cpu", "demo.log",
+                                                 "demo.counter"};
 
 static struct {
   pthread_mutex_t lock;
@@ -37,18 +38,20 @@ static void check_value(int topic, const char *json) {
   char level[16];
   int ok = 0;
   switch (topic) {
-    case SINE: ok = sscanf(json, "{\"t\":%llu,\"v\":%lf}", &t, &v) == 2 && v >= -1 && v <= 1; break;
-    case CPU: ok = sscanf(json, "{\"t\":%llu,\"v\":%lf}", &t, &v) == 2 && v >= 0 && v <= 1; break;
-    case COUNTER:
-      ok = sscanf(json, "{\"t\":%llu,\"n\":%llu}", &t, &n) == 2 && n == rec.last_counter + 1;
-      rec.last_counter = n;
-      break;
-    case LOG:
-      ok = sscanf(json, "{\"t\":%llu,\"seq\":%llu,\"level\":\"%15[a-z]\",\"msg\":\"", &t, &seq,
-                  level) == 3 && json[strlen(json) - 1] == '}';
-      break;
+  case SINE: ok = sscanf(json, "{\"t\":%llu,\"v\":%lf}", &t, &v) == 2 && v >= -1 && v <= 1; break;
+  case CPU: ok = sscanf(json, "{\"t\":%llu,\"v\":%lf}", &t, &v) == 2 && v >= 0 && v <= 1; break;
+  case COUNTER:
+    ok = sscanf(json, "{\"t\":%llu,\"n\":%llu}", &t, &n) == 2 && n == rec.last_counter + 1;
+    rec.last_counter = n;
+    break;
+  case LOG:
+    ok = sscanf(json, "{\"t\":%llu,\"seq\":%llu,\"level\":\"%15[a-z]\",\"msg\":\"", &t, &seq,
+                level) == 3 &&
+         json[strlen(json) - 1] == '}';
+    break;
   }
-  if (!ok || t + 5000 < wall_ms() || t > wall_ms() + 5000) PROBLEM("bad %s value: %s", topic_names[topic], json);
+  if (!ok || t + 5000 < wall_ms() || t > wall_ms() + 5000)
+    PROBLEM("bad %s value: %s", topic_names[topic], json);
 }
 
 static int record(void *ctx, const char *topic, const char *json, size_t len) {
@@ -97,12 +100,13 @@ static void run_once(int fail) {
   sleep_ms(1600);
   int c[NTOPICS];
   snapshot(c);
-  CHECK(c[SINE] >= 20 && c[SINE] <= 40);       /* 20 Hz: 33; a loaded machine skips ticks */
-  CHECK(c[CPU] >= 3 && c[CPU] <= 8);           /* 4 Hz after a baseline tick: 6 */
-  CHECK(c[LOG] >= 1 && c[LOG] <= 3);           /* at 0 and 1000 ms */
+  CHECK(c[SINE] >= 20 && c[SINE] <= 40); /* 20 Hz: 33; a loaded machine skips ticks */
+  CHECK(c[CPU] >= 3 && c[CPU] <= 8);     /* 4 Hz after a baseline tick: 6 */
+  CHECK(c[LOG] >= 1 && c[LOG] <= 3);     /* at 0 and 1000 ms */
   CHECK(c[COUNTER] >= 1 && c[COUNTER] <= 3);
   if (c[SINE] < 20 || c[SINE] > 40 || c[CPU] < 3)
-    fprintf(stderr, "  counts: sine %d cpu %d log %d counter %d\n", c[SINE], c[CPU], c[LOG], c[COUNTER]);
+    fprintf(stderr, "  counts: sine %d cpu %d log %d counter %d\n", c[SINE], c[CPU], c[LOG],
+            c[COUNTER]);
 
   wait_for_counter_tick(c[COUNTER]); /* the counter thread now sleeps ~1 s: stop must wake it */
   unsigned long long t0 = now_ms();

@@ -25,8 +25,8 @@ static void check_parse(const uint8_t *p, size_t n) {
   }
   int want_code = n >= 2 ? p[0] << 8 | p[1] : -1;
   int want = n == 1 || !ref_close_code_sendable(want_code) ? -1002
-             : !ref_utf8_valid(p + 2, n - 2)         ? -1007
-                                                     : 0;
+             : !ref_utf8_valid(p + 2, n - 2)               ? -1007
+                                                           : 0;
   FUZZ_CHECK(rc == want, "rc=%d, expected %d (n=%zu, code %d)", rc, want, n, want_code);
   if (rc != 0) return;
   FUZZ_CHECK(code == want_code && reason == p + 2 && reason_len == n - 2,

@@ -11,14 +11,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* An invariant the code under test must keep. Harness code, not library code: abort is how a
  * fuzzer learns of a finding. */
-#define FUZZ_CHECK(cond, ...)                                                          \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
-      fprintf(stderr, "%s:%d: invariant failed: %s\n  ", __FILE__, __LINE__, #cond);  \
-      fprintf(stderr, __VA_ARGS__);                                                   \
-      fputc('\n', stderr);                                                            \
-      abort();                                                                        \
-    }                                                                                 \
+#define FUZZ_CHECK(cond, ...)                                                        \
+  do {                                                                               \
+    if (!(cond)) {                                                                   \
+      fprintf(stderr, "%s:%d: invariant failed: %s\n  ", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                                                  \
+      fputc('\n', stderr);                                                           \
+      abort();                                                                       \
+    }                                                                                \
   } while (0)
 
 /* xorshift32: the input chooses the seed, so a split pattern is reproducible from the input. */
@@ -47,8 +47,8 @@ static inline size_t fuzz_chunk(uint32_t *s) {
  * Registry": 1004 is reserved, 1005/1006/1015 are never sent, 1016-2999 are unassigned,
  * 3000-3999 are registered for libraries, 4000-4999 are for private use. */
 static inline int ref_close_code_sendable(int code) {
-  static const int defined[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009,
-                                1010, 1011, 1012, 1013, 1014};
+  static const int defined[] = {1000, 1001, 1002, 1003, 1007, 1008,
+                                1009, 1010, 1011, 1012, 1013, 1014};
   for (size_t i = 0; i < sizeof defined / sizeof defined[0]; i++)
     if (code == defined[i]) return 1;
   return code >= 3000 && code <= 4999;

@@ -118,7 +118,8 @@ static void ref_base64(const uint8_t *in, size_t n, char *out) {
   const char *alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   size_t o = 0;
   for (size_t i = 0; i < n; i += 3) {
-    uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
+    uint32_t v =
+        (uint32_t)in[i] << 16 | (i + 1 < n ? in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
     out[o++] = alphabet[v >> 18 & 63];
     out[o++] = alphabet[v >> 12 & 63];
     out[o++] = i + 1 < n ? alphabet[v >> 6 & 63] : '=';
@@ -147,8 +148,8 @@ static void check_headers(const pw__head *hi, const uint8_t *head, size_t head_l
     const pw_header *h = &hi->headers[i];
     FUZZ_CHECK(h->name && inside(h->name, h->name_len, head, head_len), "header %zu name", i);
     FUZZ_CHECK(h->value && inside(h->value, h->value_len, head, head_len), "header %zu value", i);
-    FUZZ_CHECK(h->value_len == 0 || (h->value[h->value_len - 1] != ' ' &&
-                                     h->value[h->value_len - 1] != '\t'),
+    FUZZ_CHECK(h->value_len == 0 ||
+                   (h->value[h->value_len - 1] != ' ' && h->value[h->value_len - 1] != '\t'),
                "header %zu value ends in a blank", i);
   }
 }
@@ -225,8 +226,8 @@ static size_t one_request(const uint8_t *buf, size_t head_len, size_t avail) {
   FUZZ_CHECK(st == 0 || st == 400 || st == 431, "parse answered %d", st);
   if (st) return 0;
   const char *stop = llhttp_get_error_pos(&hi.parser);
-  FUZZ_CHECK(stop == (const char *)buf + head_len,
-             "llhttp ended the head at %td, we at %zu", stop - (const char *)buf, head_len);
+  FUZZ_CHECK(stop == (const char *)buf + head_len, "llhttp ended the head at %td, we at %zu",
+             stop - (const char *)buf, head_len);
   check_headers(&hi, buf, head_len);
   uint64_t body_len = 0;
   st = pw__head_body(&hi, MAX_BODY, &body_len);

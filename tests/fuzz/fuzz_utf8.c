@@ -14,8 +14,8 @@
 
 static void check_whole(const uint8_t *p, size_t n, int ref) {
   int lib = pw__utf8_valid(p, n);
-  FUZZ_CHECK(lib == (ref == REF_UTF8_VALID), "pw__utf8_valid=%d, reference status %d (n=%zu)",
-             lib, ref, n);
+  FUZZ_CHECK(lib == (ref == REF_UTF8_VALID), "pw__utf8_valid=%d, reference status %d (n=%zu)", lib,
+             ref, n);
 }
 
 /* Feed p[0..n) in pieces; after each piece compare with what the reference says about the
@@ -32,8 +32,8 @@ static void check_streaming(const uint8_t *p, size_t n, int ref, size_t bad,
     fed += k;
     int invalid_so_far = ref == REF_UTF8_INVALID && bad < fed;
     FUZZ_CHECK((r != 0) == invalid_so_far,
-               "feed returned %d after %zu bytes; reference: first bad byte at %zu (status %d)",
-               r, fed, ref == REF_UTF8_INVALID ? bad : (size_t)-1, ref);
+               "feed returned %d after %zu bytes; reference: first bad byte at %zu (status %d)", r,
+               fed, ref == REF_UTF8_INVALID ? bad : (size_t)-1, ref);
     int complete = !invalid_so_far && boundary[fed];
     FUZZ_CHECK(pw__utf8_complete(&u) == complete, "complete=%d after %zu bytes, expected %d",
                pw__utf8_complete(&u), fed, complete);

@@ -68,8 +68,8 @@ static void log_bytes(evlog *l, const void *p, size_t n) {
 
 /* One event: type, argument (opcode or code), payload length, payload. */
 static void log_event(evlog *l, int type, int arg, const uint8_t *data, size_t n) {
-  uint8_t head[7] = {(uint8_t)type, (uint8_t)(arg >> 8), (uint8_t)arg, (uint8_t)(n >> 24),
-                     (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+  uint8_t head[7] = {(uint8_t)type,      (uint8_t)(arg >> 8), (uint8_t)arg, (uint8_t)(n >> 24),
+                     (uint8_t)(n >> 16), (uint8_t)(n >> 8),   (uint8_t)n};
   log_bytes(l, head, sizeof head);
   log_bytes(l, data, n);
   l->events++;
@@ -174,8 +174,7 @@ static void check_state(const prun *r) {
 
 /* Feed the stream whole (split = 0) or in pieces; either way cut at switch_at, where the
  * owner starts its close between two reads. */
-static void run_parser(const config *cfg, const uint8_t *stream, size_t n, int split,
-                       evlog *out) {
+static void run_parser(const config *cfg, const uint8_t *stream, size_t n, int split, evlog *out) {
   uint8_t *buf = malloc(n ? n : 1); /* masked in place: a copy per run */
   if (!buf) abort();
   memcpy(buf, stream, n);
@@ -198,7 +197,7 @@ static void run_parser(const config *cfg, const uint8_t *stream, size_t n, int s
   *out = r.log;
 }
 
-/* ---- the reference: whole buffer, one frame at a time, straight from RFC 6455 ------------------ */
+/* ---- the reference: whole buffer, one frame at a time, straight from RFC 6455 ---------------- */
 typedef struct ref {
   const config *cfg;
   const uint8_t *s;

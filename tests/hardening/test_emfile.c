@@ -34,9 +34,9 @@
 #include "raw.h"
 #include "server.h" /* white box: the loop's reserve descriptors, to simulate losing them */
 
-#define LIMIT 256     /* descriptors for the whole process while the test runs */
-#define CLIENTS 30    /* connections that find the table full */
-#define SPIN_MS 100   /* loop CPU per second above which we call it spinning (idle: ~1 ms) */
+#define LIMIT 256   /* descriptors for the whole process while the test runs */
+#define CLIENTS 30  /* connections that find the table full */
+#define SPIN_MS 100 /* loop CPU per second above which we call it spinning (idle: ~1 ms) */
 
 static _Atomic int refusal_lines;
 
@@ -45,8 +45,8 @@ static void on_log(int level, const char *msg, void *user) {
   fprintf(stderr, "log: %s\n", msg); /* stderr is open already: costs no descriptor */
 }
 
-static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len,
-                       int is_binary, void *user) {
+static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len, int is_binary,
+                       void *user) {
   pw_send(srv, id, data, len, is_binary ? PW_BINARY : PW_TEXT);
 }
 
@@ -139,8 +139,8 @@ static void phase_probe_and_shed(pw_server *srv, clockid_t clock) {
   close(dummies[--ndummies]); /* one number free: what an accept takes */
   int got = connect_and_count_503(fds, CLIENTS, pw_server_port(srv));
   uint64_t cpu = loop_cpu_ms(clock, 1000);
-  printf("probe: %d of %d clients got 503; %d log line(s); loop CPU %llu ms in 1 s\n", got,
-         CLIENTS, atomic_load(&refusal_lines), (unsigned long long)cpu);
+  printf("probe: %d of %d clients got 503; %d log line(s); loop CPU %llu ms in 1 s\n", got, CLIENTS,
+         atomic_load(&refusal_lines), (unsigned long long)cpu);
   CHECK_EQ_INT(got, CLIENTS);
   CHECK_EQ_INT(atomic_load(&refusal_lines), 1);
   CHECK(cpu < SPIN_MS);

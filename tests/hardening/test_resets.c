@@ -22,8 +22,8 @@
 #include "../support/clock.h"
 #include "raw.h"
 
-static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len,
-                       int is_binary, void *user) {
+static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len, int is_binary,
+                       void *user) {
   pw_send(srv, id, data, len, is_binary ? PW_BINARY : PW_TEXT);
 }
 

@@ -110,8 +110,10 @@ static void dispositions_untouched(void) {
 }
 
 static int child(void) {
-  pw_options o = {.deliver_message = PW_DELIVER_QUEUE, .max_events = 1,
-                  .event_policy = PW_EVQ_PAUSE, .max_queued_bytes = 8u << 20};
+  pw_options o = {.deliver_message = PW_DELIVER_QUEUE,
+                  .max_events = 1,
+                  .event_policy = PW_EVQ_PAUSE,
+                  .max_queued_bytes = 8u << 20};
   pw_callbacks cb = {.on_open = on_open, .on_close = on_close};
   pw_server *srv = pw_server_new(&o, &cb, NULL);
   if (!srv || pw_server_start(srv) != 0) return 2;

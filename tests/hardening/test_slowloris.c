@@ -167,8 +167,8 @@ int main(void) {
   double loaded_median = median(loaded, n);
   printf("crowd of %d connected in %llu ms; handshake median %.2f ms unloaded, %.2f ms loaded "
          "(max %.2f, %d samples); loop CPU while sampling %.0f%%; %d of the crowd gone early\n",
-         CROWD, (unsigned long long)took, base_median, loaded_median, max, n,
-         loop_share * 100, gone_early);
+         CROWD, (unsigned long long)took, base_median, loaded_median, max, n, loop_share * 100,
+         gone_early);
   CHECK(n >= 9);
   CHECK(loaded_median < BOUND_MS);
   CHECK_EQ_INT(gone_early, 0);
@@ -177,8 +177,8 @@ int main(void) {
   uint64_t deadline = now_ms() + HANDSHAKE_TIMEOUT_MS + 3000;
   int gone = 0;
   while ((gone = count_ended()) < CROWD && now_ms() < deadline) dribble(), sleep_ms(200);
-  printf("%d of %d dropped %llu ms after the crowd began to connect (timeout %d ms)\n", gone,
-         CROWD, (unsigned long long)(now_ms() - first_connect), HANDSHAKE_TIMEOUT_MS);
+  printf("%d of %d dropped %llu ms after the crowd began to connect (timeout %d ms)\n", gone, CROWD,
+         (unsigned long long)(now_ms() - first_connect), HANDSHAKE_TIMEOUT_MS);
   CHECK_EQ_INT(gone, CROWD);
   for (int i = 0; i < CROWD; i++)
     if (crowd[i] >= 0) close(crowd[i]);

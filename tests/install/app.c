@@ -68,7 +68,7 @@ int main(void) {
   if (fd >= 0) close(fd);
   pw_server_stop(srv);
   pw_server_free(srv);
-  printf("%s (pushwire %d.%d.%d, %s)\n", ok ? "ok" : "FAILED", PW_VERSION_MAJOR,
-         PW_VERSION_MINOR, PW_VERSION_PATCH, pw_err_name(PW_ENOCONN));
+  printf("%s (pushwire %d.%d.%d, %s)\n", ok ? "ok" : "FAILED", PW_VERSION_MAJOR, PW_VERSION_MINOR,
+         PW_VERSION_PATCH, pw_err_name(PW_ENOCONN));
   return ok ? 0 : 1;
 }

@@ -31,14 +31,14 @@
 #include "../support/clock.h"
 
 enum {
-  NPROD = 8,          /* producer threads */
-  NSTABLE = 50,       /* connections that stay open for the whole run */
-  MAX_CHURN = 16384,  /* churn connections opened at most */
-  MIN_CHURN = 200,    /* churn connections opened at least (the run waits for them) */
-  CHURN_POOL = 8,     /* churn connections open at once at most */
-  MIN_LEN = 12,       /* payload lengths */
+  NPROD = 8,         /* producer threads */
+  NSTABLE = 50,      /* connections that stay open for the whole run */
+  MAX_CHURN = 16384, /* churn connections opened at most */
+  MIN_CHURN = 200,   /* churn connections opened at least (the run waits for them) */
+  CHURN_POOL = 8,    /* churn connections open at once at most */
+  MIN_LEN = 12,      /* payload lengths */
   MAX_LEN = 200,
-  HDR_LEN = 11,       /* [u8 producer][u64 seq LE][u16 conn LE] */
+  HDR_LEN = 11, /* [u8 producer][u64 seq LE][u16 conn LE] */
 };
 
 #define DEFAULT_MESSAGES 200000
@@ -105,9 +105,7 @@ typedef struct producer {
 
 static producer producers[NPROD];
 
-static void count_code(uint64_t *codes, int r) {
-  codes[r <= 0 && r > -16 ? -r : 15]++;
-}
+static void count_code(uint64_t *codes, int r) { codes[r <= 0 && r > -16 ? -r : 15]++; }
 
 static void *producer_main(void *arg) {
   producer *P = arg;
@@ -162,7 +160,7 @@ typedef struct sconn {
 
 static sconn stable[NSTABLE];
 static _Atomic uint64_t delivered[NSTABLE][NPROD]; /* written by the client thread only */
-static _Atomic int stopping;   /* main: the server is being stopped, close frames expected */
+static _Atomic int stopping; /* main: the server is being stopped, close frames expected */
 static _Atomic int client_quit;
 static _Atomic int client_eofs;
 
@@ -275,7 +273,8 @@ static void read_stable(int ep, int k) {
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 && errno == EAGAIN) return;
     if (r <= 0) { /* EOF or reset */
-      if (!c->close_seen) PROBLEM("stable %d: connection lost (%s)", k, r ? strerror(errno) : "EOF");
+      if (!c->close_seen)
+        PROBLEM("stable %d: connection lost (%s)", k, r ? strerror(errno) : "EOF");
       c->eof = 1;
       epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
       close(c->fd); /* the server lingers until our EOF */
@@ -294,7 +293,8 @@ static void *client_main(void *arg) {
   int ep = epoll_create1(0);
   for (int k = 0; k < NSTABLE; k++) {
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)k};
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, stable[k].fd, &ev) != 0) PROBLEM("epoll_ctl: %s", strerror(errno));
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, stable[k].fd, &ev) != 0)
+      PROBLEM("epoll_ctl: %s", strerror(errno));
     /* bytes that arrived with the handshake */
     size_t used = parse_frames(k, &stable[k]);
     memmove(stable[k].buf, stable[k].buf + used, stable[k].len - used);
@@ -343,9 +343,7 @@ static void end_churn(cconn *c, uint64_t *rng) {
   int how = (int)(th_rand(rng) % 6);
   churn_endings[how]++;
   switch (how) {
-  case 0: /* the socket just goes (unread data: an RST) */
-    wsc_close(&c->w);
-    break;
+  case 0: /* the socket just goes (unread data: an RST) */ wsc_close(&c->w); break;
   case 1: { /* a clean close from the client */
     uint8_t code[2] = {0x03, 0xE8};
     wsc_send(&c->w, 8, 1, code, 2);
@@ -354,18 +352,21 @@ static void end_churn(cconn *c, uint64_t *rng) {
   }
   case 2: { /* the client goes in the middle of sending a frame */
     uint8_t part[6] = {0x82, 0x80 | 100, 1, 2, 3, 4};
-    if (send(c->w.fd, part, 2 + th_rand(rng) % 5, MSG_NOSIGNAL) < 0) { /* gone already */ }
+    if (send(c->w.fd, part, 2 + th_rand(rng) % 5, MSG_NOSIGNAL) < 0) { /* gone already */
+    }
     wsc_close(&c->w);
     break;
   }
   case 3: { /* the client goes in the middle of receiving a frame */
     uint8_t tmp[7];
     struct pollfd p = {.fd = c->w.fd, .events = POLLIN};
-    if (poll(&p, 1, 20) > 0 && recv(c->w.fd, tmp, 1 + th_rand(rng) % 7, 0) < 0) { /* gone */ }
+    if (poll(&p, 1, 20) > 0 && recv(c->w.fd, tmp, 1 + th_rand(rng) % 7, 0) < 0) { /* gone */
+    }
     wsc_close(&c->w);
     break;
   }
-  case 4: case 5: { /* the server closes (pw_close from this thread); answered or not */
+  case 4:
+  case 5: { /* the server closes (pw_close from this thread); answered or not */
     pw_conn_id id = atomic_load(&churn_ids[c->n]);
     int r = pw_close(srv, id, 4000 + (int)(th_rand(rng) % 100), "churn");
     count_code(churn_close_codes, r);
@@ -440,8 +441,8 @@ static double secs_since(uint64_t t0) { return (double)(now_ms() - t0) / 1000.0;
 int main(void) {
   const char *env = getenv("PW_STRESS_MESSAGES");
   if (env && atol(env) > 0) messages_per_producer = atol(env);
-  printf("stress: %d producers x %ld messages to %d connections\n", NPROD,
-         messages_per_producer, NSTABLE);
+  printf("stress: %d producers x %ld messages to %d connections\n", NPROD, messages_per_producer,
+         NSTABLE);
   uint64_t t_start = now_ms();
 
   pw_options o = {.port = 0, .max_queued_bytes = 256u << 20};
@@ -525,7 +526,8 @@ int main(void) {
   /* Results and counters. */
   uint64_t codes[16] = {0}, churn_codes[16] = {0}, accepted = 0, eagain = churn_eagain;
   for (int p = 0; p < NPROD; p++) {
-    for (int i = 0; i < 16; i++) codes[i] += producers[p].codes[i], churn_codes[i] += producers[p].churn_codes[i];
+    for (int i = 0; i < 16; i++)
+      codes[i] += producers[p].codes[i], churn_codes[i] += producers[p].churn_codes[i];
     accepted += producers[p].churn_ok;
     eagain += producers[p].eagain;
   }
@@ -569,8 +571,8 @@ int main(void) {
          "pw_close answered %lu, pw_close unanswered %lu); pw_close on random churn ids: "
          "%llu accepted, %llu PW_ENOCONN\n",
          atomic_load(&churn_opens), churn_endings[0], churn_endings[1], churn_endings[2],
-         churn_endings[3], churn_endings[4], churn_endings[5],
-         (unsigned long long)churn_close_ok, (unsigned long long)churn_close_codes[-PW_ENOCONN]);
+         churn_endings[3], churn_endings[4], churn_endings[5], (unsigned long long)churn_close_ok,
+         (unsigned long long)churn_close_codes[-PW_ENOCONN]);
   printf("stats: messages_queued %llu, messages_sent %llu, dropped_closed %llu, rejected %llu, "
          "bytes_sent %llu\n",
          (unsigned long long)st.messages_queued, (unsigned long long)st.messages_sent,

@@ -32,18 +32,16 @@
 
 enum {
   NHAMMER = 6,
-  HAMMER_MS = 3000,     /* the hammer with the server running */
-  AFTER_STOP_MS = 200,  /* the hammer goes on this long after pw_server_stop returned */
-  NPRE = 64,            /* connections closed before the hammer: the stale ids */
+  HAMMER_MS = 3000,    /* the hammer with the server running */
+  AFTER_STOP_MS = 200, /* the hammer goes on this long after pw_server_stop returned */
+  NPRE = 64,           /* connections closed before the hammer: the stale ids */
   MAX_CHURN = 1 << 16,
-  CHURN_POOL = 8,       /* per churn thread */
-  NCHURN = 3,           /* churn threads (opening and closing is latency bound) */
-  MIN_CHURN = 100,      /* the hammer lasts until this many churn connections were opened */
+  CHURN_POOL = 8,  /* per churn thread */
+  NCHURN = 3,      /* churn threads (opening and closing is latency bound) */
+  MIN_CHURN = 100, /* the hammer lasts until this many churn connections were opened */
   MAX_HAMMER_MS = 20000,
-  NNEVER = 64,          /* never-issued ids */
+  NNEVER = 64, /* never-issued ids */
 };
-
-
 
 /* ---- callbacks (loop thread) ----------------------------------------------------------------- */
 static pw_server *srv;
@@ -77,12 +75,12 @@ static void on_close(pw_server *s, pw_conn_id id, int code, const char *reason, 
 }
 
 /* ---- accounting shared by every thread ---------------------------------------------------- */
-static _Atomic uint64_t accepted_sends;  /* pw_send / pw_send_buf that returned 0 */
-static _Atomic uint64_t eagain_answers;  /* every PW_EAGAIN from another thread */
+static _Atomic uint64_t accepted_sends; /* pw_send / pw_send_buf that returned 0 */
+static _Atomic uint64_t eagain_answers; /* every PW_EAGAIN from another thread */
 static _Atomic uint64_t calls_accepted, calls_run;
 static _Atomic uint64_t wraps_made, wraps_freed;
-static _Atomic int stopping;             /* pw_server_stop has been called */
-static _Atomic int stopped;              /* pw_server_stop has returned */
+static _Atomic int stopping; /* pw_server_stop has been called */
+static _Atomic int stopped;  /* pw_server_stop has returned */
 
 /* ---- the ids ------------------------------------------------------------------------------- */
 static pw_conn_id stale[NPRE];
@@ -105,11 +103,11 @@ static void build_never(pw_conn_id good) {
   for (int k = 0; k < 8; k++) /* a freed slot's generation is stale + 1: even, never an id */
     never[n++] = stale[k * (NPRE / 8)] + 1;
   never[n++] = (1000ull << 32) | 1; /* a slot in the first chunk that is never used (LIFO) */
-  for (int i = 0; i < 6; i++)                    /* the good slot stays taken: later gens */
+  for (int i = 0; i < 6; i++)       /* the good slot stays taken: later gens */
     never[n++] = ((uint64_t)slot << 32) | (gen + 2u * (uint32_t)(i + 1));
-  for (int i = 0; i < 4; i++)                    /* past any generation this run reaches */
+  for (int i = 0; i < 4; i++) /* past any generation this run reaches */
     never[n++] = ((uint64_t)slot << 32) | (0x7FFFFFF1u + 2u * (uint32_t)i);
-  never[n++] = (0xFFFFFFull << 32) | 1;           /* slots past the table */
+  never[n++] = (0xFFFFFFull << 32) | 1; /* slots past the table */
   never[n++] = (0x800000ull << 32) | 1;
   never[n++] = (0x1000ull << 32) | 1;
   never[n++] = (0x2345ull << 32) | 3;
@@ -128,7 +126,7 @@ static void call_fn(pw_server *s, void *arg) {
     PROBLEM("pw_send to a stale id on the loop thread returned %s", pw_err_name(r));
 }
 
-/* ---- the hammer -------------------------------------------------------------------------------- */
+/* ---- the hammer ------------------------------------------------------------------------------ */
 static _Atomic int hammer_quit;
 
 typedef struct hammer {
@@ -189,10 +187,10 @@ static void *hammer_main(void *arg) {
       if (n == 0) continue;
       /* mostly the newest ones (likely open), sometimes any */
       churn_n = th_rand(&rng) & 1 ? n - 1 - (int)(th_rand(&rng) % (n < 24 ? (uint64_t)n : 24))
-                                   : (int)(th_rand(&rng) % (uint64_t)n);
+                                  : (int)(th_rand(&rng) % (uint64_t)n);
       id = atomic_load(&churn_ids[churn_n]);
       cat = CAT_CHURN;
-      if (id == 0) continue; /* numbered but not open yet */
+      if (id == 0) continue;      /* numbered but not open yet */
       if (th_rand(&rng) % 8 == 0) /* its slot's next, even generation: never an id */
         cat = CAT_NEVER, id = id + 1, churn_n = -1;
     }
@@ -201,7 +199,8 @@ static void *hammer_main(void *arg) {
     int op = (int)(th_rand(&rng) % 9), r;
     const char *opname;
     switch (op) {
-    case 0: case 1:
+    case 0:
+    case 1:
       opname = "pw_send";
       r = pw_send(srv, id, text, 1 + th_rand(&rng) % sizeof text, PW_TEXT);
       break;
@@ -233,7 +232,8 @@ static void *hammer_main(void *arg) {
       }
       break;
     }
-    case 6: case 7:
+    case 6:
+    case 7:
       opname = "pw_set_slow_policy";
       r = pw_set_slow_policy(srv, id, (pw_slow_policy)(th_rand(&rng) % 3),
                              th_rand(&rng) & 1 ? 0 : 512 + th_rand(&rng) % 65536);
@@ -265,7 +265,7 @@ static void *hammer_main(void *arg) {
 
 /* ---- churn: connections that open and close under the hammer ---------------------------- */
 static _Atomic int churn_quit;
-static _Atomic int churn_numbers;         /* handed out to the churn threads */
+static _Atomic int churn_numbers; /* handed out to the churn threads */
 static _Atomic unsigned long churn_endings[4];
 
 static void churn_end(wsc *w, int n, uint64_t *rng) {
@@ -420,9 +420,7 @@ int main(void) {
     pw_conn_id id = atomic_load(&pre_ids[k]);
     wsc_frame f;
     switch (k % 4) {
-    case 0: /* the client just goes */
-      wsc_close(&pre[k]);
-      break;
+    case 0: /* the client just goes */ wsc_close(&pre[k]); break;
     case 1: /* the client closes cleanly */
       wsc_send(&pre[k], 8, 1, "\x03\xe8", 2);
       if (wsc_recv(&pre[k], &f, 3000) == 0) free(f.payload);
@@ -479,8 +477,7 @@ int main(void) {
   uint64_t t_hammer = now_ms();
   /* At least HAMMER_MS, and until MIN_CHURN connections came and went (TSan is slow). */
   sleep_ms(HAMMER_MS);
-  while (atomic_load(&churn_opens) < MIN_CHURN && now_ms() - t_hammer < MAX_HAMMER_MS)
-    sleep_ms(10);
+  while (atomic_load(&churn_opens) < MIN_CHURN && now_ms() - t_hammer < MAX_HAMMER_MS) sleep_ms(10);
   atomic_store(&churn_quit, 1);
   for (int i = 0; i < NCHURN; i++) pthread_join(churn[i], NULL);
   atomic_store(&sender_quit, 1);
@@ -563,7 +560,6 @@ int main(void) {
   CHECK_EQ_INT(atomic_load(&wraps_freed), atomic_load(&wraps_made)); /* free_fn exactly once */
   printf("wrapped buffers: %llu made, %llu freed; total %.2f s\n",
          (unsigned long long)atomic_load(&wraps_made),
-         (unsigned long long)atomic_load(&wraps_freed),
-         (double)(now_ms() - t_start) / 1000.0);
+         (unsigned long long)atomic_load(&wraps_freed), (double)(now_ms() - t_start) / 1000.0);
   return CHECK_DONE();
 }

@@ -19,8 +19,8 @@ void th_on_open(pw_server *srv, pw_conn_id id, const pw_request *req, void *user
 void th_on_close(pw_server *srv, pw_conn_id id, int code, const char *reason, void *user);
 /* Start a server on port 0 with these options (NULL = defaults) and the recording callbacks
  * plus on_message (may be NULL). Resets the records. */
-pw_server *th_start(pw_options *opt, void (*on_message)(pw_server *, pw_conn_id, const void *,
-                                                        size_t, int, void *));
+pw_server *th_start(pw_options *opt,
+                    void (*on_message)(pw_server *, pw_conn_id, const void *, size_t, int, void *));
 /* A copy of the records, taken under the lock. */
 th_events th_snapshot(void);
 /* Wait up to timeout_ms for the n-th open (1-based); its id or 0. */

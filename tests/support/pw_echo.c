@@ -71,8 +71,8 @@ static void hand_to_publisher(const void *data, size_t len, int flags) {
   pthread_mutex_unlock(&jobs_lock);
 }
 
-static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len,
-                       int is_binary, void *user) {
+static void on_message(pw_server *srv, pw_conn_id id, const void *data, size_t len, int is_binary,
+                       void *user) {
   if (pubsub == 2) hand_to_publisher(data, len, is_binary ? PW_BINARY : PW_TEXT);
   else if (pubsub) pw_publish(srv, "all", data, len, is_binary ? PW_BINARY : PW_TEXT);
   else pw_send(srv, id, data, len, is_binary ? PW_BINARY : PW_TEXT);
@@ -118,9 +118,15 @@ static int parse_args(int argc, char **argv, pw_options *o) {
   int plain_port = -1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (a[0] != '-') { o->port = atoi(a); continue; }
+    if (a[0] != '-') {
+      o->port = atoi(a);
+      continue;
+    }
     if (i + 1 >= argc) return fprintf(stderr, "pw-echo: %s needs a value\n", a), -1;
-    if (parse_tls_arg(a, argv[i + 1], o, &plain_port)) { i++; continue; }
+    if (parse_tls_arg(a, argv[i + 1], o, &plain_port)) {
+      i++;
+      continue;
+    }
     long v = strtol(argv[++i], NULL, 10);
     if (!strcmp(a, "--max-message")) o->max_message_size = (size_t)v;
     else if (!strcmp(a, "--idle-timeout")) o->idle_timeout_ms = (int)v;
@@ -130,8 +136,10 @@ static int parse_args(int argc, char **argv, pw_options *o) {
     else if (!strcmp(a, "--max-head")) o->max_head_size = (size_t)v;
     else if (!strcmp(a, "--threads")) o->threads = (int)v;
     else if (!strcmp(a, "--deflate")) o->deflate.enable = (int)v;
-    else if (!strcmp(a, "--deflate-server-no-context")) o->deflate.server_no_context_takeover = (int)v;
-    else if (!strcmp(a, "--deflate-client-no-context")) o->deflate.client_no_context_takeover = (int)v;
+    else if (!strcmp(a, "--deflate-server-no-context"))
+      o->deflate.server_no_context_takeover = (int)v;
+    else if (!strcmp(a, "--deflate-client-no-context"))
+      o->deflate.client_no_context_takeover = (int)v;
     else if (!strcmp(a, "--deflate-server-bits")) o->deflate.server_max_window_bits = (int)v;
     else if (!strcmp(a, "--deflate-client-bits")) o->deflate.client_max_window_bits = (int)v;
     else if (!strcmp(a, "--deflate-threshold")) o->deflate.threshold = (size_t)v;
@@ -171,7 +179,9 @@ static void raise_fd_limit(void) {
 
 int main(int argc, char **argv) {
   pw_options opt = {.port = 8080, .log = log_line, .log_level = PW_LOG_WARN};
-  pw_callbacks cb = {.on_message = on_message, .on_open = on_open, .on_http = on_http,
+  pw_callbacks cb = {.on_message = on_message,
+                     .on_open = on_open,
+                     .on_http = on_http,
                      .select_subprotocol = select_subprotocol};
   if (parse_args(argc, argv, &opt) != 0) return 2;
   raise_fd_limit();

@@ -63,7 +63,8 @@ int wsc_connect_rcvbuf(wsc *c, int port, const char *path, int rcvbuf) {
   int n = snprintf(req, sizeof req,
                    "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                   "Sec-WebSocket-Version: 13\r\n\r\n", path);
+                   "Sec-WebSocket-Version: 13\r\n\r\n",
+                   path);
   if (wsc_write_all(c->fd, req, (size_t)n) != 0) goto fail;
   uint64_t deadline = now_ms() + 5000;
   for (;;) {

@@ -17,7 +17,7 @@
 #include "../support/check.h"
 #include "deflate.h"
 
-/* ---- helpers ---------------------------------------------------------------------------------- */
+/* ---- helpers --------------------------------------------------------------------------------- */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rng(void) { /* xorshift64*: repeatable */
@@ -28,8 +28,7 @@ static uint64_t rng(void) { /* xorshift64*: repeatable */
 }
 
 static void fill_random(uint8_t *p, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    p[i] = (uint8_t)(rng() >> 56);
+  for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(rng() >> 56);
 }
 
 /* A JSON-ish feed: compressible, with some variety (what a push server sends). */
@@ -38,9 +37,9 @@ static void fill_json(uint8_t *p, size_t n) {
   char rec[128];
   size_t off = 0;
   while (off < n) {
-    int k = snprintf(rec, sizeof rec, "{\"sym\":\"%s\",\"price\":%u.%02u,\"qty\":%u},",
-                     syms[rng() % 5], (unsigned)(rng() % 1000), (unsigned)(rng() % 100),
-                     (unsigned)(rng() % 10000));
+    int k =
+        snprintf(rec, sizeof rec, "{\"sym\":\"%s\",\"price\":%u.%02u,\"qty\":%u},", syms[rng() % 5],
+                 (unsigned)(rng() % 1000), (unsigned)(rng() % 100), (unsigned)(rng() % 10000));
     size_t take = (size_t)k < n - off ? (size_t)k : n - off;
     memcpy(p + off, rec, take);
     off += take;
@@ -58,8 +57,7 @@ static int negotiate(const struct pw_deflate_options *c, const char *header, pw_
                      char resp[PW__DEFLATE_RESPONSE_MAX]) {
   int rc = pw__deflate_negotiate(c, header, strlen(header), p);
   resp[0] = 0;
-  if (rc == PW__PMD_ACCEPT)
-    pw__deflate_response(p, resp);
+  if (rc == PW__PMD_ACCEPT) pw__deflate_response(p, resp);
   return rc;
 }
 
@@ -70,8 +68,7 @@ static int inflate_all(pw__inflater *in, const uint8_t *p, size_t n, size_t piec
   do {
     size_t k = piece && piece < n - off ? piece : n - off;
     int rc = pw__inflate_push(in, p + off, k);
-    if (rc)
-      return rc;
+    if (rc) return rc;
     off += k;
   } while (off < n);
   return pw__inflate_finish(in, msg, len);
@@ -85,33 +82,24 @@ static void check_inflate(pw__inflater *in, const uint8_t *z, size_t zn, size_t 
   int rc = inflate_all(in, z, zn, piece, &msg, &len);
   CHECK_EQ_INT(rc, 0);
   CHECK_EQ_SIZE(len, n);
-  if (rc == 0 && len == n && n)
-    CHECK_MEM(msg, want, n);
+  if (rc == 0 && len == n && n) CHECK_MEM(msg, want, n);
 }
 
-/* ---- negotiation ------------------------------------------------------------------------------- */
+/* ---- negotiation ----------------------------------------------------------------------------- */
 
 enum { C_DEFAULT, C_NCT, C_SERVER10, C_CLIENT10, C_SERVER8, C_OFF, C_COUNT };
 
 static struct pw_deflate_options cfg_preset(int which) {
   struct pw_deflate_options c = cfg_default();
   switch (which) {
-  case C_NCT:
-    c.server_no_context_takeover = c.client_no_context_takeover = 1;
-    break;
-  case C_SERVER10:
-    c.server_max_window_bits = 10;
-    break;
-  case C_CLIENT10:
-    c.client_max_window_bits = 10;
-    break;
+  case C_NCT: c.server_no_context_takeover = c.client_no_context_takeover = 1; break;
+  case C_SERVER10: c.server_max_window_bits = 10; break;
+  case C_CLIENT10: c.client_max_window_bits = 10; break;
   case C_SERVER8:
     c.server_max_window_bits = 8;
     c.client_max_window_bits = 8;
     break;
-  case C_OFF:
-    c.enable = 0;
-    break;
+  case C_OFF: c.enable = 0; break;
   }
   return c;
 }
@@ -226,13 +214,12 @@ static void test_negotiation_table(void) {
     pw__deflate_params p;
     char resp[PW__DEFLATE_RESPONSE_MAX];
     int rc = negotiate(&c, rows[i].offer, &p, resp);
-    if (rc != rows[i].rc)
-      fprintf(stderr, "row %zu: offer \"%s\"\n", i, rows[i].offer);
+    if (rc != rows[i].rc) fprintf(stderr, "row %zu: offer \"%s\"\n", i, rows[i].offer);
     CHECK_EQ_INT(rc, rows[i].rc);
     if (rc == ACC && rows[i].response) {
       if (strcmp(resp, rows[i].response) != 0)
-        fprintf(stderr, "row %zu: offer \"%s\"\n  got  \"%s\"\n  want \"%s\"\n", i,
-                rows[i].offer, resp, rows[i].response);
+        fprintf(stderr, "row %zu: offer \"%s\"\n  got  \"%s\"\n  want \"%s\"\n", i, rows[i].offer,
+                resp, rows[i].response);
       CHECK(strcmp(resp, rows[i].response) == 0);
     }
   }
@@ -249,15 +236,15 @@ static void test_negotiated_params(void) {
   CHECK_EQ_INT(p.server_no_context_takeover, 0);
   CHECK_EQ_INT(p.client_no_context_takeover, 0);
 
-  CHECK_EQ_INT(negotiate(&c, PMD "; client_max_window_bits=8; server_max_window_bits=11", &p,
-                         resp), ACC);
+  CHECK_EQ_INT(negotiate(&c, PMD "; client_max_window_bits=8; server_max_window_bits=11", &p, resp),
+               ACC);
   CHECK_EQ_INT(p.client_max_window_bits, 8); /* its promise; we inflate with 9 anyway */
   CHECK_EQ_INT(p.server_max_window_bits, 11);
 
   c.server_max_window_bits = 12;
   c.client_no_context_takeover = 1;
-  CHECK_EQ_INT(negotiate(&c, PMD "; server_max_window_bits=14; server_no_context_takeover", &p,
-                         resp), ACC);
+  CHECK_EQ_INT(
+      negotiate(&c, PMD "; server_max_window_bits=14; server_no_context_takeover", &p, resp), ACC);
   CHECK_EQ_INT(p.server_max_window_bits, 12);
   CHECK_EQ_INT(p.server_no_context_takeover, 1);
   CHECK_EQ_INT(p.client_no_context_takeover, 1);
@@ -272,7 +259,8 @@ static void test_negotiated_params(void) {
 
 /* Several header lines count as one list, in order; a broken line spoils the request. */
 static void test_negotiate_request(void) {
-#define H(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
+#define H(n, v) \
+  { n, sizeof(n) - 1, v, sizeof(v) - 1 }
   struct pw_deflate_options c = cfg_default();
   pw__deflate_params p;
   pw_header two[] = {H("Host", "x"), H("Sec-WebSocket-Extensions", PMD "; foo"),
@@ -436,7 +424,7 @@ static const param_set sets[] = {
     {12, 6, 4, 0}, {10, 1, 8, 1}, {8, 0, 0, 0}, /* 8 means 9 */
 };
 
-static const size_t sizes[] = {0,     1,     2,      125,    126,    1000,    4096,
+static const size_t sizes[] = {0,     1,     2,      125,    126,     1000, 4096,
                                65535, 65536, 100000, 500000, 1 << 20, 1000, 3};
 
 /* One connection's sequence of messages under one parameter set: random and JSON payloads of
@@ -459,10 +447,8 @@ static void round_trip_set(const param_set *s, uint8_t *buf, size_t cap) {
       rc = inflate_all(in, z.data, z.len, 1 + (size_t)(rng() % 70000), &msg, &len);
       CHECK_EQ_INT(rc, 0);
       CHECK_EQ_SIZE(len, n);
-      if (rc == 0 && len == n && n)
-        CHECK_MEM(msg, buf, n);
-      if (kind && n >= 4096)
-        CHECK(z.len < n / 2); /* JSON does compress */
+      if (rc == 0 && len == n && n) CHECK_MEM(msg, buf, n);
+      if (kind && n >= 4096) CHECK(z.len < n / 2); /* JSON does compress */
     }
   }
   pw__deflater_free(d);
@@ -473,8 +459,7 @@ static void round_trip_set(const param_set *s, uint8_t *buf, size_t cap) {
 static void test_round_trips(void) {
   size_t cap = 1 << 20;
   uint8_t *buf = malloc(cap);
-  for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-    round_trip_set(&sets[i], buf, cap);
+  for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) round_trip_set(&sets[i], buf, cap);
   free(buf);
 }
 
@@ -507,8 +492,7 @@ static void test_fragments(void) {
   size_t len;
   CHECK_EQ_INT(pw__inflate_finish(in, &msg, &len), 0);
   CHECK_EQ_SIZE(len, n);
-  if (len == n)
-    CHECK_MEM(msg, buf, n);
+  if (len == n) CHECK_MEM(msg, buf, n);
   pw__inflater_free(in);
   pw__zbuf_free(&z);
   free(buf);
@@ -579,8 +563,7 @@ static void test_bomb(void) {
     CHECK_EQ_INT(pw__inflater_new(&in, 15, 0, limit), 0);
     rc = inflate_all(in, bomb.data, bomb.len, 0, &msg, &len);
     CHECK_EQ_INT(rc, i == 0 ? 0 : PW_ETOOBIG);
-    if (i == 0)
-      CHECK_EQ_SIZE(len, limit);
+    if (i == 0) CHECK_EQ_SIZE(len, limit);
     pw__inflater_free(in);
   }
   pw__zbuf_free(&bomb);
@@ -666,10 +649,8 @@ static void test_context_takeover(void) {
       size_t len;
       CHECK_EQ_INT(pw__inflater_new(&in, 15, reader_nct, n), 0);
       check_inflate(in, a.data, a.len, 0, msg_in, n);
-      if (!nct && reader_nct)
-        CHECK_EQ_INT(inflate_all(in, b.data, b.len, 0, &msg, &len), PW_EIO);
-      else
-        check_inflate(in, b.data, b.len, 0, msg_in, n);
+      if (!nct && reader_nct) CHECK_EQ_INT(inflate_all(in, b.data, b.len, 0, &msg, &len), PW_EIO);
+      else check_inflate(in, b.data, b.len, 0, msg_in, n);
       pw__inflater_free(in);
     }
     /* A reset makes the next message independent, as if it were the first. */
@@ -748,8 +729,7 @@ static void test_shared_compressor(void) {
     pw__zbuf_free(&one);
     pw__zbuf_free(&reused);
   }
-  for (int c = 0; c < 3; c++)
-    pw__inflater_free(clients[c]);
+  for (int c = 0; c < 3; c++) pw__inflater_free(clients[c]);
   pw__deflater_free(shared);
   free(buf);
 }
@@ -782,8 +762,7 @@ static void test_oneshot_threads(void) {
     jobs[t] = (oneshot_job){buf, n, {0}, 0};
     CHECK_EQ_INT(pthread_create(&tids[t], NULL, oneshot_thread, &jobs[t]), 0);
   }
-  for (int t = 0; t < 4; t++)
-    pthread_join(tids[t], NULL);
+  for (int t = 0; t < 4; t++) pthread_join(tids[t], NULL);
   for (int t = 0; t < 4; t++) {
     CHECK_EQ_INT(jobs[t].failed, 0);
     CHECK_EQ_SIZE(jobs[t].out.len, jobs[0].out.len);
@@ -794,8 +773,7 @@ static void test_oneshot_threads(void) {
   CHECK_EQ_INT(pw__inflater_new(&in, 12, 1, n), 0);
   check_inflate(in, jobs[0].out.data, jobs[0].out.len, 0, buf, n);
   pw__inflater_free(in);
-  for (int t = 0; t < 4; t++)
-    pw__zbuf_free(&jobs[t].out);
+  for (int t = 0; t < 4; t++) pw__zbuf_free(&jobs[t].out);
   free(buf);
 }
 
@@ -820,8 +798,7 @@ static void test_shared_interleave(void) {
     z.len = 0;
     CHECK_EQ_INT(pw__deflate_oneshot(15, 0, 0, shared_msg, ls, &z), 0);
     CHECK(inflate_equals(client, z.data, z.len, shared_msg));
-    if (reset)
-      pw__deflater_reset(own);
+    if (reset) pw__deflater_reset(own);
     z.len = 0;
     CHECK_EQ_INT(pw__deflate_message(own, m1, l1, &z), 0);
     int rc = inflate_all(client, z.data, z.len, 0, &msg, &len);
@@ -868,13 +845,11 @@ typedef struct bitw {
 
 static void put_bits(bitw *w, uint32_t v, int n) {
   for (int i = 0; i < n; i++, w->nbits++)
-    if ((v >> i) & 1)
-      w->buf[w->nbits / 8] |= (uint8_t)(1u << (w->nbits % 8));
+    if ((v >> i) & 1) w->buf[w->nbits / 8] |= (uint8_t)(1u << (w->nbits % 8));
 }
 
 static void put_code(bitw *w, uint32_t code, int len) {
-  for (int i = len - 1; i >= 0; i--)
-    put_bits(w, (code >> i) & 1, 1);
+  for (int i = len - 1; i >= 0; i--) put_bits(w, (code >> i) & 1, 1);
 }
 
 /* One fixed-Huffman block's end: end-of-block, then the sync flush's empty stored block
@@ -917,7 +892,7 @@ static void test_window8_client(void) {
   }
 }
 
-/* ---- memory ----------------------------------------------------------------------------------- */
+/* ---- memory ---------------------------------------------------------------------------------- */
 
 /* zlib's state is allocated on the first message, sized as zconf.h says, and given back by a
  * release. Prints the table the report quotes. */
@@ -937,8 +912,8 @@ static void test_memory(void) {
       CHECK_EQ_INT(pw__inflater_new(&in, wbits[i], 1, 1000), 0);
       size_t d0 = pw__deflater_mem(d), i0 = pw__inflater_mem(in);
       if (i == 0 && j == 0)
-        printf("  (before the first message: deflater %zu B, inflater %zu B, structs only)\n",
-               d0, i0);
+        printf("  (before the first message: deflater %zu B, inflater %zu B, structs only)\n", d0,
+               i0);
       CHECK_EQ_INT(pw__deflate_message(d, "Hello, Hello, Hello", 19, &z), 0);
       CHECK(inflate_equals(in, z.data, z.len, "Hello, Hello, Hello"));
       free(pw__inflate_take(in, &len));
@@ -990,8 +965,7 @@ static void test_take(void) {
   uint8_t *mine = pw__inflate_take(in, &len);
   CHECK(mine != NULL);
   CHECK_EQ_SIZE(len, n);
-  if (mine && len == n)
-    CHECK_MEM(mine, buf, n);
+  if (mine && len == n) CHECK_MEM(mine, buf, n);
   CHECK(pw__inflater_mem(in) + n <= before);
   free(mine);
   CHECK(pw__inflate_take(in, &len) == NULL); /* only once */
@@ -1006,8 +980,7 @@ static void test_take(void) {
 
 static int read_record(pw__zbuf *b) {
   uint8_t h[4];
-  if (fread(h, 1, 4, stdin) != 4)
-    return 0;
+  if (fread(h, 1, 4, stdin) != 4) return 0;
   size_t n = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
   free(b->data);
   b->data = malloc(n ? n : 1);
@@ -1022,13 +995,11 @@ static void write_u32(uint32_t v) {
 
 static int tool_deflate(char **argv) {
   pw__deflater *d;
-  if (pw__deflater_new(&d, atoi(argv[0]), atoi(argv[1]), atoi(argv[2]), atoi(argv[3])))
-    return 2;
+  if (pw__deflater_new(&d, atoi(argv[0]), atoi(argv[1]), atoi(argv[2]), atoi(argv[3]))) return 2;
   pw__zbuf in = {0}, out = {0};
   while (read_record(&in)) {
     out.len = 0;
-    if (pw__deflate_message(d, in.data, in.len, &out))
-      return 1;
+    if (pw__deflate_message(d, in.data, in.len, &out)) return 1;
     write_u32((uint32_t)out.len);
     fwrite(out.data, 1, out.len, stdout);
   }
@@ -1041,24 +1012,19 @@ static int tool_deflate(char **argv) {
 /* Each record is pushed in three uneven pieces, as frames of one message would be. */
 static int tool_inflate(char **argv) {
   pw__inflater *in;
-  if (pw__inflater_new(&in, atoi(argv[0]), atoi(argv[1]), (size_t)atoll(argv[2])))
-    return 2;
+  if (pw__inflater_new(&in, atoi(argv[0]), atoi(argv[1]), (size_t)atoll(argv[2]))) return 2;
   pw__zbuf rec = {0};
   while (read_record(&rec)) {
     size_t a = rec.len / 3, b = rec.len - rec.len / 5;
     const uint8_t *msg = NULL;
     size_t len = 0;
     int rc = pw__inflate_push(in, rec.data, a);
-    if (!rc)
-      rc = pw__inflate_push(in, rec.data + a, b - a);
-    if (!rc)
-      rc = pw__inflate_push(in, rec.data + b, rec.len - b);
-    if (!rc)
-      rc = pw__inflate_finish(in, &msg, &len);
+    if (!rc) rc = pw__inflate_push(in, rec.data + a, b - a);
+    if (!rc) rc = pw__inflate_push(in, rec.data + b, rec.len - b);
+    if (!rc) rc = pw__inflate_finish(in, &msg, &len);
     write_u32((uint32_t)rc);
     write_u32((uint32_t)(rc ? 0 : len));
-    if (!rc)
-      fwrite(msg, 1, len, stdout);
+    if (!rc) fwrite(msg, 1, len, stdout);
   }
   pw__inflater_free(in);
   pw__zbuf_free(&rec);
@@ -1071,16 +1037,11 @@ static int tool_negotiate(int argc, char **argv) {
   char cfgs[256];
   snprintf(cfgs, sizeof cfgs, "%s", argv[0]);
   for (char *t = strtok(cfgs, ","); t; t = strtok(NULL, ",")) {
-    if (!strcmp(t, "snct"))
-      c.server_no_context_takeover = 1;
-    else if (!strcmp(t, "cnct"))
-      c.client_no_context_takeover = 1;
-    else if (!strncmp(t, "sbits=", 6))
-      c.server_max_window_bits = atoi(t + 6);
-    else if (!strncmp(t, "cbits=", 6))
-      c.client_max_window_bits = atoi(t + 6);
-    else if (!strcmp(t, "off"))
-      c.enable = 0;
+    if (!strcmp(t, "snct")) c.server_no_context_takeover = 1;
+    else if (!strcmp(t, "cnct")) c.client_no_context_takeover = 1;
+    else if (!strncmp(t, "sbits=", 6)) c.server_max_window_bits = atoi(t + 6);
+    else if (!strncmp(t, "cbits=", 6)) c.client_max_window_bits = atoi(t + 6);
+    else if (!strcmp(t, "off")) c.enable = 0;
   }
   pw_header h[8];
   pw_request r;
@@ -1093,27 +1054,22 @@ static int tool_negotiate(int argc, char **argv) {
   pw__deflate_params p = {0};
   char resp[PW__DEFLATE_RESPONSE_MAX] = "";
   int rc = pw__deflate_negotiate_request(&c, &r, &p);
-  if (rc == PW__PMD_ACCEPT)
-    pw__deflate_response(&p, resp);
+  if (rc == PW__PMD_ACCEPT) pw__deflate_response(&p, resp);
   printf("%d\t%s\t%d %d %d %d\n", rc, resp, p.server_no_context_takeover,
          p.client_no_context_takeover, p.server_max_window_bits, p.client_max_window_bits);
   return 0;
 }
 
 static int tool_main(int argc, char **argv) {
-  if (!strcmp(argv[1], "deflate") && argc == 6)
-    return tool_deflate(argv + 2);
-  if (!strcmp(argv[1], "inflate") && argc == 5)
-    return tool_inflate(argv + 2);
-  if (!strcmp(argv[1], "negotiate") && argc >= 3)
-    return tool_negotiate(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "deflate") && argc == 6) return tool_deflate(argv + 2);
+  if (!strcmp(argv[1], "inflate") && argc == 5) return tool_inflate(argv + 2);
+  if (!strcmp(argv[1], "negotiate") && argc >= 3) return tool_negotiate(argc - 2, argv + 2);
   fprintf(stderr, "usage: see the top of tests/unit/test_deflate.c\n");
   return 2;
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1)
-    return tool_main(argc, argv);
+  if (argc > 1) return tool_main(argc, argv);
   test_negotiation_table();
   test_negotiated_params();
   test_negotiate_request();

@@ -10,13 +10,11 @@
 
 /* Build a header the way a client would (any length encoding, optional mask), so the parser
  * is tested on bytes the encoder under test did not produce. ext: 0, 2 or 8 length bytes. */
-static size_t make_header(uint8_t *out, uint8_t b0, size_t ext, uint64_t len,
-                          const uint8_t *mask) {
+static size_t make_header(uint8_t *out, uint8_t b0, size_t ext, uint64_t len, const uint8_t *mask) {
   size_t n = 2;
   out[0] = b0;
   out[1] = (uint8_t)((mask ? 0x80 : 0) | (ext == 0 ? len : ext == 2 ? 126 : 127));
-  for (size_t i = 0; i < ext; i++)
-    out[n++] = (uint8_t)(len >> (8 * (ext - 1 - i)));
+  for (size_t i = 0; i < ext; i++) out[n++] = (uint8_t)(len >> (8 * (ext - 1 - i)));
   if (mask) {
     memcpy(out + n, mask, 4);
     n += 4;
@@ -35,17 +33,17 @@ struct len_case {
 };
 
 static const struct len_case len_cases[] = {
-  {0, 2, {0x82, 0x00}},
-  {1, 2, {0x82, 0x01}},
-  {125, 2, {0x82, 0x7D}},
-  {126, 4, {0x82, 0x7E, 0x00, 0x7E}},
-  {127, 4, {0x82, 0x7E, 0x00, 0x7F}},
-  {65535, 4, {0x82, 0x7E, 0xFF, 0xFF}},
-  {65536, 10, {0x82, 0x7F, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00}},
-  {UINT64_C(0xFFFFFFFF), 10, {0x82, 0x7F, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF}},
-  {UINT64_C(1) << 32, 10, {0x82, 0x7F, 0, 0, 0, 0x01, 0, 0, 0, 0}},
-  {UINT64_C(0x0102030405060708), 10, {0x82, 0x7F, 1, 2, 3, 4, 5, 6, 7, 8}},
-  {INT64_MAX, 10, {0x82, 0x7F, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}},
+    {0, 2, {0x82, 0x00}},
+    {1, 2, {0x82, 0x01}},
+    {125, 2, {0x82, 0x7D}},
+    {126, 4, {0x82, 0x7E, 0x00, 0x7E}},
+    {127, 4, {0x82, 0x7E, 0x00, 0x7F}},
+    {65535, 4, {0x82, 0x7E, 0xFF, 0xFF}},
+    {65536, 10, {0x82, 0x7F, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00}},
+    {UINT64_C(0xFFFFFFFF), 10, {0x82, 0x7F, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF}},
+    {UINT64_C(1) << 32, 10, {0x82, 0x7F, 0, 0, 0, 0x01, 0, 0, 0, 0}},
+    {UINT64_C(0x0102030405060708), 10, {0x82, 0x7F, 1, 2, 3, 4, 5, 6, 7, 8}},
+    {INT64_MAX, 10, {0x82, 0x7F, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}},
 };
 #define N_LEN_CASES (sizeof len_cases / sizeof len_cases[0])
 
@@ -74,8 +72,7 @@ static void test_encode_lengths(void) {
 /* Parse `n` bytes holding one full header of `hdr_len` bytes, checking every shorter split
  * says "need more" and that bytes after the header are ignored. Returns the final rc. */
 static int parse_all_splits(const uint8_t *p, size_t hdr_len, pw__frame_hdr *h) {
-  for (size_t k = 0; k < hdr_len; k++)
-    CHECK_EQ_INT(pw__frame_parse_header(p, k, h), 0);
+  for (size_t k = 0; k < hdr_len; k++) CHECK_EQ_INT(pw__frame_parse_header(p, k, h), 0);
   uint8_t more[PW_FRAME_MAX_HEADER + 8];
   memcpy(more, p, hdr_len);
   memset(more + hdr_len, 0xA5, 8);
@@ -96,8 +93,7 @@ static void check_hdr(const pw__frame_hdr *h, int fin, int rsv, int op, const ui
   CHECK_EQ_INT(h->rsv, rsv);
   CHECK_EQ_INT(h->opcode, op);
   CHECK_EQ_INT(h->masked, mask != NULL);
-  if (mask)
-    CHECK_MEM(h->mask, mask, 4);
+  if (mask) CHECK_MEM(h->mask, mask, 4);
   CHECK_EQ_INT(h->hdr_len, hdr_len);
   CHECK(h->payload_len == len);
 }
@@ -186,8 +182,7 @@ static void test_opcodes(void) {
       CHECK_EQ_INT(pw__frame_parse_header(buf, n, &h), want);
       if (want < 0) /* decided by the first byte: no need to wait for the rest */
         CHECK_EQ_INT(pw__frame_parse_header(buf, 1, &h), -1002);
-      else
-        check_hdr(&h, fin, 0, op, key, n, 0);
+      else check_hdr(&h, fin, 0, op, key, n, 0);
     }
 }
 
@@ -220,8 +215,7 @@ static void test_64bit_top_bit(void) {
       pw__frame_hdr h;
       size_t n = make_header(buf, 0x82, 8, bad[i], masked ? key : NULL);
       CHECK_EQ_INT(pw__frame_parse_header(buf, 2, &h), 0);
-      for (size_t k = 3; k <= n; k++)
-        CHECK_EQ_INT(pw__frame_parse_header(buf, k, &h), -1002);
+      for (size_t k = 3; k <= n; k++) CHECK_EQ_INT(pw__frame_parse_header(buf, k, &h), -1002);
     }
   uint8_t buf[PW_FRAME_MAX_HEADER];
   pw__frame_hdr h;
@@ -233,18 +227,16 @@ static void test_64bit_top_bit(void) {
 /* ---- masking ---- */
 
 static void naive_mask(uint8_t *d, size_t n, const uint8_t m[4], uint64_t offset) {
-  for (size_t i = 0; i < n; i++)
-    d[i] ^= m[(offset + i) % 4];
+  for (size_t i = 0; i < n; i++) d[i] ^= m[(offset + i) % 4];
 }
 
 /* Every offset residue (and large offsets), every length 0..40, every buffer alignment;
  * bytes around the range stay untouched and a second pass restores the data. */
 static void test_mask(void) {
-  static const uint64_t offsets[] = {0, 1, 2, 3, 4, 5, 6, 7, 13, UINT64_C(1) << 32,
-                                     (UINT64_C(1) << 32) + 3, UINT64_MAX - 1};
+  static const uint64_t offsets[] = {
+      0, 1, 2, 3, 4, 5, 6, 7, 13, UINT64_C(1) << 32, (UINT64_C(1) << 32) + 3, UINT64_MAX - 1};
   uint8_t data[64], want[64], orig[64];
-  for (size_t i = 0; i < sizeof orig; i++)
-    orig[i] = (uint8_t)(i * 37 + 11);
+  for (size_t i = 0; i < sizeof orig; i++) orig[i] = (uint8_t)(i * 37 + 11);
   for (size_t o = 0; o < sizeof offsets / sizeof offsets[0]; o++)
     for (size_t align = 0; align < 8; align++)
       for (size_t len = 0; len <= 40; len++) {
@@ -263,8 +255,7 @@ static void test_mask(void) {
 /* Unmasking a payload in arbitrary pieces, offset = bytes done so far, equals one call. */
 static void test_mask_pieces(void) {
   uint8_t whole[300], pieces[300];
-  for (size_t i = 0; i < sizeof whole; i++)
-    whole[i] = pieces[i] = (uint8_t)(i ^ 0x5A);
+  for (size_t i = 0; i < sizeof whole; i++) whole[i] = pieces[i] = (uint8_t)(i ^ 0x5A);
   pw__frame_mask(whole, sizeof whole, key, 0);
   static const size_t cuts[] = {1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 69};
   size_t at = 0;
@@ -279,20 +270,26 @@ static void test_mask_pieces(void) {
 /* ---- close frames ---- */
 
 static int spec_close_valid(int c) {
-  if (c >= 3000 && c <= 4999)
-    return 1;
+  if (c >= 3000 && c <= 4999) return 1;
   switch (c) {
-  case 1000: case 1001: case 1002: case 1003: case 1007: case 1008: case 1009: case 1010:
-  case 1011: case 1012: case 1013: case 1014:
-    return 1;
-  default:
-    return 0;
+  case 1000:
+  case 1001:
+  case 1002:
+  case 1003:
+  case 1007:
+  case 1008:
+  case 1009:
+  case 1010:
+  case 1011:
+  case 1012:
+  case 1013:
+  case 1014: return 1;
+  default: return 0;
   }
 }
 
 static void test_close_code_valid(void) {
-  for (int c = -2; c <= 70000; c++)
-    CHECK_EQ_INT(pw__close_code_valid(c), spec_close_valid(c));
+  for (int c = -2; c <= 70000; c++) CHECK_EQ_INT(pw__close_code_valid(c), spec_close_valid(c));
   static const int named_bad[] = {0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535};
   for (size_t i = 0; i < sizeof named_bad / sizeof named_bad[0]; i++)
     CHECK(!pw__close_code_valid(named_bad[i]));
@@ -308,12 +305,10 @@ static void check_close_parse(const char *p, size_t n, int want_rc, int want_cod
   size_t reason_len = 999;
   int rc = pw__close_parse((const uint8_t *)p, n, &code, &reason, &reason_len);
   CHECK_EQ_INT(rc, want_rc);
-  if (rc != 0)
-    return;
+  if (rc != 0) return;
   CHECK_EQ_INT(code, want_code);
   CHECK_EQ_SIZE(reason_len, n >= 2 ? n - 2 : 0);
-  if (n > 2)
-    CHECK(reason == (const uint8_t *)p + 2);
+  if (n > 2) CHECK(reason == (const uint8_t *)p + 2);
 }
 
 #define CLOSE_PARSE(s, rc, code) check_close_parse(s, sizeof(s) - 1, rc, code)
@@ -322,28 +317,44 @@ static void test_close_parse(void) {
   CLOSE_PARSE("", 0, 1005);
   CLOSE_PARSE("\x03", -1002, 0);
   CLOSE_PARSE("\x03\xE8", 0, 1000);
-  CLOSE_PARSE("\x03\xE8" "bye", 0, 1000);
-  CLOSE_PARSE("\x03\xE9" "caf\xC3\xA9", 0, 1001);
+  CLOSE_PARSE("\x03\xE8"
+              "bye",
+              0, 1000);
+  CLOSE_PARSE("\x03\xE9"
+              "caf\xC3\xA9",
+              0, 1001);
   CLOSE_PARSE("\x03\xF6", 0, 1014);
   CLOSE_PARSE("\x0B\xB8", 0, 3000);
-  CLOSE_PARSE("\x13\x87" "x", 0, 4999);
+  CLOSE_PARSE("\x13\x87"
+              "x",
+              0, 4999);
   /* invalid codes */
   CLOSE_PARSE("\x00\x00", -1002, 0);
-  CLOSE_PARSE("\x03\xE7", -1002, 0);  /* 999 */
-  CLOSE_PARSE("\x03\xEC", -1002, 0);  /* 1004 */
-  CLOSE_PARSE("\x03\xED", -1002, 0);  /* 1005 */
-  CLOSE_PARSE("\x03\xEE", -1002, 0);  /* 1006 */
-  CLOSE_PARSE("\x03\xF7", -1002, 0);  /* 1015 */
-  CLOSE_PARSE("\x03\xF8", -1002, 0);  /* 1016 */
-  CLOSE_PARSE("\x0B\xB7", -1002, 0);  /* 2999 */
-  CLOSE_PARSE("\x13\x88", -1002, 0);  /* 5000 */
-  CLOSE_PARSE("\xFF\xFF", -1002, 0);  /* 65535 */
-  CLOSE_PARSE("\x03\xEC" "\xFF", -1002, 0); /* the code is judged first */
+  CLOSE_PARSE("\x03\xE7", -1002, 0); /* 999 */
+  CLOSE_PARSE("\x03\xEC", -1002, 0); /* 1004 */
+  CLOSE_PARSE("\x03\xED", -1002, 0); /* 1005 */
+  CLOSE_PARSE("\x03\xEE", -1002, 0); /* 1006 */
+  CLOSE_PARSE("\x03\xF7", -1002, 0); /* 1015 */
+  CLOSE_PARSE("\x03\xF8", -1002, 0); /* 1016 */
+  CLOSE_PARSE("\x0B\xB7", -1002, 0); /* 2999 */
+  CLOSE_PARSE("\x13\x88", -1002, 0); /* 5000 */
+  CLOSE_PARSE("\xFF\xFF", -1002, 0); /* 65535 */
+  CLOSE_PARSE("\x03\xEC"
+              "\xFF",
+              -1002, 0); /* the code is judged first */
   /* reasons that are not UTF-8 */
-  CLOSE_PARSE("\x03\xE8" "\xFF", -1007, 0);
-  CLOSE_PARSE("\x03\xE8" "ok\xC3", -1007, 0);   /* truncated sequence */
-  CLOSE_PARSE("\x03\xE8" "\xED\xA0\x80", -1007, 0); /* surrogate */
-  CLOSE_PARSE("\x03\xE8" "\xC0\x80", -1007, 0); /* overlong */
+  CLOSE_PARSE("\x03\xE8"
+              "\xFF",
+              -1007, 0);
+  CLOSE_PARSE("\x03\xE8"
+              "ok\xC3",
+              -1007, 0); /* truncated sequence */
+  CLOSE_PARSE("\x03\xE8"
+              "\xED\xA0\x80",
+              -1007, 0); /* surrogate */
+  CLOSE_PARSE("\x03\xE8"
+              "\xC0\x80",
+              -1007, 0); /* overlong */
 }
 
 /* Build, then parse back: the code round-trips and the reason is valid UTF-8. */
@@ -385,32 +396,32 @@ static void test_close_build(void) {
     const char *tail;
     size_t kept;
   } cases[] = {
-    {123, "", 123},
-    {124, "", 123},
-    {200, "", 123},
-    {121, "\xC3\xA9", 123},         /* 2-byte char ends at 123: kept */
-    {122, "\xC3\xA9", 122},         /* would end at 124: dropped whole */
-    {120, "\xE2\x82\xAC", 123},     /* 3-byte char ends at 123 */
-    {121, "\xE2\x82\xAC", 121},     /* split after 2 of 3 bytes */
-    {122, "\xE2\x82\xAC", 122},     /* split after 1 of 3 bytes */
-    {119, "\xF0\x9F\x98\x80", 123}, /* 4-byte char ends at 123 */
-    {120, "\xF0\x9F\x98\x80", 120},
-    {121, "\xF0\x9F\x98\x80", 121},
-    {122, "\xF0\x9F\x98\x80", 122},
-    {123, "\xF0\x9F\x98\x80", 123}, /* starts exactly at the cut */
-    {0, "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC"
-        "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC"
-        "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC"
-        "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC"
-        "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC"
-        "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC",
-     123}, /* 42 euro signs: 41 fit exactly */
+      {123, "", 123},
+      {124, "", 123},
+      {200, "", 123},
+      {121, "\xC3\xA9", 123},         /* 2-byte char ends at 123: kept */
+      {122, "\xC3\xA9", 122},         /* would end at 124: dropped whole */
+      {120, "\xE2\x82\xAC", 123},     /* 3-byte char ends at 123 */
+      {121, "\xE2\x82\xAC", 121},     /* split after 2 of 3 bytes */
+      {122, "\xE2\x82\xAC", 122},     /* split after 1 of 3 bytes */
+      {119, "\xF0\x9F\x98\x80", 123}, /* 4-byte char ends at 123 */
+      {120, "\xF0\x9F\x98\x80", 120},
+      {121, "\xF0\x9F\x98\x80", 121},
+      {122, "\xF0\x9F\x98\x80", 122},
+      {123, "\xF0\x9F\x98\x80", 123}, /* starts exactly at the cut */
+      {0,
+       "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC"
+       "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC"
+       "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC"
+       "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC"
+       "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC"
+       "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC",
+       123}, /* 42 euro signs: 41 fit exactly */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     make_reason(reason, cases[i].ascii, cases[i].tail);
     size_t n = build_and_parse(out, 3000, reason);
-    if (n != 2 + cases[i].kept)
-      fprintf(stderr, "close_build case %zu:\n", i);
+    if (n != 2 + cases[i].kept) fprintf(stderr, "close_build case %zu:\n", i);
     CHECK_EQ_SIZE(n, 2 + cases[i].kept);
     CHECK_MEM(out + 2, reason, cases[i].kept);
   }
@@ -425,10 +436,8 @@ static void test_close_build(void) {
       /* The longest prefix of at most 123 bytes that ends on a boundary: inside the ASCII
        * run, or after the first or second character. */
       size_t want = ascii < 123 ? ascii : 123;
-      if (ascii + len <= 123)
-        want = ascii + len;
-      if (ascii + 2 * len <= 123)
-        want = ascii + 2 * len;
+      if (ascii + len <= 123) want = ascii + len;
+      if (ascii + 2 * len <= 123) want = ascii + 2 * len;
       CHECK_EQ_SIZE(n - 2, want);
       CHECK(pw__utf8_valid(out + 2, n - 2));
     }

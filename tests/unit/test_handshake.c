@@ -5,7 +5,8 @@
 #include "../support/check.h"
 #include "handshake.h"
 
-#define H(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
+#define H(n, v) \
+  { n, sizeof(n) - 1, v, sizeof(v) - 1 }
 #define GOOD_KEY "dGhlIHNhbXBsZSBub25jZQ=="
 
 static pw_request make(const char *method, const pw_header *h, size_t n) {
@@ -39,7 +40,7 @@ static void test_keys(void) {
   CHECK(!pw__ws_key_valid("dGhlIHNhbXBsZSBub25j*Q==", 24));  /* bad alphabet */
   CHECK(!pw__ws_key_valid("dGhlIHNhbXBsZSBub25jZR==", 24));  /* non-zero pad bits */
   CHECK(!pw__ws_key_valid("dGhlIHNhbXBsZSBub25jZQ", 22));
-  CHECK(!pw__ws_key_valid("c2hvcnQ=AAAAAAAAAAAAAA==", 24));  /* '=' inside */
+  CHECK(!pw__ws_key_valid("c2hvcnQ=AAAAAAAAAAAAAA==", 24)); /* '=' inside */
 }
 
 static void test_accept(void) {

@@ -36,27 +36,21 @@ static _Atomic long heap_live;
 static _Atomic int fail_allocs; /* set: every OpenSSL allocation fails (out-of-memory test) */
 
 static void *count_malloc(size_t n, const char *file, int line) {
-  if (fail_allocs)
-    return NULL;
+  if (fail_allocs) return NULL;
   void *p = malloc(n);
-  if (p)
-    heap_live += (long)malloc_usable_size(p);
+  if (p) heap_live += (long)malloc_usable_size(p);
   return p;
 }
 static void *count_realloc(void *old, size_t n, const char *file, int line) {
-  if (fail_allocs && n > 0)
-    return NULL;
+  if (fail_allocs && n > 0) return NULL;
   long before = old ? (long)malloc_usable_size(old) : 0;
   void *p = realloc(old, n);
-  if (p)
-    heap_live += (long)malloc_usable_size(p) - before;
-  else if (n == 0)
-    heap_live -= before;
+  if (p) heap_live += (long)malloc_usable_size(p) - before;
+  else if (n == 0) heap_live -= before;
   return p;
 }
 static void count_free(void *p, const char *file, int line) {
-  if (p)
-    heap_live -= (long)malloc_usable_size(p);
+  if (p) heap_live -= (long)malloc_usable_size(p);
   free(p);
 }
 
@@ -78,8 +72,7 @@ static size_t chunk_size(void) {
 }
 static uint8_t *random_bytes(size_t n) {
   uint8_t *p = malloc(n ? n : 1);
-  for (size_t i = 0; i < n; i++)
-    p[i] = (uint8_t)rnd(256);
+  for (size_t i = 0; i < n; i++) p[i] = (uint8_t)rnd(256);
   return p;
 }
 
@@ -116,18 +109,16 @@ static void make_ident(ident *id, const char *name, const char *cn, const ident 
   X509_gmtime_adj(X509_getm_notBefore(c), -3600);
   X509_gmtime_adj(X509_getm_notAfter(c), 7 * 24 * 3600);
   X509_NAME *subj = X509_get_subject_name(c);
-  X509_NAME_add_entry_by_txt(subj, "O", MBSTRING_ASC, (const unsigned char *)"pushwire test",
-                             -1, -1, 0);
+  X509_NAME_add_entry_by_txt(subj, "O", MBSTRING_ASC, (const unsigned char *)"pushwire test", -1,
+                             -1, 0);
   X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
   X509_set_issuer_name(c, issuer ? X509_get_subject_name(issuer->cert) : subj);
   X509_set_pubkey(c, id->key);
   X509 *signer = issuer ? issuer->cert : c;
   add_ext(c, signer, NID_basic_constraints, is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
   add_ext(c, signer, NID_subject_key_identifier, "hash");
-  if (is_ca)
-    add_ext(c, signer, NID_key_usage, "critical,keyCertSign,cRLSign");
-  else
-    add_ext(c, signer, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
+  if (is_ca) add_ext(c, signer, NID_key_usage, "critical,keyCertSign,cRLSign");
+  else add_ext(c, signer, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
   if (!X509_sign(c, issuer ? issuer->key : id->key, EVP_sha256())) {
     fprintf(stderr, "cannot sign %s\n", cn);
     exit(2);
@@ -156,12 +147,9 @@ static void copy_file(const char *from, const char *to) {
   FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
   char buf[4096];
   size_t n;
-  while (in && out && (n = fread(buf, 1, sizeof buf, in)) > 0)
-    fwrite(buf, 1, n, out);
-  if (in)
-    fclose(in);
-  if (out)
-    fclose(out);
+  while (in && out && (n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, out);
+  if (in) fclose(in);
+  if (out) fclose(out);
 }
 
 static void make_all_idents(void) {
@@ -180,19 +168,19 @@ static void make_all_idents(void) {
 
 static void free_all_idents(void) {
   ident *all[] = {&srv_one, &srv_two, &ca, &alice, &rogue_ca, &mallory};
-  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-    free_ident(all[i]);
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free_ident(all[i]);
   rmdir(dir);
 }
 
 static pw__tls_ctx *server_ctx(const ident *id, const char *ca_file, int require) {
-  struct pw_tls_options cfg = {.cert_file = id->cert_path, .key_file = id->key_path,
-                               .ca_file = ca_file, .require_client_cert = require};
+  struct pw_tls_options cfg = {.cert_file = id->cert_path,
+                               .key_file = id->key_path,
+                               .ca_file = ca_file,
+                               .require_client_cert = require};
   pw__tls_ctx *ctx = NULL;
   char err[512] = "";
   int rc = pw__tls_ctx_new(&cfg, &ctx, err, sizeof err);
-  if (rc != 0)
-    fprintf(stderr, "pw__tls_ctx_new: %s\n", err);
+  if (rc != 0) fprintf(stderr, "pw__tls_ctx_new: %s\n", err);
   CHECK_EQ_INT(rc, 0);
   return ctx;
 }
@@ -210,10 +198,8 @@ static SSL *new_client(const client_opts *o) {
   SSL_CTX *cc = SSL_CTX_new(TLS_client_method());
   if (o->min_version && o->min_version < TLS1_2_VERSION)
     SSL_CTX_set_security_level(cc, 0); /* else the client itself refuses to offer TLS 1.1 */
-  if (o->min_version)
-    SSL_CTX_set_min_proto_version(cc, o->min_version);
-  if (o->max_version)
-    SSL_CTX_set_max_proto_version(cc, o->max_version);
+  if (o->min_version) SSL_CTX_set_min_proto_version(cc, o->min_version);
+  if (o->max_version) SSL_CTX_set_max_proto_version(cc, o->max_version);
   X509_STORE_add_cert(SSL_CTX_get_cert_store(cc), srv_one.cert);
   X509_STORE_add_cert(SSL_CTX_get_cert_store(cc), srv_two.cert);
   SSL_CTX_set_verify(cc, SSL_VERIFY_PEER, NULL);
@@ -227,10 +213,8 @@ static SSL *new_client(const client_opts *o) {
   SSL_set_connect_state(s);
   SSL_set_tlsext_host_name(s, "localhost");
   SSL_set1_host(s, "localhost");
-  if (o->alpn)
-    SSL_set_alpn_protos(s, (const unsigned char *)o->alpn, (unsigned)strlen(o->alpn));
-  if (o->session)
-    SSL_set_session(s, o->session);
+  if (o->alpn) SSL_set_alpn_protos(s, (const unsigned char *)o->alpn, (unsigned)strlen(o->alpn));
+  if (o->session) SSL_set_session(s, o->session);
   return s;
 }
 
@@ -238,9 +222,9 @@ static SSL *new_client(const client_opts *o) {
 typedef struct pipe_pair {
   SSL *cli;
   pw__tls_conn *srv;
-  int srv_rc;       /* first failure the server engine reported, 0 if none */
-  int srv_eof;      /* the server read the client's close_notify */
-  uint8_t *got;     /* plaintext the server read */
+  int srv_rc;   /* first failure the server engine reported, 0 if none */
+  int srv_eof;  /* the server read the client's close_notify */
+  uint8_t *got; /* plaintext the server read */
   size_t got_len, got_cap;
 } pipe_pair;
 
@@ -276,10 +260,8 @@ static void server_read_all(pipe_pair *pp) {
       keep_plain(pp, tmp, (size_t)r);
       continue;
     }
-    if (r == PW__TLS_EOF)
-      pp->srv_eof = 1;
-    else if (r < 0 && !pp->srv_rc)
-      pp->srv_rc = (int)r;
+    if (r == PW__TLS_EOF) pp->srv_eof = 1;
+    else if (r < 0 && !pp->srv_rc) pp->srv_rc = (int)r;
     return;
   }
 }
@@ -295,10 +277,8 @@ static int client_to_server(pipe_pair *pp) {
     int n = BIO_read(w, buf, (int)(want < pending ? want : pending));
     moved = 1;
     int rc = pw__tls_conn_feed(pp->srv, buf, (size_t)n);
-    if (rc < 0)
-      pp->srv_rc = rc;
-    else
-      server_read_all(pp);
+    if (rc < 0) pp->srv_rc = rc;
+    else server_read_all(pp);
   }
   return moved;
 }
@@ -322,8 +302,7 @@ static int server_to_client(pipe_pair *pp) {
 static int client_poll(pipe_pair *pp) {
   uint8_t b;
   size_t n;
-  if (SSL_read_ex(pp->cli, &b, 1, &n))
-    return 1;
+  if (SSL_read_ex(pp->cli, &b, 1, &n)) return 1;
   int e = SSL_get_error(pp->cli, 0);
   ERR_clear_error();
   return e == SSL_ERROR_WANT_READ ? 0 : -1;
@@ -343,11 +322,9 @@ static int handshake(pipe_pair *pp) {
     }
     int moved = client_to_server(pp);
     moved |= server_to_client(pp);
-    if (cli_done && !pp->srv_rc)
-      moved |= client_poll(pp) > 0; /* tickets */
+    if (cli_done && !pp->srv_rc) moved |= client_poll(pp) > 0; /* tickets */
     int settled = cli_done && !moved && pw__tls_conn_state(pp->srv) == PW__TLS_OPEN;
-    if (pp->srv_rc || cli_failed || settled)
-      break;
+    if (pp->srv_rc || cli_failed || settled) break;
   }
   return cli_done && !pp->srv_rc && pw__tls_conn_state(pp->srv) == PW__TLS_OPEN;
 }
@@ -355,8 +332,7 @@ static int handshake(pipe_pair *pp) {
 static void peer_cn(SSL *cli, char *buf, size_t cap) {
   buf[0] = '\0';
   X509 *peer = SSL_get0_peer_certificate(cli);
-  if (peer)
-    X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, buf, (int)cap);
+  if (peer) X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, buf, (int)cap);
 }
 
 static int contains(const char *hay, const char *needle) {
@@ -425,14 +401,11 @@ static const size_t sizes[] = {0, 1, 2, 63, 64, 1000, 16383, 16384, 16385, 65536
 static void client_to_server_data(pipe_pair *pp, const uint8_t *data, size_t n) {
   pp->got_len = 0;
   size_t written;
-  if (n)
-    CHECK(SSL_write_ex(pp->cli, data, n, &written) == 1 && written == n);
-  for (int i = 0; i < 1000 && pp->got_len < n && client_to_server(pp); i++) {
-  }
+  if (n) CHECK(SSL_write_ex(pp->cli, data, n, &written) == 1 && written == n);
+  for (int i = 0; i < 1000 && pp->got_len < n && client_to_server(pp); i++) {}
   CHECK_EQ_INT(pp->srv_rc, 0);
   CHECK_EQ_SIZE(pp->got_len, n);
-  if (pp->got_len == n)
-    CHECK_MEM(pp->got, data, n);
+  if (pp->got_len == n) CHECK_MEM(pp->got, data, n);
 }
 
 /* Server -> client through write or writev (random pieces, empty ones included). */
@@ -461,14 +434,11 @@ static void server_to_client_data(pipe_pair *pp, const uint8_t *data, size_t n, 
     server_to_client(pp);
     size_t r = 0;
     size_t want = 1 + rnd(40000);
-    if (SSL_read_ex(pp->cli, back + got, want < n - got ? want : n - got, &r))
-      got += r;
-    else
-      break;
+    if (SSL_read_ex(pp->cli, back + got, want < n - got ? want : n - got, &r)) got += r;
+    else break;
   }
   CHECK_EQ_SIZE(got, n);
-  if (got == n)
-    CHECK_MEM(back, data, n);
+  if (got == n) CHECK_MEM(back, data, n);
   free(back);
 }
 
@@ -491,15 +461,13 @@ static void test_data_both_ways(pw__tls_ctx *ctx, int max_version) {
   CHECK(SSL_write_ex(pp.cli, a, 300000, &written) == 1);
   server_send(&pp, b, 250000, 1);
   pp.got_len = 0;
-  for (int i = 0; i < 1000 && pp.got_len < 300000 && client_to_server(&pp); i++) {
-  }
+  for (int i = 0; i < 1000 && pp.got_len < 300000 && client_to_server(&pp); i++) {}
   CHECK_EQ_SIZE(pp.got_len, 300000);
   CHECK(pp.got_len == 300000 && memcmp(pp.got, a, 300000) == 0);
   server_to_client(&pp);
   uint8_t *back = malloc(250000);
   size_t got = 0, r;
-  while (got < 250000 && SSL_read_ex(pp.cli, back + got, 250000 - got, &r))
-    got += r;
+  while (got < 250000 && SSL_read_ex(pp.cli, back + got, 250000 - got, &r)) got += r;
   CHECK_EQ_SIZE(got, 250000);
   CHECK(got == 250000 && memcmp(back, b, 250000) == 0);
   free(a), free(b), free(back);
@@ -525,12 +493,10 @@ static void test_writev_packs_records(pw__tls_ctx *ctx) {
   pipe_pair pp;
   pair_open(&pp, ctx, &plain_client);
   CHECK(handshake(&pp));
-  while (server_to_client(&pp)) {
-  }
+  while (server_to_client(&pp)) {}
   uint8_t *data = random_bytes(256 * 64);
   struct iovec iov[256];
-  for (int i = 0; i < 256; i++)
-    iov[i] = (struct iovec){data + i * 64, 64};
+  for (int i = 0; i < 256; i++) iov[i] = (struct iovec){data + i * 64, 64};
   CHECK_EQ_INT(pw__tls_conn_writev(pp.srv, iov, 256), 0);
   size_t out = pw__tls_conn_out(pp.srv, NULL);
   printf("writev of 256 x 64 B: %zu B of ciphertext\n", out);
@@ -538,8 +504,7 @@ static void test_writev_packs_records(pw__tls_ctx *ctx) {
   server_to_client(&pp);
   uint8_t *back = malloc(256 * 64);
   size_t got = 0, r;
-  while (got < 256 * 64 && SSL_read_ex(pp.cli, back + got, 256 * 64 - got, &r))
-    got += r;
+  while (got < 256 * 64 && SSL_read_ex(pp.cli, back + got, 256 * 64 - got, &r)) got += r;
   CHECK_EQ_SIZE(got, 256 * 64);
   CHECK(got == 256 * 64 && memcmp(back, data, got) == 0);
   free(data), free(back);
@@ -552,8 +517,7 @@ static void test_memory_after_big_message(pw__tls_ctx *ctx) {
   pipe_pair pp;
   pair_open(&pp, ctx, &plain_client);
   CHECK(handshake(&pp));
-  while (server_to_client(&pp) || client_poll(&pp) > 0) {
-  }
+  while (server_to_client(&pp) || client_poll(&pp) > 0) {}
   SSL *cli = pp.cli;
   long idle = heap_live;
   uint8_t *data = random_bytes(1 << 20);
@@ -577,8 +541,7 @@ static void test_out_of_memory(pw__tls_ctx *ctx) {
   pipe_pair pp;
   pair_open(&pp, ctx, &plain_client);
   CHECK(handshake(&pp));
-  while (server_to_client(&pp) || client_poll(&pp) > 0) {
-  }
+  while (server_to_client(&pp) || client_poll(&pp) > 0) {}
   uint8_t *data = random_bytes(200000), cipher[4096];
   size_t written;
   CHECK(SSL_write_ex(pp.cli, data, 200000, &written) == 1);
@@ -686,8 +649,8 @@ static void test_client_certificates(void) {
   CHECK(!client_cert_case(opt, &mallory, 0, err, sizeof err, subj, sizeof subj));
   pw__tls_ctx_free(opt);
 
-  struct pw_tls_options bad = {.cert_file = srv_one.cert_path, .key_file = srv_one.key_path,
-                               .require_client_cert = 1};
+  struct pw_tls_options bad = {
+      .cert_file = srv_one.cert_path, .key_file = srv_one.key_path, .require_client_cert = 1};
   pw__tls_ctx *none = NULL;
   CHECK_EQ_INT(pw__tls_ctx_new(&bad, &none, err, sizeof err), PW_EINVAL);
   CHECK(none == NULL && contains(err, "ca_file"));
@@ -729,7 +692,7 @@ static void test_plain_http(pw__tls_ctx *ctx) {
     pw__tls_conn *c = pw__tls_conn_new(ctx);
     CHECK_EQ_INT(feed_str(c, requests[i]), PW__TLS_EPLAIN);
     CHECK_EQ_INT(pw__tls_conn_state(c), PW__TLS_FAILED);
-    CHECK_EQ_SIZE(pw__tls_conn_out(c, NULL), 0); /* no TLS alert for an HTTP client */
+    CHECK_EQ_SIZE(pw__tls_conn_out(c, NULL), 0);       /* no TLS alert for an HTTP client */
     CHECK_EQ_INT(feed_str(c, "more"), PW__TLS_EPLAIN); /* sticky */
     uint8_t b[8];
     CHECK_EQ_INT(pw__tls_conn_read(c, b, sizeof b), PW__TLS_EPLAIN);
@@ -743,11 +706,14 @@ static void test_plain_http(pw__tls_ctx *ctx) {
   CHECK_EQ_INT(feed_str(c, "P"), PW__TLS_EPLAIN);
   pw__tls_conn_free(c);
   /* Other garbage is a handshake failure, not "plain HTTP". */
-  static const struct { const char *bytes; size_t len; } garbage[] = {
-    {"\x00\x01\x02\x03\x04\x05\x06\x07", 8},
-    {"HELLOWORLD!!", 12},
-    {"get / HTTP/1.1\r\n", 16},
-    {"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x03", 10}, /* a 1-byte ClientHello */
+  static const struct {
+    const char *bytes;
+    size_t len;
+  } garbage[] = {
+      {"\x00\x01\x02\x03\x04\x05\x06\x07", 8},
+      {"HELLOWORLD!!", 12},
+      {"get / HTTP/1.1\r\n", 16},
+      {"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x03", 10}, /* a 1-byte ClientHello */
   };
   for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
     c = pw__tls_conn_new(ctx);
@@ -902,10 +868,8 @@ static void *reloader(void *arg) {
   for (int i = 0; !job->stop && i < 400; i++) {
     const ident *id = i & 1 ? &srv_one : &srv_two;
     struct pw_tls_options cfg = {.cert_file = id->cert_path, .key_file = id->key_path};
-    if (pw__tls_ctx_reload(job->ctx, &cfg, err, sizeof err) != 0)
-      PROBLEM("reload %d: %s", i, err);
-    else
-      job->reloads++;
+    if (pw__tls_ctx_reload(job->ctx, &cfg, err, sizeof err) != 0) PROBLEM("reload %d: %s", i, err);
+    else job->reloads++;
   }
   return NULL;
 }
@@ -952,8 +916,8 @@ static void test_config_errors_and_misuse(pw__tls_ctx *ctx) {
   struct pw_tls_options cert_as_key = {.cert_file = srv_one.cert_path,
                                        .key_file = srv_one.cert_path};
   CHECK_EQ_INT(pw__tls_ctx_new(&cert_as_key, &out, err, sizeof err), PW_EINVAL);
-  struct pw_tls_options bad_ca = {.cert_file = srv_one.cert_path, .key_file = srv_one.key_path,
-                                  .ca_file = srv_one.key_path};
+  struct pw_tls_options bad_ca = {
+      .cert_file = srv_one.cert_path, .key_file = srv_one.key_path, .ca_file = srv_one.key_path};
   CHECK_EQ_INT(pw__tls_ctx_new(&bad_ca, &out, err, sizeof err), PW_EINVAL);
   CHECK(contains(err, srv_one.key_path));
   char tiny[8];
@@ -1009,8 +973,7 @@ static void test_errors_stay_with_their_connection(pw__tls_ctx *ctx) {
 static int send_all(int fd, const void *p, size_t n) {
   for (const char *s = p; n > 0;) {
     ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-    if (w <= 0)
-      return -1;
+    if (w <= 0) return -1;
     s += w, n -= (size_t)w;
   }
   return 0;
@@ -1020,8 +983,7 @@ static int flush_out(int fd, pw__tls_conn *c) {
   const uint8_t *p;
   size_t n;
   while ((n = pw__tls_conn_out(c, &p)) > 0) {
-    if (send_all(fd, p, n) != 0)
-      return -1;
+    if (send_all(fd, p, n) != 0) return -1;
     pw__tls_conn_out_consume(c, n);
   }
   return 0;
@@ -1036,15 +998,12 @@ static long echo_until_closed(int fd, pw__tls_conn *c) {
   static uint8_t in[65536], plain[65536];
   for (;;) {
     ssize_t n = recv(fd, in, sizeof in, 0);
-    if (n <= 0)
-      return 0;
+    if (n <= 0) return 0;
     long rc = pw__tls_conn_feed(c, in, (size_t)n);
     while (rc == 0 && (rc = pw__tls_conn_read(c, plain, sizeof plain)) > 0)
       rc = pw__tls_conn_write(c, plain, (size_t)rc);
-    if (rc == PW__TLS_EOF)
-      pw__tls_conn_shutdown(c);
-    if (flush_out(fd, c) != 0 || rc < 0)
-      return rc;
+    if (rc == PW__TLS_EOF) pw__tls_conn_shutdown(c);
+    if (flush_out(fd, c) != 0 || rc < 0) return rc;
   }
 }
 
@@ -1054,8 +1013,7 @@ static void serve_one(int fd, pw__tls_ctx *ctx, int number) {
   pw__tls_conn *c = pw__tls_conn_new(ctx);
   long rc = echo_until_closed(fd, c);
   char err[512];
-  if (rc == PW__TLS_EPLAIN)
-    send_all(fd, plain_400, sizeof plain_400 - 1);
+  if (rc == PW__TLS_EPLAIN) send_all(fd, plain_400, sizeof plain_400 - 1);
   if (rc < 0 && rc != PW__TLS_EOF)
     fprintf(stderr, "tls-serve: connection %d: %s\n", number,
             pw__tls_conn_strerror(c, err, sizeof err));
@@ -1087,23 +1045,19 @@ static int serve(const char *where) {
   make_ident(&srv_two, "two", "pushwire-cross-two", NULL, 0);
   pw__tls_ctx *ctx = server_ctx(&srv_one, NULL, 0);
   int port, lfd = listen_local(&port);
-  if (!ctx || lfd < 0)
-    return 2;
+  if (!ctx || lfd < 0) return 2;
   printf("tls-serve listening on port %d\n", port);
   fflush(stdout);
   char line[64], err[512];
   for (int number = 1;;) {
     struct pollfd fds[2] = {{lfd, POLLIN, 0}, {0, POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0 && errno != EINTR)
-      break;
+    if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
     if (fds[0].revents & POLLIN) {
       int fd = accept(lfd, NULL, NULL);
-      if (fd >= 0)
-        serve_one(fd, ctx, number++);
+      if (fd >= 0) serve_one(fd, ctx, number++);
     }
     if (fds[1].revents & (POLLIN | POLLHUP)) {
-      if (!fgets(line, sizeof line, stdin))
-        break;
+      if (!fgets(line, sizeof line, stdin)) break;
       struct pw_tls_options two = {.cert_file = srv_two.cert_path, .key_file = srv_two.key_path};
       if (strncmp(line, "reload", 6) == 0) {
         int rc = pw__tls_ctx_reload(ctx, &two, err, sizeof err);
@@ -1121,8 +1075,7 @@ static int serve(const char *where) {
 
 int main(int argc, char **argv) {
   int counted = CRYPTO_set_mem_functions(count_malloc, count_realloc, count_free);
-  if (argc == 3 && strcmp(argv[1], "--serve") == 0)
-    return serve(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "--serve") == 0) return serve(argv[2]);
   make_all_idents();
   pw__tls_ctx *ctx = server_ctx(&srv_one, NULL, 0);
   test_handshake_and_alpn(ctx);
@@ -1132,8 +1085,7 @@ int main(int argc, char **argv) {
   if (counted) {
     test_memory_after_big_message(ctx);
     test_out_of_memory(ctx);
-  } else
-    CHECK(!"CRYPTO_set_mem_functions was refused: OpenSSL allocated before main");
+  } else CHECK(!"CRYPTO_set_mem_functions was refused: OpenSSL allocated before main");
   test_resumption(ctx);
   test_client_certificates();
   test_versions(ctx);

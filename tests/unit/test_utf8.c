@@ -14,14 +14,10 @@
 /* Sequence length a lead byte announces by its bit pattern alone (0: not a lead byte).
  * Deliberately permissive (C0, C1, F5..F7 pass here); the code point checks reject them. */
 static int ref_seq_len(uint8_t b) {
-  if (b < 0x80)
-    return 1;
-  if ((b & 0xE0) == 0xC0)
-    return 2;
-  if ((b & 0xF0) == 0xE0)
-    return 3;
-  if ((b & 0xF8) == 0xF0)
-    return 4;
+  if (b < 0x80) return 1;
+  if ((b & 0xE0) == 0xC0) return 2;
+  if ((b & 0xF0) == 0xE0) return 3;
+  if ((b & 0xF8) == 0xF0) return 4;
   return 0;
 }
 
@@ -30,12 +26,9 @@ static int ref_seq_len(uint8_t b) {
 static int ref_range_ok(uint32_t lo, uint32_t hi, int len) {
   static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
   static const uint32_t max_cp[5] = {0, 0x7F, 0x7FF, 0xFFFF, 0x10FFFF};
-  if (lo < min_cp[len])
-    lo = min_cp[len];
-  if (hi > max_cp[len])
-    hi = max_cp[len];
-  if (lo > hi)
-    return 0;
+  if (lo < min_cp[len]) lo = min_cp[len];
+  if (hi > max_cp[len]) hi = max_cp[len];
+  if (lo > hi) return 0;
   return !(lo >= 0xD800 && hi <= 0xDFFF);
 }
 
@@ -47,20 +40,17 @@ static int ref_scan(const uint8_t *p, size_t n, int *complete) {
   size_t i = 0;
   while (i < n) {
     int len = ref_seq_len(p[i]);
-    if (len == 0)
-      return 0;
+    if (len == 0) return 0;
     uint32_t cp = len == 1 ? p[i] : (uint32_t)(p[i] & (0x7F >> len));
     int have = 1;
     for (; have < len && i + (size_t)have < n; have++) {
       uint8_t c = p[i + (size_t)have];
-      if ((c & 0xC0) != 0x80)
-        return 0;
+      if ((c & 0xC0) != 0x80) return 0;
       cp = (cp << 6) | (c & 0x3F);
     }
     int missing_bits = 6 * (len - have);
     uint32_t lo = cp << missing_bits, hi = lo | ((1u << missing_bits) - 1);
-    if (!ref_range_ok(lo, hi, len))
-      return 0;
+    if (!ref_range_ok(lo, hi, len)) return 0;
     *complete = have == len;
     i += (size_t)have;
   }
@@ -76,8 +66,7 @@ static int ref_valid(const uint8_t *p, size_t n) {
 static long ref_first_bad(const uint8_t *p, size_t n) {
   int complete;
   for (size_t k = 1; k <= n; k++)
-    if (!ref_scan(p, k, &complete))
-      return (long)k - 1;
+    if (!ref_scan(p, k, &complete)) return (long)k - 1;
   return -1;
 }
 
@@ -89,10 +78,8 @@ static long dfa_first_bad(const uint8_t *p, size_t n, int *complete) {
   long bad = -1;
   for (size_t i = 0; i < n; i++) {
     int rc = pw__utf8_feed(&u, p + i, 1);
-    if (rc < 0 && bad < 0)
-      bad = (long)i;
-    if (rc == 0 && bad >= 0)
-      return -2; /* recovered after rejecting: never allowed */
+    if (rc < 0 && bad < 0) bad = (long)i;
+    if (rc == 0 && bad >= 0) return -2; /* recovered after rejecting: never allowed */
   }
   *complete = pw__utf8_complete(&u);
   return bad;
@@ -107,14 +94,12 @@ static uint64_t rng(void) { /* xorshift64*: fixed seed, reproducible */
   return rng_state * 0x2545F4914F6CDD1Du;
 }
 
-static size_t rng_below(size_t n) {
-  return (size_t)(rng() % n);
-}
+static size_t rng_below(size_t n) { return (size_t)(rng() % n); }
 
 /* Bytes at every class boundary of the table, plus their neighbours. */
 static const uint8_t interesting[] = {
-  0x00, 0x41, 0x7F, 0x80, 0x81, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF,
-  0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xF7, 0xF8, 0xFF,
+    0x00, 0x41, 0x7F, 0x80, 0x81, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF,
+    0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xF7, 0xF8, 0xFF,
 };
 #define N_INTERESTING (sizeof interesting / sizeof interesting[0])
 
@@ -125,8 +110,7 @@ static uint8_t random_byte(void) {
     return r < 25 ? interesting[3 + rng_below(7)] : (uint8_t)(0x80 + rng_below(64));
   if (r < 70) /* leads, boundaries favoured */
     return r < 55 ? interesting[10 + rng_below(18)] : (uint8_t)(0xC0 + rng_below(64));
-  if (r < 90)
-    return (uint8_t)rng_below(0x80);
+  if (r < 90) return (uint8_t)rng_below(0x80);
   return (uint8_t)rng_below(256);
 }
 
@@ -141,8 +125,7 @@ static void check_against_ref(const uint8_t *p, size_t n) {
   int complete;
   long bad = dfa_first_bad(p, n, &complete);
   CHECK_EQ_INT(bad, want_bad);
-  if (want_bad < 0)
-    CHECK_EQ_INT(complete, want_valid);
+  if (want_bad < 0) CHECK_EQ_INT(complete, want_valid);
 
   pw__utf8 u = {0};
   size_t at = 0;
@@ -156,8 +139,7 @@ static void check_against_ref(const uint8_t *p, size_t n) {
     }
     at += len;
   }
-  if (failed_piece_end < 0)
-    CHECK_EQ_INT(want_bad, -1);
+  if (failed_piece_end < 0) CHECK_EQ_INT(want_bad, -1);
   CHECK_EQ_INT(pw__utf8_complete(&u), want_valid);
 }
 
@@ -167,67 +149,68 @@ struct vector {
   const char *name;
   const char *bytes;
   size_t len;
-  int valid;     /* complete and valid */
+  int valid;      /* complete and valid */
   long first_bad; /* index of the byte that must make it fail, -1 if none */
 };
 
-#define V(name, s, valid, bad) {name, s, sizeof(s) - 1, valid, bad}
+#define V(name, s, valid, bad) \
+  { name, s, sizeof(s) - 1, valid, bad }
 
 static const struct vector vectors[] = {
-  V("empty", "", 1, -1),
-  V("ascii", "Hello, world! ~\x7f\x01", 1, -1),
-  V("NUL", "a\0b", 1, -1),
-  V("U+0080", "\xC2\x80", 1, -1),
-  V("U+07FF", "\xDF\xBF", 1, -1),
-  V("U+0800", "\xE0\xA0\x80", 1, -1),
-  V("euro", "\xE2\x82\xAC", 1, -1),
-  V("U+D7FF", "\xED\x9F\xBF", 1, -1),
-  V("U+E000", "\xEE\x80\x80", 1, -1),
-  V("U+FFFF", "\xEF\xBF\xBF", 1, -1),
-  V("U+10000", "\xF0\x90\x80\x80", 1, -1),
-  V("emoji", "\xF0\x9F\x98\x80", 1, -1),
-  V("U+FFFFF", "\xF3\xBF\xBF\xBF", 1, -1),
-  V("U+100000", "\xF4\x80\x80\x80", 1, -1),
-  V("U+10FFFF", "\xF4\x8F\xBF\xBF", 1, -1),
-  V("mixed", "a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80z\xCE\xBA\xE1\xBD\xB9", 1, -1),
-  /* overlong */
-  V("C0 80", "\xC0\x80", 0, 0),
-  V("C1 BF", "\xC1\xBF", 0, 0),
-  V("E0 80 80", "\xE0\x80\x80", 0, 1),
-  V("E0 9F BF", "\xE0\x9F\xBF", 0, 1),
-  V("F0 80 80 80", "\xF0\x80\x80\x80", 0, 1),
-  V("F0 8F BF BF", "\xF0\x8F\xBF\xBF", 0, 1),
-  /* surrogates */
-  V("ED A0 80", "\xED\xA0\x80", 0, 1),
-  V("ED BF BF", "\xED\xBF\xBF", 0, 1),
-  V("surrogate pair", "\xED\xA0\xBD\xED\xB2\xA9", 0, 1),
-  /* beyond U+10FFFF */
-  V("F4 90 80 80", "\xF4\x90\x80\x80", 0, 1),
-  V("F4 BF BF BF", "\xF4\xBF\xBF\xBF", 0, 1),
-  V("F5", "\xF5\x80\x80\x80", 0, 0),
-  V("F7", "\xF7\xBF\xBF\xBF", 0, 0),
-  V("F8", "\xF8\x88\x80\x80\x80", 0, 0),
-  V("FC", "\xFC\x84\x80\x80\x80\x80", 0, 0),
-  V("FE", "\xFE", 0, 0),
-  V("FF", "\xFF", 0, 0),
-  V("late F5", "abc\xF5", 0, 3),
-  /* truncated: viable but incomplete */
-  V("C2", "\xC2", 0, -1),
-  V("E2 82", "\xE2\x82", 0, -1),
-  V("E0", "\xE0", 0, -1),
-  V("ED 9F", "\xED\x9F", 0, -1),
-  V("F0 9F 98", "\xF0\x9F\x98", 0, -1),
-  V("F4 8F BF", "\xF4\x8F\xBF", 0, -1),
-  V("ascii then F1", "abc\xF1", 0, -1),
-  /* bad continuation */
-  V("E2 28 A1", "\xE2\x28\xA1", 0, 1),
-  V("lone 80", "\x80", 0, 0),
-  V("lone BF", "\xBF", 0, 0),
-  V("ascii then 80", "ab\x80", 0, 2),
-  V("C2 C2", "\xC2\xC2\x80", 0, 1),
-  V("C2 00", "\xC2\x00", 0, 1),
-  V("F0 9F 98 41", "a\xF0\x9F\x98\x41", 0, 4),
-  V("valid then lone", "\xE2\x82\xAC\xAC", 0, 3),
+    V("empty", "", 1, -1),
+    V("ascii", "Hello, world! ~\x7f\x01", 1, -1),
+    V("NUL", "a\0b", 1, -1),
+    V("U+0080", "\xC2\x80", 1, -1),
+    V("U+07FF", "\xDF\xBF", 1, -1),
+    V("U+0800", "\xE0\xA0\x80", 1, -1),
+    V("euro", "\xE2\x82\xAC", 1, -1),
+    V("U+D7FF", "\xED\x9F\xBF", 1, -1),
+    V("U+E000", "\xEE\x80\x80", 1, -1),
+    V("U+FFFF", "\xEF\xBF\xBF", 1, -1),
+    V("U+10000", "\xF0\x90\x80\x80", 1, -1),
+    V("emoji", "\xF0\x9F\x98\x80", 1, -1),
+    V("U+FFFFF", "\xF3\xBF\xBF\xBF", 1, -1),
+    V("U+100000", "\xF4\x80\x80\x80", 1, -1),
+    V("U+10FFFF", "\xF4\x8F\xBF\xBF", 1, -1),
+    V("mixed", "a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80z\xCE\xBA\xE1\xBD\xB9", 1, -1),
+    /* overlong */
+    V("C0 80", "\xC0\x80", 0, 0),
+    V("C1 BF", "\xC1\xBF", 0, 0),
+    V("E0 80 80", "\xE0\x80\x80", 0, 1),
+    V("E0 9F BF", "\xE0\x9F\xBF", 0, 1),
+    V("F0 80 80 80", "\xF0\x80\x80\x80", 0, 1),
+    V("F0 8F BF BF", "\xF0\x8F\xBF\xBF", 0, 1),
+    /* surrogates */
+    V("ED A0 80", "\xED\xA0\x80", 0, 1),
+    V("ED BF BF", "\xED\xBF\xBF", 0, 1),
+    V("surrogate pair", "\xED\xA0\xBD\xED\xB2\xA9", 0, 1),
+    /* beyond U+10FFFF */
+    V("F4 90 80 80", "\xF4\x90\x80\x80", 0, 1),
+    V("F4 BF BF BF", "\xF4\xBF\xBF\xBF", 0, 1),
+    V("F5", "\xF5\x80\x80\x80", 0, 0),
+    V("F7", "\xF7\xBF\xBF\xBF", 0, 0),
+    V("F8", "\xF8\x88\x80\x80\x80", 0, 0),
+    V("FC", "\xFC\x84\x80\x80\x80\x80", 0, 0),
+    V("FE", "\xFE", 0, 0),
+    V("FF", "\xFF", 0, 0),
+    V("late F5", "abc\xF5", 0, 3),
+    /* truncated: viable but incomplete */
+    V("C2", "\xC2", 0, -1),
+    V("E2 82", "\xE2\x82", 0, -1),
+    V("E0", "\xE0", 0, -1),
+    V("ED 9F", "\xED\x9F", 0, -1),
+    V("F0 9F 98", "\xF0\x9F\x98", 0, -1),
+    V("F4 8F BF", "\xF4\x8F\xBF", 0, -1),
+    V("ascii then F1", "abc\xF1", 0, -1),
+    /* bad continuation */
+    V("E2 28 A1", "\xE2\x28\xA1", 0, 1),
+    V("lone 80", "\x80", 0, 0),
+    V("lone BF", "\xBF", 0, 0),
+    V("ascii then 80", "ab\x80", 0, 2),
+    V("C2 C2", "\xC2\xC2\x80", 0, 1),
+    V("C2 00", "\xC2\x00", 0, 1),
+    V("F0 9F 98 41", "a\xF0\x9F\x98\x41", 0, 4),
+    V("valid then lone", "\xE2\x82\xAC\xAC", 0, 3),
 };
 
 static void test_vectors(void) {
@@ -237,12 +220,10 @@ static void test_vectors(void) {
     int complete;
     int valid = pw__utf8_valid(p, v->len);
     long bad = dfa_first_bad(p, v->len, &complete);
-    if (valid != v->valid || bad != v->first_bad)
-      fprintf(stderr, "vector \"%s\":\n", v->name);
+    if (valid != v->valid || bad != v->first_bad) fprintf(stderr, "vector \"%s\":\n", v->name);
     CHECK_EQ_INT(valid, v->valid);
     CHECK_EQ_INT(bad, v->first_bad);
-    if (v->first_bad < 0)
-      CHECK_EQ_INT(complete, v->valid);
+    if (v->first_bad < 0) CHECK_EQ_INT(complete, v->valid);
     /* The reference must agree too, or the differential test below proves nothing. */
     CHECK_EQ_INT(ref_valid(p, v->len), v->valid);
     CHECK_EQ_INT(ref_first_bad(p, v->len), v->first_bad);
@@ -284,11 +265,9 @@ static void test_exhaustive(void) {
   size_t k = N_INTERESTING;
   for (size_t x = 0; x < k * k * k * (k + 1); x++) {
     size_t y = x;
-    for (int i = 0; i < 3; i++, y /= k)
-      b[i] = interesting[y % k];
+    for (int i = 0; i < 3; i++, y /= k) b[i] = interesting[y % k];
     size_t n = y == k ? 3 : 4; /* the extra "digit" k means: stop at 3 bytes */
-    if (n == 4)
-      b[3] = interesting[y];
+    if (n == 4) b[3] = interesting[y];
     check_against_ref(b, n);
   }
 }
@@ -298,8 +277,7 @@ static void test_random_short(void) {
   size_t valid = 0;
   for (int iter = 0; iter < 200000; iter++) {
     size_t n = rng_below(13);
-    for (size_t i = 0; i < n; i++)
-      b[i] = random_byte();
+    for (size_t i = 0; i < n; i++) b[i] = random_byte();
     valid += (size_t)ref_valid(b, n);
     check_against_ref(b, n);
   }
@@ -332,13 +310,12 @@ static size_t encode(uint8_t *out, uint32_t cp) {
 }
 
 static uint32_t random_scalar(void) {
-  static const uint32_t edges[] = {0x7F,   0x80,  0x7FF,   0x800,   0xD7FF,
+  static const uint32_t edges[] = {0x7F,   0x80,   0x7FF,   0x800,   0xD7FF,
                                    0xE000, 0xFFFF, 0x10000, 0x10FFFF};
   size_t r = rng_below(10);
   if (r < 5) /* ASCII runs, for the word-at-a-time path */
     return (uint32_t)rng_below(0x80);
-  if (r < 6)
-    return edges[rng_below(sizeof edges / sizeof edges[0])];
+  if (r < 6) return edges[rng_below(sizeof edges / sizeof edges[0])];
   uint32_t cp = (uint32_t)rng_below(0x110000);
   return cp >= 0xD800 && cp <= 0xDFFF ? cp - 0x800 : cp;
 }
@@ -350,8 +327,7 @@ static void test_random_long(void) {
   for (int iter = 0; iter < 20000; iter++) {
     size_t shift = rng_below(8), n = 0, cps = rng_below(65);
     uint8_t *p = buf + shift;
-    for (size_t i = 0; i < cps; i++)
-      n += encode(p + n, random_scalar());
+    for (size_t i = 0; i < cps; i++) n += encode(p + n, random_scalar());
     CHECK(ref_valid(p, n));
     check_against_ref(p, n);
     if (n > 0) {
@@ -366,7 +342,7 @@ static void test_random_long(void) {
  * byte or sequence at every position: the fast path must hand over at the right byte. */
 static void test_ascii_fast_path(void) {
   static const char *inserts[] = {
-    "\x80", "\xC2\x80", "\xF0\x9F\x98\x80", "\xED\xA0", "\xFF", "\xE2",
+      "\x80", "\xC2\x80", "\xF0\x9F\x98\x80", "\xED\xA0", "\xFF", "\xE2",
   };
   uint8_t buf[64];
   for (size_t shift = 0; shift < 8; shift++) {
