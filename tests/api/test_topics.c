@@ -308,6 +308,13 @@ static void count_on_loop(pw_server *srv, void *arg) {
 
 static int counted(void *arg) { return atomic_load(&counted_on_loop) >= 0; }
 
+static int topics_are(void *srv, uint64_t n) {
+  pw_stats st;
+  return pw_server_stats(srv, &st) == 0 && st.topics == n;
+}
+static int topics_are_1(void *srv) { return topics_are(srv, 1); }
+static int topics_are_0(void *srv) { return topics_are(srv, 0); }
+
 static void test_counts_over_loops(void) {
   pw_server *srv = two_loops(NULL);
   wsc c[N];
@@ -326,11 +333,13 @@ static void test_counts_over_loops(void) {
   CHECK_EQ_INT(st.topics, 2);
   for (int i = 0; i < 3; i++) CHECK_EQ_INT(pw_unsubscribe(srv, ids[i], "few"), 0);
   CHECK(th_wait_subscribers(srv, "few", 0, 3000));
+  CHECK(th_wait(topics_are_1, srv, 3000)); /* the topic count follows the last leave */
   CHECK_EQ_INT(pw_server_stats(srv, &st), 0);
   CHECK_EQ_INT(st.subscriptions, N);
   CHECK_EQ_INT(st.topics, 1);
   for (int i = 0; i < N; i++) wsc_close(&c[i]);
   CHECK(th_wait_subscribers(srv, "everywhere", 0, 3000));
+  CHECK(th_wait(topics_are_0, srv, 3000));
   CHECK_EQ_INT(pw_server_stats(srv, &st), 0);
   CHECK_EQ_INT(st.subscriptions, 0);
   CHECK_EQ_INT(st.topics, 0);
