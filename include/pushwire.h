@@ -148,6 +148,8 @@ typedef struct pw_response {
                                 framing) */
 } pw_response;
 
+struct pw_recovery; /* the result of a subscribe from a position: see "history" below */
+
 /* ---- callbacks --------------------------------------------------------------------------- */
 /* All callbacks run on the server's loop thread, one at a time. They may call every pw_*
  * function; a pw_send from a callback takes the direct path (no queue hop). `user` is the
@@ -190,6 +192,13 @@ typedef struct pw_callbacks {
    * PW_DELIVER_QUEUE) the refusal is logged at PW_LOG_WARN. */
   void (*on_subscribe_refused)(pw_server *srv, pw_conn_id id, const char *topic, int code,
                                void *user);
+  /* A pw_subscribe_from made from another thread was carried out on the loop: what it did
+   * (recovered or why not, the position, how many were replayed). `topic` and `r` are valid
+   * only during the call. Not called for a connection that closed first. Without this
+   * callback (and without deliver_recovery = PW_DELIVER_QUEUE) nobody hears the result: the
+   * subscription is made all the same. */
+  void (*on_recovery)(pw_server *srv, pw_conn_id id, const char *topic, const struct pw_recovery *r,
+                      void *user);
 } pw_callbacks;
 
 /* Only inside on_upgrade, with the req it was given (on the loop thread): subscribe the
@@ -277,8 +286,13 @@ typedef struct pw_options {
                                  subscriptions; publishes reach all of them */
   uint32_t max_subscriptions; /* default 1024 topics per connection */
   /* Event delivery, per kind (default: callbacks). A queued kind's callback is not called.
-   * deliver_refused is for on_subscribe_refused / PW_EV_SUBSCRIBE_REFUSED. */
-  pw_deliver deliver_open, deliver_message, deliver_close, deliver_refused;
+   * deliver_refused is for on_subscribe_refused / PW_EV_SUBSCRIBE_REFUSED, deliver_recovery
+   * for on_recovery / PW_EV_RECOVERY. */
+  pw_deliver deliver_open, deliver_message, deliver_close, deliver_refused, deliver_recovery;
+  size_t history_memory;            /* default 64 MiB: the most wire bytes the history of every
+                                       topic together keeps (pw_topic_history); past it the least
+                                       recently published topics lose their oldest messages (their
+                                       epoch and offset stay) */
   const char *const *event_headers; /* NULL-terminated names of request headers an open
                                        event keeps (e.g. "Origin"); default none */
   size_t max_event_bytes;           /* default 16 MiB of message payload waiting in the queue */
@@ -513,6 +527,112 @@ typedef void (*pw_topic_fn)(pw_server *srv, const char *topic, void *arg);
  * Register before clients subscribe. Any thread. 0, PW_EINVAL, PW_ENOMEM. */
 PW_API int pw_topic_on_demand(pw_server *srv, const char *pattern, pw_topic_fn fn, void *arg);
 
+/* ---- history: positions, replay and recovery --------------------------------------------- */
+/* A topic may keep history (pw_topic_history): its stream position is an epoch, a short
+ * random string made when the stream starts (so a restart or a lost history is never taken
+ * for continuity), and an offset, +1 per publish. Every publish to it gets the next offset
+ * under the topic's lock, so every subscriber on every loop sees its messages in one order,
+ * whatever thread published them. The last messages are kept as the very frames the fan-out
+ * sends, within count, byte and age limits and one global byte cap (options.history_memory,
+ * least recently published topics first). A subscriber can start from a position: it gets
+ * exactly the messages after it, then the live ones, with no gap and no duplicate at the
+ * switch, or nothing replayed and an answer that says why. Topics without history cost
+ * nothing more than before. */
+#define PW_EPOCH_LEN 8
+
+/* A position in a topic's stream. offset 0 with an epoch: before its first message. */
+typedef struct pw_position {
+  char epoch[PW_EPOCH_LEN + 1]; /* NUL-terminated; "" = none (no history) */
+  uint64_t offset;
+} pw_position;
+
+typedef enum pw_recovery_reason {
+  PW_RECOVERED = 0,           /* every message after `since` is queued, then live ones */
+  PW_RECOVERY_EPOCH = 1,      /* another stream (a restart, a history lost or never seen, an
+                                 offset it never handed out): nothing replayed */
+  PW_RECOVERY_TOO_OLD = 2,    /* some message after `since` has left the window */
+  PW_RECOVERY_TOO_MANY = 3,   /* more than max_recovery messages, or more bytes than the
+                                 connection's queue takes */
+  PW_RECOVERY_NO_HISTORY = 4, /* the topic keeps no history */
+} pw_recovery_reason;
+
+/* What a subscribe from a position did. Subscribed in every case but an error code. */
+typedef struct pw_recovery {
+  int recovered;             /* 1 only if exactly every message after `since` reaches the
+                                connection, in order, before and then with the live ones */
+  pw_recovery_reason reason; /* PW_RECOVERED when recovered */
+  pw_position position;      /* the topic's position when the subscription began */
+  uint64_t replayed;         /* messages queued from the history */
+} pw_recovery;
+
+/* The frame a history publish sends to every subscriber, built once with its position (for
+ * example the payload wrapped in {"topic","offset","data"}), under the topic's lock on the
+ * publishing thread: keep it quick and call no pw_* function on the same topic. Return a
+ * buffer holding one reference (pw_buf_new), or NULL: the publish fails with PW_ENOMEM. */
+typedef pw_buf *(*pw_envelope_fn)(const char *topic, const pw_position *pos, const void *data,
+                                  size_t len, int is_binary, void *arg);
+/* The frame that tells a subscriber its stream broke where it cannot be repaired (a loop so
+ * far behind that what it missed has left the window): pos is where the stream goes on from.
+ * NULL return (or no reset_fn): such subscribers are closed with 1013 instead, so a gap is
+ * never silent. Runs on the loop thread. */
+typedef pw_buf *(*pw_reset_fn)(const char *topic, const pw_position *pos, void *arg);
+
+typedef struct pw_history_options {
+  uint32_t max_messages;   /* default 100: messages kept per topic */
+  size_t max_bytes;        /* default 1 MiB: wire bytes kept per topic */
+  int ttl_ms;              /* default 0: no age limit; > 0: older messages leave the window */
+  int meta_ttl_ms;         /* default 3600000: how long a topic whose messages have all gone (and
+                              that has no subscriber) keeps its epoch and offset, so a client
+                              behind it hears "too old", not "another stream" */
+  uint32_t max_recovery;   /* default max_messages: the most one recovery replays */
+  pw_envelope_fn envelope; /* NULL: subscribers get the payload as published */
+  void *envelope_arg;
+  pw_reset_fn reset;
+  void *reset_arg;
+} pw_history_options;
+
+/* Keep history for every topic matching pattern (an exact name, or a prefix ending in '*';
+ * the first registered pattern that matches wins) with these limits (NULL: the defaults).
+ * The options are copied. Any thread, before the topics are used. 0, PW_EINVAL, PW_ENOMEM. */
+PW_API int pw_topic_history(pw_server *srv, const char *pattern, const pw_history_options *opt);
+
+/* pw_publish, telling where the message went: *pos (may be NULL) gets the topic's epoch and
+ * the offset given to this message (epoch "" and offset 0 for a topic without history). On a
+ * history topic a publish is accepted into every loop's door or refused as a whole:
+ * PW_EAGAIN (with PW_BLOCK: after send_timeout_ms) means no offset was given and nobody gets
+ * it. From a loop thread a history publish is delivered after the current callback (through
+ * the loop's own door), like one from another thread. Results as pw_publish. */
+PW_API int pw_publish_ex(pw_server *srv, const char *topic, const void *data, size_t len, int flags,
+                         pw_position *pos);
+
+/* Subscribe from a position (since: the last message the client has; NULL or epoch "" = no
+ * position: a plain subscribe that reports the current position). On the connection's loop
+ * thread it acts at once and fills *result (may be NULL) and returns 0; the replayed
+ * messages are queued before anything live. From another thread it returns 0 once queued,
+ * and the result comes later, on the loop thread, to on_recovery (or as PW_EV_RECOVERY with
+ * deliver_recovery = PW_DELIVER_QUEUE); *result is not touched. Never a partial replay:
+ * what cannot be served in full is not replayed at all and the result says why (the
+ * subscription is made all the same). Errors as pw_subscribe. */
+PW_API int pw_subscribe_from(pw_server *srv, pw_conn_id id, const char *topic,
+                             const pw_position *since, pw_recovery *result);
+
+/* The topic's current position (its epoch and the last offset given). Any thread. 0;
+ * PW_ENOTFOUND (no history kept for it now); PW_EINVAL. */
+PW_API int pw_topic_position(pw_server *srv, const char *topic, pw_position *pos);
+
+/* One message of a topic's history. */
+typedef struct pw_history_entry {
+  uint64_t offset;
+  pw_buf *buf; /* the frame subscribers got: one reference, yours (pw_buf_unref it) */
+} pw_history_entry;
+
+/* Copy up to max entries after offset `since` (in order) into out, and the position into
+ * *pos (may be NULL). Any thread. Returns the count (0..max), or PW_ENOTFOUND (no history),
+ * PW_EINVAL. Entries before the window are simply not there: compare out[0].offset with
+ * since + 1 to see whether the read is complete. */
+PW_API int pw_history_read(pw_server *srv, const char *topic, uint64_t since, pw_history_entry *out,
+                           size_t max, pw_position *pos);
+
 /* ---- tasks that start once ------------------------------------------------------------------ */
 /* A task is a thread running fn(srv, arg), known by a key. Starting a key that is running
  * returns PW_EALREADY: among any number of threads starting the same key at once, exactly one
@@ -564,6 +684,8 @@ typedef enum pw_event_type {
   PW_EV_USER = 4,              /* user_type, user_data, from pw_post_event */
   PW_EV_SUBSCRIBE_REFUSED = 5, /* id, topic, code: see on_subscribe_refused (with
                                   options.deliver_refused = PW_DELIVER_QUEUE) */
+  PW_EV_RECOVERY = 6,          /* id, topic, recovery: see on_recovery (with
+                                  options.deliver_recovery = PW_DELIVER_QUEUE) */
 } pw_event_type;
 
 typedef struct pw_event {
@@ -578,10 +700,11 @@ typedef struct pw_event {
   const char *path, *query, *subprotocol, *remote_addr; /* OPEN (subprotocol may be NULL) */
   const pw_header *headers; /* OPEN: the options.event_headers present in the request */
   size_t header_count;
-  int user_type;     /* USER */
-  void *user_data;   /* USER: whatever the poster passed; the library does not free it */
-  const char *topic; /* SUBSCRIBE_REFUSED, NUL-terminated (code: PW_EAGAIN/PW_ENOMEM) */
-  void *internal_;   /* storage of the strings above; freed by pw_event_release */
+  int user_type;        /* USER */
+  void *user_data;      /* USER: whatever the poster passed; the library does not free it */
+  const char *topic;    /* SUBSCRIBE_REFUSED (code: PW_EAGAIN/PW_ENOMEM), RECOVERY */
+  pw_recovery recovery; /* RECOVERY */
+  void *internal_;      /* storage of the strings above; freed by pw_event_release */
 } pw_event;
 
 /* A descriptor that is readable while events wait, and for good once the server has
@@ -643,6 +766,18 @@ typedef struct pw_stats {
                                      queue passed the high-water mark (see max_queued_bytes) */
   uint64_t subscriptions;         /* (connection, topic) subscriptions now, over every loop */
   uint64_t topics;                /* topics with at least one subscriber now */
+  /* History (pw_topic_history) */
+  uint64_t history_topics;    /* topics keeping history (or its meta) now */
+  uint64_t history_bytes;     /* wire bytes kept now, over every topic */
+  uint64_t history_evictions; /* messages that left a window before their time (the
+                                 topic's byte limit or options.history_memory) */
+  uint64_t recoveries;        /* subscribes from a position that recovered */
+  uint64_t recoveries_epoch, recoveries_too_old, recoveries_too_many; /* ...that did not */
+  uint64_t replayed;      /* messages queued by recoveries */
+  uint64_t gaps_repaired; /* messages a loop had missed (its door was full), delivered
+                             from the history in their place */
+  uint64_t stream_resets; /* subscribers told their stream broke (a gap the history
+                             could no longer fill) */
 } pw_stats;
 
 /* A snapshot of the counters (each read atomically; together they are not one instant).

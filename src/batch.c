@@ -18,7 +18,7 @@
 
 /* Deliver to this loop's subscribers, then let go of the publish. */
 size_t pw__batch_fan_out(pw__loop *l, pw__pub *p) {
-  size_t n = pw__topic_publish(l, p->topic, p->len, p->buf, NULL, 0);
+  size_t n = pw__topic_publish(l, p->topic, p->len, p->buf, NULL, 0, p->offset);
   pw__pub_unref(p);
   return n;
 }
@@ -58,7 +58,7 @@ size_t pw__batch_flush(pw__loop *l) {
      * those sockets keep the batch's single write (pmd.c). */
     pw_buf *msgs[PW__BATCH_MAX_MSGS];
     for (unsigned i = 0; i < l->batch.n; i++) msgs[i] = l->batch.pubs[i]->buf;
-    work = pw__topic_publish(l, first->topic, first->len, b, msgs, l->batch.n);
+    work = pw__topic_publish(l, first->topic, first->len, b, msgs, l->batch.n, first->offset);
     pw_buf_unref(b);
     for (unsigned i = 0; i < l->batch.n; i++) pw__pub_unref(l->batch.pubs[i]);
   } else { /* one publish, nobody subscribed, or no memory for the copy */

@@ -7,8 +7,10 @@
 #include "batch.h"
 #include "loop.h"
 #include "pmd.h"
+#include "publish.h"
 #include "send.h"
 #include "server.h"
+#include "stream.h"
 
 static void apply_policy(pw__conn *c, const pw__cmd *cmd) {
   c->has_policy = 1;
@@ -36,6 +38,20 @@ static void unsubscribe_cmd(pw__loop *l, const pw__cmd *cmd) {
   free(cmd->u.topic);
 }
 
+static void subscribe_from_cmd(pw__loop *l, const pw__cmd *cmd) {
+  pw__conn *c = pw__open_conn(l, cmd->id);
+  pw_recovery res;
+  int r = c ? pw__stream_subscribe(l, c, cmd->u.topic, strlen(cmd->u.topic), cmd->arg, &res) : 0;
+  if (r != 0) pw__notify_subscribe_refused(l, cmd->id, cmd->u.topic, r);
+  else if (c) pw__notify_recovery(l, cmd->id, cmd->u.topic, &res);
+  free(cmd->u.topic);
+  free(cmd->arg);
+}
+
+static size_t publish_cmd(pw__loop *l, pw__pub *p) {
+  return p->rt ? pw__stream_publish(l, p) : pw__batch_add(l, p);
+}
+
 static size_t dispatch_one(pw__loop *l, const pw__cmd *cmd) {
   pw__conn *c;
   switch (cmd->kind) {
@@ -51,7 +67,8 @@ static size_t dispatch_one(pw__loop *l, const pw__cmd *cmd) {
   case PW__CMD_RESUME: return pw__events_resume_paused(l), 1;
   case PW__CMD_SUB: return subscribe_cmd(l, cmd), 1;
   case PW__CMD_UNSUB: return unsubscribe_cmd(l, cmd), 1;
-  case PW__CMD_PUBLISH: return 1 + pw__batch_add(l, cmd->u.pub);
+  case PW__CMD_PUBLISH: return 1 + publish_cmd(l, cmd->u.pub);
+  case PW__CMD_SUB_FROM: return subscribe_from_cmd(l, cmd), 1;
   default: return 1;
   }
 }

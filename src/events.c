@@ -207,6 +207,21 @@ static void queue_refused(pw__loop *l, pw_conn_id id, const char *topic, int cod
   atomic_fetch_add_explicit(&q->dropped, 1, memory_order_relaxed);
 }
 
+/* Bounded as a refusal is (max_events): one that does not fit is dropped and counted. */
+static void queue_recovery(pw__loop *l, pw_conn_id id, const char *topic, const pw_recovery *r) {
+  pw__events *q = &l->srv->events;
+  size_t len = strlen(topic);
+  pw__event_node *n = node_new(PW_EV_RECOVERY, id, len + 1);
+  if (n) {
+    char *w = (char *)(n + 1);
+    n->ev.recovery = *r;
+    n->ev.topic = put(&w, topic, len);
+    if (push(l->srv, n, 0) == 0) return;
+    free(n);
+  }
+  atomic_fetch_add_explicit(&q->dropped, 1, memory_order_relaxed);
+}
+
 /* ---- telling the program: the one place that knows PW_DELIVER_QUEUE ------------------------ */
 void pw__notify_open(pw__conn *c, const pw_request *req) {
   pw_server *srv = c->loop->srv;
@@ -239,6 +254,12 @@ void pw__notify_subscribe_refused(pw__loop *l, pw_conn_id id, const char *topic,
   if (srv->cb.on_subscribe_refused)
     return srv->cb.on_subscribe_refused(srv, id, topic, code, srv->user);
   pw__log(srv, PW_LOG_WARN, "subscription to %s refused: %s", topic, pw_strerror(code));
+}
+
+void pw__notify_recovery(pw__loop *l, pw_conn_id id, const char *topic, const pw_recovery *r) {
+  pw_server *srv = l->srv;
+  if (srv->opt.deliver_recovery == PW_DELIVER_QUEUE) return queue_recovery(l, id, topic, r);
+  if (srv->cb.on_recovery) srv->cb.on_recovery(srv, id, topic, r, srv->user);
 }
 
 /* Every loop has ended, so no event but pw_post_event's will come: wake every waiter and

@@ -40,6 +40,8 @@ void pw__notify_open(struct pw__conn *c, const pw_request *req);
 void pw__notify_message(struct pw__conn *c, int is_binary, const void *data, size_t len);
 void pw__notify_close(struct pw__conn *c, int code, const char *reason);
 void pw__notify_subscribe_refused(struct pw__loop *l, pw_conn_id id, const char *topic, int code);
+void pw__notify_recovery(struct pw__loop *l, pw_conn_id id, const char *topic,
+                         const pw_recovery *r);
 /* The server has stopped (its loops have ended): an empty queue now answers PW_ESTOPPED and
  * the fd stays readable; blocked waiters wake. Any thread, idempotent. */
 void pw__events_stopped(pw__events *q);

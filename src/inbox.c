@@ -113,6 +113,23 @@ static int try_push(pw__door *d, const pw__cmd *cmd) {
   return r;
 }
 
+int pw__door_push_reserved(pw__door *d, const pw__cmd *cmd) {
+  int r = enter(d);
+  if (r != 0) return r;
+  r = ring_push(d, cmd) == 0 ? 0 : PW_EAGAIN;
+  if (r == 0) uv_async_send(&d->wake);
+  leave(d);
+  return r;
+}
+
+void pw__door_unreserve(pw__door *d, size_t charge) { atomic_fetch_sub(&d->bytes, charge); }
+
+void pw__door_wake(pw__door *d) {
+  if (enter(d) != 0) return; /* closed: the loop is stopping and drains what it has */
+  uv_async_send(&d->wake);
+  leave(d);
+}
+
 /* Wait (in short slices, so a missed signal costs little) until the loop drains or time is
  * up: 1 to try again, 0 when the time is up. */
 static int wait_room(pw__door *d, uint64_t deadline_ns) {
@@ -131,6 +148,17 @@ static int wait_room(pw__door *d, uint64_t deadline_ns) {
 static uint64_t block_deadline(int timeout_ms) {
   if (timeout_ms < 0) return UINT64_MAX;
   return uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+}
+
+int pw__door_reserve(pw__door *d, size_t charge, int flags, int timeout_ms) {
+  uint64_t deadline = 0;
+  for (;;) {
+    if (atomic_load(&d->closed)) return PW_ESTOPPED;
+    if (reserve(d, charge)) return 0;
+    if (!(flags & PW_BLOCK)) return PW_EAGAIN;
+    if (!deadline) deadline = block_deadline(timeout_ms);
+    if (!wait_room(d, deadline)) return PW_EAGAIN;
+  }
 }
 
 int pw__door_push(pw__door *d, const pw__cmd *cmd, int flags, int timeout_ms) {

@@ -43,6 +43,7 @@ enum pw__cmd_kind {
   PW__CMD_SUB,      /* id, topic: heap copy, freed by the loop */
   PW__CMD_UNSUB,    /* id, topic */
   PW__CMD_PUBLISH,  /* pub: shared by every loop's command, refcounted */
+  PW__CMD_SUB_FROM, /* id, topic (heap), arg: a heap pw_position; both freed by the loop */
 };
 
 typedef struct pw__cmd {
@@ -94,6 +95,16 @@ void pw__door_destroy(pw__door *d);
  * wait for room up to timeout_ms (< 0: no bound). 0; PW_EAGAIN (no room); PW_ESTOPPED (the
  * door is closed: nothing was queued). */
 int pw__door_push(pw__door *d, const pw__cmd *cmd, int flags, int timeout_ms);
+/* Any thread: the two halves of a push, for a caller that must know a command will be taken
+ * before it commits to it (a history publish reserves every loop's budget, then pushes to
+ * all of them under its topic's lock: history.h). Reserve waits with PW_BLOCK up to
+ * timeout_ms: 0, PW_EAGAIN, PW_ESTOPPED. push_reserved never waits: 0, PW_EAGAIN (the ring is
+ * full: the reservation is still the caller's, to unreserve), PW_ESTOPPED (likewise). */
+int pw__door_reserve(pw__door *d, size_t charge, int flags, int timeout_ms);
+void pw__door_unreserve(pw__door *d, size_t charge);
+int pw__door_push_reserved(pw__door *d, const pw__cmd *cmd);
+/* Any thread: wake the loop without a command (it has something else to look at). */
+void pw__door_wake(pw__door *d);
 /* Any thread: close the door (no push gets in from now on), wake the loop to stop and every
  * PW_BLOCK waiter. Returns 1 for the call that closed it, 0 if it was closed already. */
 int pw__door_close(pw__door *d);

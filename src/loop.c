@@ -19,6 +19,7 @@
 
 #include "accept.h"
 #include "dispatch.h"
+#include "history.h"
 #include "send.h"
 #include "server.h"
 #include "util.h"
@@ -114,6 +115,7 @@ static void on_tick(uv_timer_t *t) {
   sweep_expired(l, PW__L_HTTP, o->handshake_timeout_ms);
   sweep_expired(l, PW__L_CLOSING, o->close_timeout_ms);
   sweep_open(l);
+  if (l->index == 0) pw__histories_sweep(l->srv, pw__history_now_ms()); /* at most 1/s */
 }
 
 /* A quarter of the shortest enabled timeout, within [10 ms, 1 s]. */
@@ -275,6 +277,8 @@ static void on_wake(uv_async_t *a) {
   count_wakeup(l, n);
   /* A full batch may have left more: come back after this turn's I/O, not before. */
   if (more) pw__door_rewake(&l->door);
+  /* Holes a publisher reported, once what came before them is delivered (stream.h). */
+  else pw__stream_repair(l);
   if (pw__door_is_closed(&l->door) && !l->stop.stopping) begin_stop(l);
   else if (l->stop.phase == PW__STOP_INBOX && !more) inbox_drained(l);
 }

@@ -14,6 +14,7 @@
 #include "events.h"
 #include "inbox.h"
 #include "slots.h"
+#include "stream.h"
 #include "topic.h"
 #include "util.h"
 
@@ -102,11 +103,12 @@ typedef struct pw__loop {
   pw__list_head lists[4]; /* indexed by enum pw__list, each in time order */
   pw__corking flush;      /* dirty connections */
   pw__stopping stop;
-  pw__accept accept; /* listeners, descriptor shedding (accept.h) */
-  pw__door door;     /* the only way in from other threads, and the stop request */
-  pw__batch batch;   /* publishes drained together (batch.h) */
-  pw__topics topics; /* this loop's subscriptions and fan-out gauges (topic.h) */
-  pw__paused paused; /* clients PW_EVQ_PAUSE stopped reading (events.h) */
+  pw__accept accept;   /* listeners, descriptor shedding (accept.h) */
+  pw__door door;       /* the only way in from other threads, and the stop request */
+  pw__batch batch;     /* publishes drained together (batch.h) */
+  pw__streams streams; /* history topics: holes to repair (stream.h) */
+  pw__topics topics;   /* this loop's subscriptions and fan-out gauges (topic.h) */
+  pw__paused paused;   /* clients PW_EVQ_PAUSE stopped reading (events.h) */
   pw__ratelog tls_failures, bad_responses; /* logged rarely (conn.c TLS glue, http.c) */
   pw__conn *closing_conn; /* the connection whose on_close runs now (conn.c), or NULL */
   pw__loop_stats stats;

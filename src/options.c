@@ -34,6 +34,7 @@ void pw__options_fill_defaults(pw_options *o) {
   if (!o->max_subscriptions) o->max_subscriptions = 1024;
   if (!o->max_event_bytes) o->max_event_bytes = 16u << 20;
   if (!o->max_events) o->max_events = 65536;
+  if (!o->history_memory) o->history_memory = 64u << 20;
 }
 
 /* An int-sized field (int or enum) and its allowed range. `zero_ok`: 0 (the default,
@@ -60,6 +61,7 @@ static const int_rule int_rules[] = {
     RULE(deliver_message, PW_DELIVER_CALLBACK, PW_DELIVER_QUEUE, 0),
     RULE(deliver_close, PW_DELIVER_CALLBACK, PW_DELIVER_QUEUE, 0),
     RULE(deliver_refused, PW_DELIVER_CALLBACK, PW_DELIVER_QUEUE, 0),
+    RULE(deliver_recovery, PW_DELIVER_CALLBACK, PW_DELIVER_QUEUE, 0),
     RULE(tls.require_client_cert, 0, 1, 0),
     RULE(deflate.enable, 0, 1, 0),
     RULE(deflate.server_no_context_takeover, 0, 1, 0),

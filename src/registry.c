@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "history.h"
 #include "ondemand.h"
 #include "server.h"
 #include "topic.h"
@@ -74,7 +75,7 @@ static pw__rtopic *create(pw__reg_shard *s, const char *name, size_t len, uint64
 
 void pw__registry_release_locked(pw__registry *r, pw__rtopic *t) {
   pw__reg_shard *s = shard_of(r, t->hash);
-  if (t->loops > 0 || t->producer) return;
+  if (t->loops > 0 || t->producer || t->history || atomic_load(&t->refs) > 0) return;
   for (pw__rtopic **p = bucket(s, t->hash); *p; p = &(*p)->next)
     if (*p == t) {
       *p = t->next;
@@ -104,6 +105,42 @@ void pw__registry_leave(pw_server *srv, pw__rtopic *t) {
   if (--t->loops == 0) atomic_fetch_sub_explicit(&r->topics, 1, memory_order_relaxed);
   pw__ondemand_left(srv, t);
   pw__registry_release_locked(r, t);
+  uv_mutex_unlock(&s->lock);
+}
+
+pw__rtopic *pw__registry_acquire(pw_server *srv, const char *name, size_t len, int make) {
+  uint64_t hash = pw__topic_hash(name, len);
+  pw__reg_shard *s = shard_of(&srv->registry, hash);
+  uv_mutex_lock(&s->lock);
+  pw__rtopic *t = find(s, name, len, hash);
+  if (!t && make) t = create(s, name, len, hash);
+  if (t) atomic_fetch_add(&t->refs, 1);
+  uv_mutex_unlock(&s->lock);
+  return t;
+}
+
+pw__rtopic *pw__registry_acquire_history(pw_server *srv, const char *name, size_t len) {
+  int wanted = pw__history_pattern(&srv->histories, name, len) != NULL;
+  uint64_t hash = pw__topic_hash(name, len);
+  pw__reg_shard *s = shard_of(&srv->registry, hash);
+  uv_mutex_lock(&s->lock);
+  pw__rtopic *t = find(s, name, len, hash);
+  if (!t && wanted) t = create(s, name, len, hash);
+  if (t) {
+    atomic_fetch_add(&t->refs, 1);
+    pw__history_get(srv, t, wanted);
+  }
+  uv_mutex_unlock(&s->lock);
+  return t;
+}
+
+/* The last holder to let go frees an entry nothing else keeps; the count may reach 0 without
+ * the lock, so the check is made again under it. */
+void pw__registry_release(pw_server *srv, pw__rtopic *t) {
+  if (atomic_fetch_sub(&t->refs, 1) != 1) return;
+  pw__reg_shard *s = shard_of(&srv->registry, t->hash);
+  uv_mutex_lock(&s->lock);
+  pw__registry_release_locked(&srv->registry, t);
   uv_mutex_unlock(&s->lock);
 }
 

@@ -23,13 +23,17 @@
 #define PW__REG_SHARDS 16
 
 struct pw__od_topic;
+struct pw__history;
 
 typedef struct pw__rtopic {
   struct pw__rtopic *next; /* hash chain (shard lock) */
   uint64_t hash;
   _Atomic uint64_t subscribers;  /* over every loop; each loop adds its own changes */
   unsigned loops;                /* loops holding the entry: those with a subscriber */
+  _Atomic uint32_t refs;         /* others holding it for a while: a publish in flight, a call */
   struct pw__od_topic *producer; /* on-demand producer state, or NULL (ondemand.c) */
+  struct pw__history *history;   /* kept messages and position, or NULL (history.c); set under
+                                    the shard lock, cleared only by the sweep */
   size_t len;
   char name[]; /* NUL-terminated */
 } pw__rtopic;
@@ -57,6 +61,14 @@ pw__rtopic *pw__registry_join(pw_server *srv, const char *name, size_t len);
 void pw__registry_leave(pw_server *srv, pw__rtopic *t);
 /* Loop thread: a subscriber more (+1) or fewer (-1) on a loop holding t. */
 void pw__registry_count(pw__registry *r, pw__rtopic *t, int delta);
+/* Any thread: the entry of `name` (made if need be when `make`), held until
+ * pw__registry_release; NULL if there is none (or no memory). */
+pw__rtopic *pw__registry_acquire(pw_server *srv, const char *name, size_t len, int make);
+void pw__registry_release(pw_server *srv, pw__rtopic *t);
+/* pw__registry_acquire for a topic that keeps history: the entry, with its history made if a
+ * pattern asks for one (t->history is NULL otherwise); NULL only if the topic is not one
+ * and has no entry, or out of memory. */
+pw__rtopic *pw__registry_acquire_history(pw_server *srv, const char *name, size_t len);
 /* Any thread: the topic's subscribers over every loop, as of each loop's last change. */
 uint64_t pw__registry_subscribers(pw__registry *r, const char *name, size_t len);
 
@@ -64,7 +76,7 @@ uint64_t pw__registry_subscribers(pw__registry *r, const char *name, size_t len)
  * (the entry itself may be gone by then). */
 pw__reg_shard *pw__registry_lock(pw__registry *r, const pw__rtopic *t);
 static inline void pw__registry_unlock(pw__reg_shard *s) { uv_mutex_unlock(&s->lock); }
-/* Shard lock held: free t if no loop holds it and no state hangs on it. */
+/* Shard lock held: free t if no loop, no one and no state holds it. */
 void pw__registry_release_locked(pw__registry *r, pw__rtopic *t);
 
 #endif

@@ -85,6 +85,7 @@ pw_server *pw_server_new(const pw_options *opt, const pw_callbacks *cb, void *us
   }
   pw__ondemand_init(&srv->ondemand);
   pw__registry_init(&srv->registry);
+  pw__histories_init(&srv->histories, srv->opt.history_memory);
   uv_mutex_init(&srv->lock);
   uv_cond_init(&srv->done_cond);
   pw__tasks_init(&srv->tasks);
@@ -239,7 +240,9 @@ void pw_server_free(pw_server *srv) {
   pw__tasks_destroy(&srv->tasks);
   for (unsigned i = 0; i < srv->nloops; i++) pw__loop_destroy(&srv->loops[i]);
   pw__events_destroy(&srv->events);
+  pw__histories_free_all(srv);          /* after the loops: their publishes held entries */
   pw__registry_destroy(&srv->registry); /* after the loops: their topics hold entries */
+  pw__histories_destroy(&srv->histories);
   pw__ondemand_destroy(&srv->ondemand);
   pw__tls_ctx_free(srv->tls); /* connections are gone: their SSL_CTX references with them */
   uv_cond_destroy(&srv->done_cond);
@@ -250,6 +253,23 @@ void pw_server_free(pw_server *srv) {
 }
 
 /* ---- statistics ------------------------------------------------------------------------------ */
+static uint64_t relaxed(_Atomic uint64_t *v) {
+  return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+static void history_stats(pw__histories *hs, pw_stats *out) {
+  out->history_topics = relaxed(&hs->topics);
+  out->history_bytes = atomic_load_explicit(&hs->bytes, memory_order_relaxed);
+  out->history_evictions = relaxed(&hs->evictions);
+  out->recoveries = relaxed(&hs->recovered);
+  out->recoveries_epoch = relaxed(&hs->not_recovered[PW_RECOVERY_EPOCH]);
+  out->recoveries_too_old = relaxed(&hs->not_recovered[PW_RECOVERY_TOO_OLD]);
+  out->recoveries_too_many = relaxed(&hs->not_recovered[PW_RECOVERY_TOO_MANY]);
+  out->replayed = relaxed(&hs->replayed);
+  out->gaps_repaired = relaxed(&hs->repaired);
+  out->stream_resets = relaxed(&hs->resets);
+}
+
 int pw_server_stats(const pw_server *srv, pw_stats *out) {
   if (!srv || !out) return PW_EINVAL;
   memset(out, 0, sizeof *out);
@@ -269,6 +289,7 @@ int pw_server_stats(const pw_server *srv, pw_stats *out) {
   out->producers_failed = atomic_load_explicit(&srv->ondemand.failed, memory_order_relaxed);
   out->subscriptions = atomic_load_explicit(&srv->registry.subscriptions, memory_order_relaxed);
   out->topics = atomic_load_explicit(&srv->registry.topics, memory_order_relaxed);
+  history_stats((pw__histories *)&srv->histories, out); /* atomics: read only */
   uv_mutex_lock(&q->lock);
   out->event_bytes = q->bytes;
   out->events_waiting = q->count;

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "events.h"
+#include "history.h"
 #include "loop.h"
 #include "ondemand.h"
 #include "registry.h"
@@ -37,7 +38,8 @@ struct pw_server {
   pw__tasks tasks;
   pw__events events;
   pw__ondemand ondemand;
-  pw__registry registry; /* every topic's count over all loops, on-demand state */
+  pw__registry registry;   /* every topic's count over all loops, on-demand state */
+  pw__histories histories; /* topics that keep history (history.h) */
 };
 
 void pw__log(const struct pw_server *srv, int level, const char *fmt, ...)

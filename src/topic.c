@@ -103,12 +103,22 @@ int pw__topic_subscribe(pw__loop *l, pw__conn *c, const char *name, size_t len) 
     if (p->nsubs == 0) unlink_topic(&l->topics, p);
     return refused(l, PW_ENOMEM);
   }
-  p->subs[p->nsubs] = (pw__topic_sub){c, c->nsubs};
+  p->subs[p->nsubs] = (pw__topic_sub){c, c->nsubs, 0};
   c->subs[c->nsubs] = (pw__conn_sub){p, p->nsubs};
   p->nsubs++, c->nsubs++;
   pw__registry_count(&l->srv->registry, p->rt, 1);
   pw__gauge_add(&l->topics.nsubscriptions, 1);
   if (p->nsubs == 1) pw__gauge_add(&l->topics.ntopics, 1);
+  return 0;
+}
+
+int pw__topic_subscribe_floor(pw__loop *l, pw__conn *c, const char *name, size_t len,
+                              uint64_t floor) {
+  int r = pw__topic_subscribe(l, c, name, len);
+  if (r != 0 || !floor) return r;
+  pw__topic *p = pw__topic_find(l, name, len);
+  int i = find_sub(c, p);
+  if (i >= 0) p->subs[c->subs[i].topic_index].floor = floor;
   return 0;
 }
 
@@ -144,17 +154,38 @@ void pw__topic_unsubscribe_all(pw__loop *l, pw__conn *c) {
   c->subs_cap = 0;
 }
 
+pw__topic *pw__topic_find(pw__loop *l, const char *name, size_t len) {
+  return find(&l->topics, name, len, pw__topic_hash(name, len));
+}
+
+/* A subscriber with a floor (it is ahead of this loop): the frames past it, one by one, and
+ * from then on it is like the others. 1 if it took any. */
+static int send_past_floor(pw__topic_sub *s, pw__pmd_share *share, uint64_t offset) {
+  uint64_t last = offset + share->nmsgs - 1;
+  if (last <= s->floor) return 0;
+  if (offset > s->floor) return s->floor = 0, pw__conn_send_shared(s->conn, share) == 0;
+  int took = 0;
+  for (uint64_t o = s->floor + 1; o <= last; o++) {
+    pw_buf *b = share->msgs[o - offset];
+    pw_buf_ref(b);
+    took |= pw__conn_send(s->conn, b) == 0;
+  }
+  s->floor = 0;
+  return took;
+}
+
 size_t pw__topic_publish(pw__loop *l, const char *name, size_t len, pw_buf *buf,
-                         pw_buf *const *msgs, unsigned nmsgs) {
+                         pw_buf *const *msgs, unsigned nmsgs, uint64_t offset) {
   pw__topic *p = find(&l->topics, name, len, pw__topic_hash(name, len));
   size_t n = 0;
   pw__pmd_share share; /* compressed variants, made by the first subscriber that needs one */
   pw__pmd_share_init(&share, buf, msgs, nmsgs);
   /* Queuing never unsubscribes (that waits for on_close), so the array is stable here. */
   for (uint32_t i = 0; p && i < p->nsubs; i++) {
-    pw__conn *c = p->subs[i].conn;
-    if (c->state != PW__S_OPEN) continue;
-    n += pw__conn_send_shared(c, &share) == 0;
+    pw__topic_sub *s = &p->subs[i];
+    if (s->conn->state != PW__S_OPEN) continue;
+    if (s->floor && offset) n += send_past_floor(s, &share, offset);
+    else n += pw__conn_send_shared(s->conn, &share) == 0;
   }
   pw__pmd_share_release(&share);
   return n;

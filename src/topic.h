@@ -23,6 +23,8 @@ struct pw__rtopic;
 typedef struct pw__topic_sub {
   struct pw__conn *conn;
   uint32_t conn_index; /* where this topic sits in conn->subs */
+  uint64_t floor;      /* history topics: skip offsets up to this (a subscriber that is ahead
+                          of this loop, stream.h); 0 for everyone else */
 } pw__topic_sub;
 
 typedef struct pw__topic {
@@ -59,15 +61,22 @@ void pw__topics_destroy(pw__topics *t);
 /* 0, or PW_ENOMEM / PW_EAGAIN (max_subscriptions), counted in subscriptions_refused.
  * Subscribing twice is a no-op. */
 int pw__topic_subscribe(struct pw__loop *l, struct pw__conn *c, const char *name, size_t len);
+/* The same, the new subscriber skipping offsets up to `floor` (history topics, stream.h). */
+int pw__topic_subscribe_floor(struct pw__loop *l, struct pw__conn *c, const char *name, size_t len,
+                              uint64_t floor);
+/* This loop's topic of that name, or NULL. */
+pw__topic *pw__topic_find(struct pw__loop *l, const char *name, size_t len);
 /* 0, or PW_ENOTFOUND when c was not subscribed. */
 int pw__topic_unsubscribe(struct pw__loop *l, struct pw__conn *c, const char *name, size_t len);
 /* Drop every subscription of c (it is closing). */
 void pw__topic_unsubscribe_all(struct pw__loop *l, struct pw__conn *c);
 /* Queue buf to every open subscriber of the topic; returns how many took it. buf is one
  * frame (msgs NULL) or a publish batch made of the frames msgs[0..nmsgs): subscribers with
- * permessage-deflate get those compressed (pmd.h), the others buf itself. */
+ * permessage-deflate get those compressed (pmd.h), the others buf itself. `offset`: a history
+ * topic's offset of the first frame (the others follow it), for subscribers with a floor;
+ * 0 for other topics. */
 size_t pw__topic_publish(struct pw__loop *l, const char *name, size_t len, pw_buf *buf,
-                         pw_buf *const *msgs, unsigned nmsgs);
+                         pw_buf *const *msgs, unsigned nmsgs, uint64_t offset);
 /* Subscribers of a topic on this loop. */
 size_t pw__topic_count(struct pw__loop *l, const char *name, size_t len);
 

@@ -38,6 +38,12 @@ pw_server *th_start(pw_options *opt, void (*on_message)(pw_server *, pw_conn_id,
   return srv;
 }
 
+void th_reset(void) {
+  pthread_mutex_lock(&lock);
+  memset(&ev, 0, sizeof ev);
+  pthread_mutex_unlock(&lock);
+}
+
 th_events th_snapshot(void) {
   pthread_mutex_lock(&lock);
   th_events copy = ev;

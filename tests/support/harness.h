@@ -21,6 +21,9 @@ void th_on_close(pw_server *srv, pw_conn_id id, int code, const char *reason, vo
  * plus on_message (may be NULL). Resets the records. */
 pw_server *th_start(pw_options *opt,
                     void (*on_message)(pw_server *, pw_conn_id, const void *, size_t, int, void *));
+/* Forget every record (th_start does it): for a test that makes its own server with
+ * th_on_open/th_on_close among its callbacks. */
+void th_reset(void);
 /* A copy of the records, taken under the lock. */
 th_events th_snapshot(void);
 /* Wait up to timeout_ms for the n-th open (1-based); its id or 0. */
