@@ -38,10 +38,10 @@ int pw_topic_history(pw_server *srv, const char *pattern, const pw_history_optio
   p->prefix = pattern[len - 1] == '*';
   p->len = p->prefix ? len - 1 : len;
   pw__histories *hs = &srv->histories;
-  uv_mutex_lock(&hs->lock);
-  pw__hpattern **tail = &hs->patterns; /* the first registered pattern that matches wins */
-  while (*tail) tail = &(*tail)->next;
-  *tail = p;
+  uv_mutex_lock(&hs->lock); /* writers in turn; readers need no lock (see below) */
+  _Atomic(pw__hpattern *) *tail = &hs->patterns; /* the first registered that matches wins */
+  while (atomic_load(tail)) tail = &atomic_load(tail)->next;
+  atomic_store_explicit(tail, p, memory_order_release);
   atomic_store(&hs->any, 1);
   uv_mutex_unlock(&hs->lock);
   return 0;
@@ -52,13 +52,14 @@ static int matches(const pw__hpattern *p, const char *name, size_t len) {
                    : len == p->len && memcmp(name, p->text, len) == 0;
 }
 
+/* Every publish asks this (a daemon gives every topic history), so it takes no lock: the list
+ * only grows, at its end, each node published with a release store, and nodes are freed only
+ * by pw_server_free. */
 const pw__hpattern *pw__history_pattern(pw__histories *hs, const char *name, size_t len) {
   if (!atomic_load_explicit(&hs->any, memory_order_acquire)) return NULL;
-  uv_mutex_lock(&hs->lock);
-  const pw__hpattern *p = hs->patterns;
-  while (p && !matches(p, name, len)) p = p->next;
-  uv_mutex_unlock(&hs->lock);
-  return p; /* patterns are never removed before pw_server_free */
+  const pw__hpattern *p = atomic_load_explicit(&hs->patterns, memory_order_acquire);
+  while (p && !matches(p, name, len)) p = atomic_load_explicit(&p->next, memory_order_acquire);
+  return p;
 }
 
 /* ---- one history: made, freed ---------------------------------------------------------------- */
@@ -101,7 +102,7 @@ static pw__history *history_new(pw_server *srv, const pw__hpattern *cfg, pw__rto
   h->cfg = cfg;
   h->topic = t;
   h->nloops = srv->nloops;
-  h->last_ms = pw__history_now_ms(); /* before it is in the list: no lock needed yet */
+  atomic_init(&h->last_ms, pw__history_now_ms());
   new_epoch(h->epoch);
   return h;
 }
@@ -142,9 +143,8 @@ void pw__histories_free_all(pw_server *srv) {
 }
 
 void pw__histories_destroy(pw__histories *hs) {
-  while (hs->patterns) {
-    pw__hpattern *p = hs->patterns;
-    hs->patterns = p->next;
+  for (pw__hpattern *p = atomic_load(&hs->patterns), *next; p; p = next) {
+    next = atomic_load(&p->next);
     free(p);
   }
   uv_mutex_destroy(&hs->lock); /* the histories went with their registry entries */
@@ -269,10 +269,18 @@ static int shed(pw__histories *hs, pw__history *h, uint32_t keep) {
   return any;
 }
 
+/* The list's order needs no precision finer than PW__LRU_SLACK_MS: a topic published again
+ * within it is not moved (one lock per publish on every topic would be a global mutex). */
+#define PW__LRU_SLACK_MS 10
+
 void pw__histories_published(pw_server *srv, pw__history *h) {
   pw__histories *hs = &srv->histories;
+  uint64_t now = pw__history_now_ms();
+  int over = atomic_load(&hs->bytes) > hs->cap;
+  if (!over && now - atomic_load_explicit(&h->last_ms, memory_order_relaxed) < PW__LRU_SLACK_MS)
+    return;
   uv_mutex_lock(&hs->lock);
-  h->last_ms = pw__history_now_ms(); /* under the list's lock: the sweep reads it there */
+  atomic_store_explicit(&h->last_ms, now, memory_order_relaxed);
   unlink_from_list(hs, h);
   link_newest(hs, h);
   uv_mutex_unlock(&hs->lock);
@@ -294,7 +302,8 @@ static size_t sweep_candidates(pw__histories *hs, uint64_t now_ms, pw__rtopic **
   for (pw__history *h = hs->oldest; h; h = h->next) {
     const pw_history_options *o = &h->cfg->opt;
     int aging = o->ttl_ms > 0 && atomic_load_explicit(&h->kept, memory_order_relaxed);
-    if (!aging && now_ms - h->last_ms < (uint64_t)o->meta_ttl_ms) continue;
+    uint64_t last = atomic_load_explicit(&h->last_ms, memory_order_relaxed);
+    if (!aging && now_ms - last < (uint64_t)o->meta_ttl_ms) continue;
     if (pw__grow((void **)out, &cap, n + 1, sizeof **out, 16) != 0) break;
     atomic_fetch_add(&h->topic->refs, 1);
     (*out)[n++] = h->topic;
@@ -315,7 +324,8 @@ static void sweep_one(pw_server *srv, pw__rtopic *t, uint64_t now_ms) {
     uv_mutex_unlock(&h->lock);
     pw__histories *hs = &srv->histories;
     uv_mutex_lock(&hs->lock);
-    int gone = empty && now_ms - h->last_ms >= (uint64_t)h->cfg->opt.meta_ttl_ms;
+    uint64_t last = atomic_load_explicit(&h->last_ms, memory_order_relaxed);
+    int gone = empty && now_ms - last >= (uint64_t)h->cfg->opt.meta_ttl_ms;
     uv_mutex_unlock(&hs->lock);
     if (gone && t->loops == 0 && atomic_load(&t->refs) == 1) pw__history_free(srv, h);
   }

@@ -38,7 +38,7 @@ typedef struct pw__hentry {
 
 /* One pw_topic_history pattern and its options, defaults filled in. */
 typedef struct pw__hpattern {
-  struct pw__hpattern *next;
+  struct pw__hpattern *_Atomic next;
   pw_history_options opt;
   size_t len; /* of the prefix when `prefix`, else of the whole name */
   int prefix; /* the pattern ended in '*' */
@@ -65,7 +65,7 @@ typedef struct pw__history {
   uint32_t cap, head, count;       /* the kept messages: offsets top-count+1 .. top */
   _Atomic uint32_t kept;           /* count, readable under the list's lock (the cap, sweep) */
   size_t bytes;                    /* wire bytes of the kept frames */
-  uint64_t last_ms;                /* the last publish (or when it began): the list's lock */
+  _Atomic uint64_t last_ms;        /* the last publish (or when it began), to PW__LRU_SLACK_MS */
   struct pw__history *prev, *next; /* in the list of all, oldest publish first */
   unsigned nloops;
   pw__hloop *loops; /* nloops of them */
@@ -73,9 +73,9 @@ typedef struct pw__history {
 
 /* The server's histories: patterns, the list, the cap, the counters. */
 typedef struct pw__histories {
-  uv_mutex_t lock; /* the list and the patterns */
-  pw__hpattern *patterns;
-  _Atomic int any; /* a pattern exists: otherwise no topic is even looked up */
+  uv_mutex_t lock;                /* the list and the patterns */
+  pw__hpattern *_Atomic patterns; /* append-only: read without the lock (history.c) */
+  _Atomic int any;                /* a pattern exists: otherwise no topic is even looked up */
   pw__history *oldest, *newest;
   size_t cap;             /* options.history_memory */
   _Atomic size_t bytes;   /* kept wire bytes over every topic */
